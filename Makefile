@@ -1,0 +1,23 @@
+# The two set-up commands of the README: `make demo` and `make test`. Both bootstrap first.
+.PHONY: bootstrap demo serve test test-fast lint bench
+
+bootstrap:
+	@bash scripts/bootstrap.sh
+
+demo: bootstrap
+	.venv/bin/hypermind-obs demo
+
+serve: bootstrap
+	.venv/bin/hypermind-obs serve
+
+test: bootstrap
+	.venv/bin/python -m pytest -n auto -q
+
+test-fast: bootstrap
+	.venv/bin/python -m pytest -q -x -m "not browser"
+
+lint: bootstrap
+	.venv/bin/ruff check hypermindlabs tests bench
+
+bench: bootstrap
+	.venv/bin/python bench/ingest.py

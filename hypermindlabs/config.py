@@ -1,0 +1,68 @@
+"""Every setting of hypermind-obs, declared once with its default; read from the environment once.
+
+No other module reads ``os.environ``: build a :class:`Settings` at start-up and pass it in.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+__all__ = ["Settings", "ConfigError", "DEFAULT_DATABASE_URL"]
+
+DEFAULT_DATABASE_URL = "sqlite:///" + str(Path("var") / "hypermind.db")
+
+
+class ConfigError(ValueError):
+    """A configuration mistake, reported at start-up with the setting's name."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    database_url: str = field(
+        default=DEFAULT_DATABASE_URL,
+        metadata={"env": "HYPERMIND_DATABASE_URL", "doc": "SQLAlchemy URL: sqlite:///path or postgresql://…"},
+    )
+    api_token: str | None = field(
+        default=None,
+        metadata={"env": "HYPERMIND_API_TOKEN", "doc": "Bearer token required on the API; mandatory off loopback"},
+    )
+    host: str = field(default="127.0.0.1", metadata={"env": "HYPERMIND_HOST", "doc": "address the server binds"})
+    port: int = field(default=8080, metadata={"env": "HYPERMIND_PORT", "doc": "port the server binds"})
+    grafana_url: str | None = field(
+        default=None, metadata={"env": "HYPERMIND_GRAFANA_URL", "doc": "Grafana base URL for embedded panels"}
+    )
+    otlp_endpoint: str | None = field(
+        default=None,
+        metadata={"env": "OTEL_EXPORTER_OTLP_ENDPOINT", "doc": "OTLP/HTTP endpoint for spans; none → spans are not exported"},
+    )
+    max_batch_events: int = field(
+        default=50_000, metadata={"env": "HYPERMIND_MAX_BATCH_EVENTS", "doc": "most events accepted in one POST"}
+    )
+    max_body_bytes: int = field(
+        default=64 * 1024 * 1024, metadata={"env": "HYPERMIND_MAX_BODY_BYTES", "doc": "largest POST body accepted"}
+    )
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        env = os.environ if environ is None else environ
+        values: dict[str, object] = {}
+        for f in fields(cls):
+            raw = env.get(f.metadata["env"])
+            if raw is None or raw == "":
+                continue
+            if f.type in ("int", int):
+                try:
+                    values[f.name] = int(raw)
+                except ValueError as exc:
+                    raise ConfigError(f"{f.metadata['env']}: expected an integer, got {raw!r}") from exc
+            else:
+                values[f.name] = raw
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)  # type: ignore[arg-type]
+
+    def describe(self) -> list[tuple[str, str, str]]:
+        """(environment variable, default, doc) for every setting: the docs table."""
+        return [(f.metadata["env"], repr(f.default), f.metadata["doc"]) for f in fields(self)]

@@ -1,0 +1,126 @@
+"""From raw client input to stored events: body splitting, per-event validation, one append.
+
+Shared by ``POST /api/v1/events``, ``hypermind-obs ingest`` and the demo loader, so every
+entry point validates, inherits and deduplicates the same way.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from typing import IO, Any
+
+import orjson
+
+from hypermindlabs.run_events import EventValidationError, RunEvent, inherit_within, parse_event
+from hypermindlabs.store import AppendResult, EventStore, Rejection
+
+__all__ = ["BodyError", "split_body", "ingest_objects", "iter_file_batches"]
+
+
+class BodyError(ValueError):
+    """The request body as a whole is unreadable (malformed JSON, wrong shape)."""
+
+
+def split_body(body: bytes, content_type: str = "") -> list[Any]:
+    """A JSON array, a single JSON object, or NDJSON → a list of values (one per event).
+
+    NDJSON lines that do not parse become :class:`_Malformed` entries, reported per line.
+    """
+    text = body.strip()
+    if not text:
+        raise BodyError("empty body: send a JSON array, a JSON object or NDJSON lines")
+    ndjson = "ndjson" in content_type or "jsonl" in content_type or "json-seq" in content_type
+    if not ndjson:
+        try:
+            value = orjson.loads(text)
+        except orjson.JSONDecodeError as exc:
+            first = text.split(b"\n", 1)[0]
+            if b"\n" in text and not isinstance(_parse_line(first, 1), _Malformed):
+                ndjson = True  # NDJSON sent as application/json: one object per line
+            else:
+                raise BodyError(f"malformed JSON: {exc}") from exc
+        else:
+            if isinstance(value, list):
+                return value
+            if isinstance(value, dict):
+                return [value]
+            raise BodyError("expected a JSON array of events, a JSON object or NDJSON")
+    return [_parse_line(line, n) for n, line in enumerate(text.split(b"\n"), 1) if line.strip()]
+
+
+class _Malformed:
+    __slots__ = ("reason",)
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+def _parse_line(line: bytes, lineno: int) -> Any:
+    try:
+        return orjson.loads(line)
+    except orjson.JSONDecodeError as exc:
+        return _Malformed(f"line {lineno}: malformed JSON: {exc}")
+
+
+def ingest_objects(store: EventStore, objs: Sequence[Any], *, offset: int = 0) -> AppendResult:
+    """Validate every object, then store the valid ones in one transaction.
+
+    Rejections carry the object's index in the client's batch (plus ``offset``).
+    """
+    valid: list[RunEvent] = []
+    positions: list[int] = []
+    rejected: list[Rejection] = []
+    for i, obj in enumerate(objs):
+        if isinstance(obj, _Malformed):
+            rejected.append(Rejection(i + offset, "$", obj.reason))
+            continue
+        try:
+            valid.append(parse_event(obj))
+        except EventValidationError as exc:
+            rejected.append(Rejection(i + offset, exc.field, exc.reason))
+            continue
+        positions.append(i + offset)
+    result = store.append(inherit_within(valid), indexes=positions) if valid else AppendResult()
+    result.rejected = sorted(rejected + result.rejected, key=lambda r: r.index)
+    return result
+
+
+def iter_file_batches(fh: IO[bytes], *, batch_size: int = 5000) -> Iterator[tuple[list[Any], int]]:
+    """Read a JSON array/object file or an NDJSON file in batches: yields (objects, bytes read).
+
+    NDJSON is streamed line by line, so files larger than memory ingest fine; a JSON array is
+    loaded whole (it cannot be split safely without a streaming parser).
+    """
+    head = fh.read(1)
+    while head in (b" ", b"\n", b"\r", b"\t"):
+        head = fh.read(1)
+    if head == b"[":
+        body = head + fh.read()
+        objs = split_body(body)
+        for i in range(0, len(objs), batch_size):
+            yield objs[i : i + batch_size], len(body) if i + batch_size >= len(objs) else 0
+        return
+    first = head + fh.readline()
+    if head == b"{" and isinstance(_parse_line(first, 1), _Malformed):
+        # Not NDJSON: one (pretty-printed) JSON object.
+        body = first + fh.read()
+        yield split_body(body), len(body)
+        return
+    batch: list[Any] = []
+    read = 0
+    lineno = 0
+    for line in _chain([first], fh):
+        lineno += 1
+        read += len(line)
+        if line.strip():
+            batch.append(_parse_line(line, lineno))
+        if len(batch) >= batch_size:
+            yield batch, read
+            batch, read = [], 0
+    if batch or read:
+        yield batch, read
+
+
+def _chain(first: Iterable[bytes], rest: Iterable[bytes]) -> Iterator[bytes]:
+    yield from first
+    yield from rest

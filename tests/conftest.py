@@ -1,0 +1,120 @@
+"""Shared fixtures: a fresh store per test on SQLite and on the real PostgreSQL, app and client.
+
+Tests that need a component that is missing skip with the reason when run by hand and fail
+under CI (CI=true), so CI can never go green by skipping.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from hypermindlabs.config import Settings
+from hypermindlabs.store import EventStore
+
+PG_URL = os.environ.get("HYPERMIND_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+FIXED_NOW_NS = 1_767_225_600 * 10**9  # 2026-01-01T00:00:00Z
+
+
+def require(available: bool, what: str) -> None:
+    """Skip by hand, fail in CI, when a real component is missing."""
+    if available:
+        return
+    if IN_CI:
+        pytest.fail(f"{what} is required in CI but is not available")
+    pytest.skip(f"{what} is not available")
+
+
+def require_binary(name: str) -> str:
+    path = shutil.which(name)
+    require(path is not None, f"the {name} binary")
+    return path  # type: ignore[return-value]
+
+
+_pg_ok: bool | None = None
+
+
+def postgres_available() -> bool:
+    global _pg_ok
+    if _pg_ok is None:
+        import psycopg
+
+        try:
+            with psycopg.connect(PG_URL, connect_timeout=3) as conn:
+                conn.execute("select 1")
+            _pg_ok = True
+        except psycopg.Error:
+            _pg_ok = False
+    return _pg_ok
+
+
+def _pg_schema_store(schema: str, **kwargs) -> EventStore:
+    import psycopg
+
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    sep = "&" if "?" in PG_URL else "?"
+    return EventStore.open(f"{PG_URL}{sep}options=-csearch_path%3D{schema}", **kwargs)
+
+
+def _drop_schema(schema: str) -> None:
+    import psycopg
+
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest) -> str:
+    if request.param == "postgres":
+        require(postgres_available(), f"PostgreSQL at {PG_URL}")
+    return request.param
+
+
+@pytest.fixture
+def make_store(backend: str, tmp_path) -> Iterator:
+    """Factory for fresh stores on the test's backend (several may share one database)."""
+    made: list[EventStore] = []
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    created = False
+
+    def factory(**kwargs) -> EventStore:
+        nonlocal created
+        if backend == "sqlite":
+            s = EventStore.open(f"sqlite:///{tmp_path / 'events.db'}", **kwargs)
+        elif not created:
+            s = _pg_schema_store(schema, **kwargs)
+            created = True
+        else:
+            sep = "&" if "?" in PG_URL else "?"
+            s = EventStore.open(f"{PG_URL}{sep}options=-csearch_path%3D{schema}", **kwargs)
+        made.append(s)
+        return s
+
+    yield factory
+    for s in made:
+        s.close()
+    if backend == "postgres" and created:
+        _drop_schema(schema)
+
+
+@pytest.fixture
+def store(make_store) -> EventStore:
+    return make_store()
+
+
+@pytest.fixture
+def app(store: EventStore):
+    from hypermindlabs.web import create_app
+
+    return create_app(Settings(database_url="unused"), store=store, clock=lambda: FIXED_NOW_NS)
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()

@@ -1,0 +1,246 @@
+"""The event store on SQLite and on PostgreSQL: round trips, idempotency, immutability, filters."""
+
+from __future__ import annotations
+
+import random
+import threading
+
+import pytest
+
+from hypermindlabs.filters import Filters, QueryError
+from hypermindlabs.ingest import ingest_objects
+from hypermindlabs.run_events import parse_event
+
+T0 = 1_767_225_600 * 10**9  # 2026-01-01T00:00:00Z
+
+
+def full_event(**over):
+    ev = {
+        "event_id": "ev-full-1",
+        "run_id": "run-full",
+        "trace_id": "0af7651916cd43dd8448eb211c80319c",
+        "span_id": "b7ad6b7169203331",
+        "parent_span_id": "00f067aa0ba902b7",
+        "kind": "llm",
+        "name": "chat gpt-4o",
+        "start_time": "2026-01-01T10:00:00.123456789Z",
+        "end_time": "2026-01-01T10:00:01.5Z",
+        "status": "error",
+        "project": "support",
+        "model": "gpt-4o",
+        "tool": "web_search",
+        "scenario": "refund",
+        "tags": {"env": "prod", "release": "1.4.2"},
+        "usage": {"input_tokens": 812, "output_tokens": 97},
+        "error": {"type": "RateLimitError", "message": "Error code: 429", "class": "rate_limit"},
+        "attributes": {"temperature": 0.2, "nested": {"a": [1, 2, "x"]}, "unicode": "héllo ✓"},
+    }
+    ev.update(over)
+    return ev
+
+
+def test_every_contract_field_round_trips(store):
+    result = ingest_objects(store, [full_event()])
+    assert (result.accepted, result.duplicates, result.rejected) == (1, 0, [])
+    got = store.get_run("run-full")["events"][0]
+    src = full_event()
+    for key in ("event_id", "run_id", "trace_id", "span_id", "parent_span_id", "kind", "name", "status",
+                "project", "model", "tool", "scenario", "tags", "attributes"):  # fmt: skip
+        assert got[key] == src[key], key
+    assert got["start_time"] == "2026-01-01T10:00:00.123456789Z"
+    assert got["end_time"] == "2026-01-01T10:00:01.500000000Z"
+    assert got["start_time_unix_nano"] == T0 + 10 * 3600 * 10**9 + 123456789
+    assert got["duration_ms"] == pytest.approx(1376.543211)
+    assert got["usage"] == {"input_tokens": 812, "output_tokens": 97, "input_chars": None,
+                            "output_chars": None, "estimated": False}  # fmt: skip
+    assert got["error"] == src["error"]
+
+
+def test_reposting_a_batch_stores_nothing_new(store):
+    batch = [full_event(), full_event(event_id=None, span_id=None, kind="tool", name="t")]
+    first = ingest_objects(store, batch)
+    again = ingest_objects(store, batch)
+    assert (first.accepted, first.duplicates) == (2, 0)
+    assert (again.accepted, again.duplicates) == (0, 2)
+    assert store.count_events() == 2
+
+
+def test_duplicates_inside_one_batch_count_once(store):
+    r = ingest_objects(store, [full_event(), full_event()])
+    assert (r.accepted, r.duplicates) == (1, 1)
+
+
+def test_the_same_instant_in_any_unit_is_stored_identically(store):
+    forms = ["2026-01-01T00:00:00Z", T0 // 10**9, T0 // 10**6, T0 // 10**3, T0, "2026-01-01T01:00:00+01:00"]
+    batch = [{"run_id": f"u{i}", "kind": "run", "start_time": f, "duration_ms": 1} for i, f in enumerate(forms)]
+    assert ingest_objects(store, batch).accepted == len(forms)
+    starts = {store.get_run(f"u{i}")["run"]["start_time_unix_nano"] for i in range(len(forms))}
+    assert starts == {T0}
+
+
+def test_a_run_id_is_immutable(store):
+    run = {"run_id": "r1", "kind": "run", "start_time": T0, "duration_ms": 10, "status": "ok"}
+    assert ingest_objects(store, [run]).accepted == 1
+    same = ingest_objects(store, [dict(run)])
+    assert (same.accepted, same.duplicates) == (0, 1)
+    other = ingest_objects(store, [dict(run, status="error")])
+    assert other.accepted == 0 and other.rejected[0].field == "run_id"
+    assert "immutable" in other.rejected[0].error
+    in_batch = ingest_objects(store, [dict(run, run_id="r2"), dict(run, run_id="r2", duration_ms=11)])
+    assert in_batch.accepted == 1 and [r.index for r in in_batch.rejected] == [1]
+    assert store.get_run("r1")["run"]["status"] == "ok"
+
+
+def test_children_inherit_dimensions_in_any_arrival_order(store):
+    run = {"run_id": "r", "kind": "run", "start_time": T0, "duration_ms": 100,
+           "project": "p", "scenario": "s", "model": "m"}  # fmt: skip
+    early = {"run_id": "r", "kind": "tool", "tool": "t", "start_time": T0 + 1, "duration_ms": 5}
+    late = {"run_id": "r", "kind": "llm", "start_time": T0 + 2, "duration_ms": 5, "model": "own"}
+    ingest_objects(store, [early])
+    ingest_objects(store, [run])
+    ingest_objects(store, [late])
+    evs = {e["kind"]: e for e in store.get_run("r")["events"]}
+    assert (evs["tool"]["project"], evs["tool"]["scenario"], evs["tool"]["model"]) == ("p", "s", "m")
+    assert (evs["llm"]["project"], evs["llm"]["model"]) == ("p", "own")
+
+
+def test_run_lookup_returns_the_whole_trace_in_order(store):
+    rng = random.Random(3)
+    steps = [{"run_id": "tr", "kind": k, "start_time": T0 + i * 10**6, "duration_ms": 1, "name": f"s{i}"}
+             for i, k in enumerate(["llm", "tool", "retrieval", "llm", "policy", "tool"], 1)]  # fmt: skip
+    run = {"run_id": "tr", "kind": "run", "start_time": T0, "duration_ms": 50, "name": "root"}
+    batch = [*steps, run]
+    rng.shuffle(batch)
+    ingest_objects(store, batch[:3])
+    ingest_objects(store, batch[3:])
+    ingest_objects(store, [{"run_id": "other", "kind": "run", "start_time": T0, "duration_ms": 1}])
+    trace = store.get_run("tr")
+    assert trace["complete"] is True
+    assert [e["name"] for e in trace["events"]] == ["root", "s1", "s2", "s3", "s4", "s5", "s6"]
+    assert store.get_run("missing") is None
+
+
+def _dataset(n_runs: int = 120, seed: int = 11):
+    rng = random.Random(seed)
+    events = []
+    for i in range(n_runs):
+        run_id = f"run-{i:04d}"
+        start = T0 + rng.randrange(0, 48 * 3600) * 10**9
+        project, scenario, model = rng.choice("ab"), rng.choice(["s1", "s2", "s3"]), rng.choice(["m1", "m2"])
+        tools = rng.sample(["t1", "t2", "t3", "t4"], rng.randrange(0, 3))
+        for j, tool in enumerate(tools):
+            events.append({"run_id": run_id, "kind": "tool", "tool": tool, "start_time": start + j, "duration_ms": 3})
+        tags = {"env": rng.choice(["prod", "staging"])}
+        if rng.random() < 0.5:
+            tags["release"] = rng.choice(["1.0", "1.1"])
+        events.append({"run_id": run_id, "kind": "run", "start_time": start, "duration_ms": 100,
+                       "project": project, "scenario": scenario, "model": model, "tags": tags,
+                       "status": rng.choice(["ok", "ok", "error"])})  # fmt: skip
+    return events
+
+
+def _expected(events, f: Filters) -> set[str]:
+    tools_of: dict[str, set[str]] = {}
+    for e in events:
+        if e["kind"] == "tool":
+            tools_of.setdefault(e["run_id"], set()).add(e["tool"])
+    out = set()
+    for e in events:
+        if e["kind"] != "run":
+            continue
+        ok = all(not getattr(f, d) or e[d] in getattr(f, d) for d in ("project", "scenario", "model"))
+        ok &= not f.tool or bool(tools_of.get(e["run_id"], set()) & set(f.tool))
+        ok &= all(e["tags"].get(k) in v for k, v in f.tags)
+        ok &= f.from_ns is None or e["start_time"] >= f.from_ns
+        ok &= f.to_ns is None or e["start_time"] < f.to_ns
+        ok &= not f.status or e["status"] in f.status
+        if ok:
+            out.add(e["run_id"])
+    return out
+
+
+FILTER_CASES = {
+    "no filter": Filters(),
+    "one project": Filters(project=("a",)),
+    "any of two scenarios": Filters(scenario=("s1", "s3")),
+    "model and scenario": Filters(model=("m2",), scenario=("s2",)),
+    "runs that used a tool": Filters(tool=("t2",)),
+    "any of two tools": Filters(tool=("t1", "t4")),
+    "a tag": Filters(tags=(("env", ("prod",)),)),
+    "two tags": Filters(tags=(("env", ("staging",)), ("release", ("1.1",)))),
+    "a tag any-of": Filters(tags=(("release", ("1.0", "1.1")),)),
+    "half-open time window": Filters(from_ns=T0 + 6 * 3600 * 10**9, to_ns=T0 + 30 * 3600 * 10**9),
+    "status error": Filters(status=("error",)),
+    "everything at once": Filters(project=("b",), tool=("t3",), tags=(("env", ("prod",)),), from_ns=T0 + 3600 * 10**9),
+}
+
+
+def test_run_list_filters_are_exact(store):
+    events = _dataset()
+    assert ingest_objects(store, events).accepted == len(events)
+    for name, f in FILTER_CASES.items():
+        assert set(store.run_ids(f)) == _expected(events, f), name
+        listed = [r["run_id"] for r in store.list_runs(f, limit=1000).runs]
+        assert set(listed) == _expected(events, f), name
+
+
+def test_events_on_the_window_edges_are_counted_once(store):
+    edge = T0 + 3600 * 10**9
+    ingest_objects(store, [{"run_id": f"e{i}", "kind": "run", "start_time": edge + d, "duration_ms": 1}
+                           for i, d in enumerate([-1, 0, 1])])  # fmt: skip
+    before = set(store.run_ids(Filters(to_ns=edge)))
+    after = set(store.run_ids(Filters(from_ns=edge)))
+    assert before == {"e0"} and after == {"e1", "e2"}
+
+
+def test_pagination_walks_every_run_once_newest_first(store):
+    events = _dataset(75)
+    ingest_objects(store, events)
+    seen, cursor, pages = [], None, 0
+    while True:
+        page = store.list_runs(Filters(), limit=20, cursor=cursor)
+        seen.extend(page.runs)
+        pages += 1
+        cursor = page.next_cursor
+        if cursor is None:
+            break
+    assert pages == 4 and len(seen) == 75 and len({r["run_id"] for r in seen}) == 75
+    keys = [(r["start_time_unix_nano"], r["seq"]) for r in seen]
+    assert keys == sorted(keys, reverse=True)
+    with pytest.raises(QueryError):
+        store.list_runs(Filters(), cursor="garbage!")
+
+
+def test_run_rows_count_their_tool_calls(store):
+    ingest_objects(store, _dataset(30))
+    events = _dataset(30)
+    calls = {}
+    for e in events:
+        if e["kind"] == "tool":
+            calls[e["run_id"]] = calls.get(e["run_id"], 0) + 1
+    for r in store.list_runs(Filters(), limit=100).runs:
+        assert r["tool_calls"] == calls.get(r["run_id"], 0)
+
+
+def test_concurrent_writers_of_the_same_events_store_each_once(make_store):
+    stores = [make_store(), make_store()]
+    events = [parse_event(e) for e in _dataset(40)]
+    results = []
+
+    def write(s):
+        for i in range(0, len(events), 25):
+            chunk = events[i : i + 25]
+            results.append(s.append(list(chunk)))
+
+    threads = [threading.Thread(target=write, args=(s,)) for s in stores for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sum(r.accepted for r in results) == len(events)
+    assert sum(r.duplicates for r in results) == 3 * len(events)
+    assert stores[0].count_events() == len(events)
+
+
+def test_schema_is_migrated_to_head(store):
+    assert store.schema_version() == store.head_version() is not None
