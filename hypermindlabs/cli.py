@@ -48,7 +48,10 @@ def serve(settings: Settings, store: EventStore | None = None, *, threads: int =
     app = create_app(settings, store=store)
     print(f"hypermind-obs: serving on http://{settings.host}:{settings.port}/  (Ctrl-C to stop)", flush=True)
     print(f"hypermind-obs: database {_redact(settings.database_url)}", flush=True)
-    waitress_serve(app, host=settings.host, port=settings.port, threads=threads, ident="hypermind-obs")
+    # Batches of thousands of events are megabytes: read them in large chunks and keep them
+    # in memory instead of waitress spooling every body over 512 KiB to a temporary file.
+    waitress_serve(app, host=settings.host, port=settings.port, threads=threads, ident="hypermind-obs",
+                   recv_bytes=262_144, inbuf_overflow=32 * 1024 * 1024)  # fmt: skip
 
 
 def _redact(url: str) -> str:

@@ -11,7 +11,7 @@ from typing import IO, Any
 
 import orjson
 
-from hypermindlabs.run_events import EventValidationError, RunEvent, inherit_within, parse_event
+from hypermindlabs.run_events import EventValidationError, RunEvent, parse_event
 from hypermindlabs.store import AppendResult, EventStore, Rejection
 
 __all__ = ["BodyError", "split_body", "ingest_objects", "iter_file_batches"]
@@ -80,7 +80,8 @@ def ingest_objects(store: EventStore, objs: Sequence[Any], *, offset: int = 0) -
             rejected.append(Rejection(i + offset, exc.field, exc.reason))
             continue
         positions.append(i + offset)
-    result = store.append(inherit_within(valid), indexes=positions) if valid else AppendResult()
+    # The store fills children's dimensions from their run (in this batch or stored).
+    result = store.append(valid, indexes=positions) if valid else AppendResult()
     result.rejected = sorted(rejected + result.rejected, key=lambda r: r.index)
     return result
 

@@ -71,6 +71,7 @@ _RFC3339 = re.compile(
     r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|z|[+-]\d{2}:\d{2})"
 )
 _HEX = re.compile(r"[0-9a-f]+")
+_LOWER_HEX = re.compile(r"[0-9a-f]{16}|[0-9a-f]{32}")
 _TAG_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
@@ -173,10 +174,20 @@ def parse_timestamp(value: Any, field: str) -> int:
     >>> parse_timestamp(1700000000, "t") == parse_timestamp("2023-11-14T22:13:20Z", "t")
     True
     """
+    t = type(value)
+    if t is int:
+        # Fast path: integer epochs need no decimal arithmetic.
+        for to_ns in _EPOCH_UNITS:
+            ns = value * to_ns
+            if _MIN_NS <= ns < _MAX_NS:
+                return ns
+        return _epoch_to_ns(Decimal(value), field)
     if isinstance(value, bool) or value is None:
         raise EventValidationError(field, "expected an RFC 3339 string or an epoch number")
     if isinstance(value, str):
         s = value.strip()
+        if len(s) > 10 and s[4] == "-":
+            return _rfc3339_to_ns(s, field)
         if s and (s.isdigit() or _looks_numeric(s)):
             return _epoch_to_ns(_to_decimal(s, field), field)
         return _rfc3339_to_ns(s, field)
@@ -254,6 +265,8 @@ def _type(value: Any) -> str:
 
 def _string(obj: Mapping[str, Any], field: str, max_len: int, *, required: bool = False) -> str | None:
     value = obj.get(field)
+    if type(value) is str and 0 < len(value) <= max_len and not value[0].isspace():
+        return value
     if value is None:
         if required:
             raise EventValidationError(field, "is required")
@@ -270,6 +283,9 @@ def _string(obj: Mapping[str, Any], field: str, max_len: int, *, required: bool 
 
 
 def _identifier(obj: Mapping[str, Any], field: str, *, required: bool) -> str | None:
+    value = obj.get(field)
+    if value is None and not required:
+        return None
     value = _string(obj, field, MAX_ID_LEN, required=required)
     if value is not None and _CONTROL.search(value):
         raise EventValidationError(field, "must not contain control characters")
@@ -280,6 +296,8 @@ def _hex_id(obj: Mapping[str, Any], field: str, size: int) -> str | None:
     value = obj.get(field)
     if value is None or value == "":
         return None
+    if type(value) is str and len(value) == size and _LOWER_HEX.fullmatch(value) and value.strip("0"):
+        return value
     if not isinstance(value, str):
         raise EventValidationError(field, f"expected a {size}-character hex string, got {_type(value)}")
     v = value.lower()
@@ -368,7 +386,14 @@ def parse_event(obj: Any) -> RunEvent:
     elif status not in STATUSES:
         raise EventValidationError("status", f"must be one of {', '.join(STATUSES)}, got {str(status)[:32]!r}")
 
-    dims = {d: _string(obj, d, MAX_DIMENSION_LEN) for d in DIMENSIONS}
+    dims = {}
+    for d in DIMENSIONS:
+        v = obj.get(d)
+        # Fast path for the common case (absent, or a plain non-blank string of sane length).
+        if v is None or (type(v) is str and 0 < len(v) <= MAX_DIMENSION_LEN and not v[0].isspace()):
+            dims[d] = v
+        else:
+            dims[d] = _string(obj, d, MAX_DIMENSION_LEN)
     name = _string(obj, "name", MAX_NAME_LEN)
 
     tags_obj = obj.get("tags")

@@ -94,6 +94,8 @@ class EventStore:
         self.dialect = engine.dialect.name
         self.enricher = enricher
         self._write_lock = threading.Lock() if self.dialect == "sqlite" else None
+        self._insert_sql: str | None = None
+        self._insert_keys: list[str] | None = None
         self.append_hooks: list[Callable[[Connection, list[dict[str, Any]]], None]] = []
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -221,7 +223,7 @@ class EventStore:
             if enrich is not None:
                 row.update(enrich(ev))
             rows.append(row)
-        conn.execute(events.insert(), rows)
+        self._insert_events(conn, rows)
         tag_rows = [{"run_id": e.run_id, "key": k, "value": v} for e in batch_runs.values() for k, v in e.tags]
         if tag_rows:
             conn.execute(run_tags.insert(), tag_rows)
@@ -238,6 +240,17 @@ class EventStore:
             hook(conn, rows)
         result.accepted = len(rows)
         return result
+
+    def _insert_events(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+        # The hot path of ingest: a statement compiled once and the DBAPI's executemany,
+        # skipping SQLAlchemy's per-row parameter processing (the values are already plain).
+        if self._insert_sql is None:
+            compiled = events.insert().compile(dialect=self.engine.dialect, column_keys=list(rows[0]))
+            self._insert_sql = str(compiled)
+            self._insert_keys = list(compiled.positiontup) if compiled.positional else None
+        keys = self._insert_keys
+        params = [tuple(r[k] for k in keys) for r in rows] if keys is not None else rows
+        conn.exec_driver_sql(self._insert_sql, params)
 
     def _existing(self, conn: Connection, column: Any, values: list[str]) -> set[str]:
         found: set[str] = set()
@@ -256,18 +269,26 @@ class EventStore:
         return out
 
     def _backfill_dimensions(self, conn: Connection, updates: list[dict[str, Any]]) -> None:
-
+        # Usually a run's children came before it in the same batch and inherited already; find
+        # the runs that really have stored children lacking a dimension before updating any.
+        by_run = {u["r_id"]: u for u in updates}
+        lacking: set[str] = set()
+        for chunk in _chunks(list(by_run)):
+            q = select(events.c.run_id).distinct().where(
+                events.c.run_id.in_(chunk),
+                events.c.kind != "run",
+                or_(*(events.c[k].is_(None) for k in INHERITED)),
+            )
+            lacking.update(conn.execute(q).scalars())
+        if not lacking:
+            return
         for k in INHERITED:
             stmt = (
                 update(events)
-                .where(
-                    events.c.run_id == bindparam("r_id"),
-                    events.c.kind != "run",
-                    events.c[k].is_(None),
-                )
+                .where(events.c.run_id == bindparam("r_id"), events.c.kind != "run", events.c[k].is_(None))
                 .values({k: bindparam(f"d_{k}")})
             )
-            params = [u for u in updates if u[f"d_{k}"] is not None]
+            params = [by_run[r] for r in lacking if by_run[r][f"d_{k}"] is not None]
             if params:
                 conn.execute(stmt, params)
 
