@@ -96,7 +96,10 @@ class EventStore:
         self._write_lock = threading.Lock() if self.dialect == "sqlite" else None
         self._insert_sql: str | None = None
         self._insert_keys: list[str] | None = None
+        # In the append transaction (rollups): hook(conn, rows). After commit (telemetry): hook(rows).
+        # ``rows`` are the newly stored events as column dicts (see schema.events).
         self.append_hooks: list[Callable[[Connection, list[dict[str, Any]]], None]] = []
+        self.commit_hooks: list[Callable[[list[dict[str, Any]]], None]] = []
 
     # -- lifecycle -------------------------------------------------------------------------
     @classmethod
@@ -162,17 +165,34 @@ class EventStore:
             try:
                 if self._write_lock is not None:
                     with self._write_lock, self.engine.begin() as conn:
-                        return self._append(conn, batch, idx)
-                with self.engine.begin() as conn:
-                    return self._append(conn, batch, idx)
+                        result, rows = self._append(conn, batch, idx)
+                else:
+                    with self.engine.begin() as conn:
+                        result, rows = self._append(conn, batch, idx)
             except IntegrityError:
                 # A concurrent writer stored the same event or run between our checks and our
                 # insert; the second pass sees it and reports duplicates/rejections instead.
                 if attempt == 2:
                     raise
+                continue
+            self._after_commit(rows)
+            return result
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _append(self, conn: Connection, batch: Sequence[RunEvent], idx: list[int]) -> AppendResult:
+    def _after_commit(self, rows: list[dict[str, Any]]) -> None:
+        # Observers (telemetry) see each newly stored event exactly once, after it is durable;
+        # duplicates and rejected events never reach them. They must not fail the write.
+        if not rows:
+            return
+        for hook in self.commit_hooks:
+            try:
+                hook(rows)
+            except Exception:  # noqa: BLE001 - the data is stored; an observer's failure is logged
+                log.exception("event store: commit hook %r failed", hook)
+
+    def _append(
+        self, conn: Connection, batch: Sequence[RunEvent], idx: list[int]
+    ) -> tuple[AppendResult, list[dict[str, Any]]]:
         result = AppendResult()
         ids = list(dict.fromkeys(e.event_id for e in batch))
         existing = self._existing(conn, events.c.event_id, ids)
@@ -204,7 +224,7 @@ class EventStore:
             seen.add(ev.event_id)
             keep.append(ev)
         if not keep:
-            return result
+            return result, []
 
         # Children inherit project/scenario/model from their run: from this batch, else from the store.
         need = {e.run_id for e in keep if e.kind != "run" and e.run_id not in batch_runs and _missing(e)}
@@ -239,7 +259,7 @@ class EventStore:
         for hook in self.append_hooks:
             hook(conn, rows)
         result.accepted = len(rows)
-        return result
+        return result, rows
 
     def _insert_events(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
         # The hot path of ingest: a statement compiled once and the DBAPI's executemany,

@@ -50,3 +50,11 @@ run_tags = Table(
 )
 
 EVENT_COLUMNS: tuple[str, ...] = tuple(c.name for c in events.columns if c.name != "seq")
+
+label_admissions = Table(
+    "label_admissions",
+    metadata,
+    Column("label", String(64), primary_key=True),
+    Column("value", String(256), primary_key=True),
+    Column("admitted_ns", BigInteger, nullable=False),
+)
