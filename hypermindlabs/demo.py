@@ -37,9 +37,9 @@ FAILURE_CLASSES: tuple[str, ...] = (
     "retrieval_failure",
     "policy_violation",
     "rate_limit",
-    "context_length",
-    "auth",
-    "upstream_5xx",
+    "context_length_exceeded",
+    "authentication",
+    "upstream_error",
     "unknown",
 )
 
@@ -263,17 +263,17 @@ _RELEASES = ("2.1.0", "2.2.0", "2.3.0", "2.4.0")
 # Failure probabilities per step, by class: (probability, P(the agent recovers and carries on)).
 _LLM_FAILS = {
     "rate_limit": (0.0040, 0.7),
-    "upstream_5xx": (0.0025, 0.5),
-    "context_length": (0.0008, 0.0),
+    "upstream_error": (0.0025, 0.5),
+    "context_length_exceeded": (0.0008, 0.0),
     "policy_violation": (0.0007, 0.0),
-    "auth": (0.0003, 0.0),
+    "authentication": (0.0003, 0.0),
     "unknown": (0.0003, 0.0),
 }
 _TOOL_FAILS = {
     "tool_schema_mismatch": (0.0050, 0.2),
     "tool_timeout": (0.0045, 0.3),
-    "upstream_5xx": (0.0020, 0.4),
-    "auth": (0.0004, 0.0),
+    "upstream_error": (0.0020, 0.4),
+    "authentication": (0.0004, 0.0),
     "unknown": (0.0004, 0.0),
 }
 _RETRIEVAL_FAIL = (0.008, 0.2)
@@ -738,7 +738,7 @@ class _RunContext:
                 return end, None
             cls, recover = _pick_class(table, r)
             err = _LLM_WORDING[cls][_MODELS[model][0]](w.rng, model, window)
-            end = t + int(ms * (0.05 + 0.2 * random()) if cls != "upstream_5xx" else ms * random())
+            end = t + int(ms * (0.05 + 0.2 * random()) if cls != "upstream_error" else ms * random())
             ev = self.event("llm", "chat " + model, t, end, err, cls)
             if random() >= recover:
                 return end, (ev["error"], cls)
@@ -848,7 +848,7 @@ def _fail_table(table: dict[str, tuple[float, float]], model: str):
             p *= schema_factor
         if cls == "policy_violation" and provider != "openai":
             continue
-        if cls == "upstream_5xx" and provider == "anthropic":
+        if cls == "upstream_error" and provider == "anthropic":
             p *= 2.0  # overloaded_error is the Anthropic classic
         rows.append((cls, p, recover))
     return sum(p for _, p, _ in rows), rows
@@ -1061,10 +1061,10 @@ _LLM_WORDING: dict[str, dict[str, _LLMErr]] = {
         "together": _together_rate_limit,
         "mistral": _mistral_rate_limit,
     },
-    "context_length": dict.fromkeys(("openai", "anthropic", "together", "mistral"), _context_length),
+    "context_length_exceeded": dict.fromkeys(("openai", "anthropic", "together", "mistral"), _context_length),
     "policy_violation": {"openai": _content_filter},
-    "auth": dict.fromkeys(("openai", "anthropic", "together", "mistral"), _llm_auth),
-    "upstream_5xx": dict.fromkeys(("openai", "anthropic", "together", "mistral"), _llm_5xx),
+    "authentication": dict.fromkeys(("openai", "anthropic", "together", "mistral"), _llm_auth),
+    "upstream_error": dict.fromkeys(("openai", "anthropic", "together", "mistral"), _llm_5xx),
     "unknown": dict.fromkeys(("openai", "anthropic", "together", "mistral"), _llm_unknown),
 }
 
@@ -1122,7 +1122,7 @@ def _tool_error(cls: str, rng: Random, tool: str, timeout: int) -> tuple[str, st
                 f"{host} timed out. (connect timeout={timeout})'))"
             )
         return "TimeoutError", f"Tool '{tool}' timed out after {timeout} seconds"
-    if cls == "upstream_5xx":
+    if cls == "upstream_error":
         code, reason = rng.choice(
             (
                 (502, "Bad Gateway"),
@@ -1135,7 +1135,7 @@ def _tool_error(cls: str, rng: Random, tool: str, timeout: int) -> tuple[str, st
             f"{code} Server Error: {reason} for url: https://{host}/v2/{tool.split('_')[0]}/"
             f"{rng.randrange(1000, 999999)}"
         )
-    if cls == "auth":
+    if cls == "authentication":
         if r < 0.6:
             return "HTTPError", (
                 f"401 Client Error: Unauthorized for url: https://{host}/v2/{tool.split('_')[0]}/"
