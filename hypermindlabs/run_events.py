@@ -197,7 +197,16 @@ def parse_timestamp(value: Any, field: str) -> int:
         if not math.isfinite(value):
             raise EventValidationError(field, "must be a finite number")
         # repr() is the shortest decimal that round-trips, so 1700000000.123 stays exact.
-        return _epoch_to_ns(Decimal(repr(value)), field)
+        text = repr(value)
+        whole, dot, frac = text.partition(".")
+        if dot and "e" not in text and whole.isdigit():
+            # Fast exact path for plain decimals: integer arithmetic on the digits.
+            for to_ns in _EPOCH_UNITS:
+                digits = len(str(to_ns)) - 1
+                ns = int(whole) * to_ns + int(frac[:digits].ljust(digits, "0") or 0)
+                if _MIN_NS <= ns < _MAX_NS:
+                    return ns
+        return _epoch_to_ns(Decimal(text), field)
     raise EventValidationError(field, f"expected an RFC 3339 string or an epoch number, got {_type(value)}")
 
 
@@ -234,10 +243,10 @@ def _rfc3339_to_ns(s: str, field: str) -> int:
     if m is None:
         raise EventValidationError(field, f"not an RFC 3339 timestamp (e.g. 2025-01-31T12:00:00Z): {s[:64]!r}")
     year, month, day, hour, minute, second, frac, tz = m.groups()
-    try:
-        dt = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second), tzinfo=UTC)
-    except ValueError as exc:
-        raise EventValidationError(field, f"invalid date or time: {exc}") from exc
+    y, mo, d = int(year), int(month), int(day)
+    h, mi, sec = int(hour), int(minute), int(second)
+    if not (1 <= mo <= 12 and 1 <= d <= _days_in_month(y, mo) and h <= 23 and mi <= 59 and sec <= 60):
+        raise EventValidationError(field, f"invalid date or time: {s[:64]!r}")
     offset = 0
     if tz not in ("Z", "z"):
         sign = 1 if tz[0] == "+" else -1
@@ -245,11 +254,27 @@ def _rfc3339_to_ns(s: str, field: str) -> int:
         if hh > 23 or mm > 59:
             raise EventValidationError(field, f"invalid UTC offset {tz}")
         offset = sign * (hh * 3600 + mm * 60)
-    secs = int(dt.timestamp()) - offset
+    secs = _days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - offset
     ns = secs * _NS + (int(frac.ljust(9, "0")) if frac else 0)
     if not _MIN_NS <= ns < _MAX_NS:
         raise EventValidationError(field, "timestamp is outside the years 2000–2100")
     return ns
+
+
+def _days_in_month(y: int, m: int) -> int:
+    if m == 2:
+        return 29 if (y % 4 == 0 and y % 100 != 0) or y % 400 == 0 else 28
+    return 30 if m in (4, 6, 9, 11) else 31
+
+
+def _days_from_civil(y: int, m: int, d: int) -> int:
+    """Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm)."""
+    y -= m <= 2
+    era = y // 400
+    yoe = y - era * 400
+    doy = (153 * (m + (-3 if m > 2 else 9)) + 2) // 5 + d - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return era * 146097 + doe - 719468
 
 
 def chars_to_tokens(chars: int) -> int:

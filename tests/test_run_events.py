@@ -179,3 +179,21 @@ def test_for_any_json_value_parsing_succeeds_or_raises_the_one_validation_error(
     else:
         assert ev.end_time_unix_nano >= ev.start_time_unix_nano
         assert ev.kind in ("run", "llm", "tool", "retrieval", "policy")
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.datetimes(min_value=__import__("datetime").datetime(2000, 1, 1), max_value=__import__("datetime").datetime(2099, 12, 31)),
+       st.integers(min_value=0, max_value=999_999_999))  # fmt: skip
+def test_rfc3339_parsing_agrees_with_the_standard_library_for_any_date(dt, nanos):
+    from datetime import UTC
+
+    text = dt.strftime("%Y-%m-%dT%H:%M:%S") + f".{nanos:09d}Z"
+    expected = int(dt.replace(tzinfo=UTC, microsecond=0).timestamp()) * 10**9 + nanos
+    assert parse_timestamp(text, "t") == expected
+    assert parse_timestamp(expected / 10**9 if nanos % 10**6 == 0 else expected, "t") == expected
+
+
+def test_leap_days_are_valid_only_in_leap_years():
+    assert parse_timestamp("2024-02-29T00:00:00Z", "t") == 1_709_164_800 * 10**9
+    with pytest.raises(EventValidationError):
+        parse_timestamp("2023-02-29T00:00:00Z", "t")
