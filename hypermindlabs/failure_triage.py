@@ -17,6 +17,7 @@ The rules, the taxonomy and when to bump the versions are documented in ``docs/t
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import re
@@ -58,6 +59,7 @@ _CLASS_SET = frozenset(FAILURE_CLASSES)
 _MAX_SCAN_CHARS = 4000  # of the message, after dropping traceback frames
 _TEMPLATE_LINES = 3
 _TEMPLATE_MAX_CHARS = 240
+_TEMPLATE_TOKENS = _TEMPLATE_MAX_CHARS // 2 + 1
 _LABEL_TEMPLATE_MAX_CHARS = 80
 
 
@@ -226,93 +228,187 @@ _HINTS: dict[str, str] = {
 }
 
 # --------------------------------------------------------------------------------------------------
-# Classification rules. Families are classes, plus "timeout" (resolved to tool_timeout/llm_timeout
-# by the step kind). Order matters: the first match wins.
+# Classification rules.
+#
+# A rule is (family, sub-pattern, anchor words, needles, pattern). Families are the classes plus
+# "timeout", which the step kind resolves to tool_timeout or llm_timeout. A rule is only tried when
+# one of its anchor words (lower-case ASCII letters; the text is split on everything else) occurs,
+# and it matches when one of its needles (plain substrings of the lower-cased text) occurs and, if
+# it has a pattern, the pattern matches too. So the cost is one word split, a set intersection and
+# a few substring checks, however many rules there are. Earlier rules win.
 
 _TIMEOUT = "timeout"
+_Rule = tuple[str, str, tuple[str, ...], tuple[str, ...], str | None]
 
-_Rule = tuple[str, str, re.Pattern[str]]  # (family, sub-pattern, pattern on the lower-cased text)
-
-
-def _rules(*specs: tuple[str, str, str]) -> tuple[_Rule, ...]:
-    return tuple((family, sub, re.compile(pattern)) for family, sub, pattern in specs)
-
-
-# Specific phrases and provider error codes: trusted over the exception type and the HTTP status.
-_STRONG_RULES = _rules(
-    ("policy_violation", "content_filter",
-     r"content[_ ]filter|content management policy|responsibleaipolicyviolation|content_?policy"
-     r"|flagged as potentially violating|invalid_prompt|(?:block|finish)_reason\W+safety"
-     r"|blocked (?:due to|because of|by) (?:the )?safety"),
-    ("policy_violation", "guardrail",
-     r"guardrail|tripwire|prompt injection|jailbreak|\bpii\b|toxic|stop_reason\W+refusal"),
-    ("policy_violation", "tool_policy",
-     r"(?:denied|blocked|disallowed|forbidden|rejected|not (?:allowed|permitted)) (?:by|per|under) "
-     r"(?:the |a )?(?:[\w'-]+ )?polic|allow-?list|block-?list|deny-?list|policy violation"
-     r"|violates (?:the |our )?(?:[\w-]+ )?polic"),
-    ("context_length_exceeded", "",
-     r"context_length_exceeded|maximum context length|context length (?:exceeded|of)|context window"
-     r"|exceeds the context|prompt is too long|input is too long|exceeds the maximum number of tokens"
-     r"|reduce the length of the messages|total number of tokens in the prompt cannot exceed"
-     r"|contextwindowexceeded"),
-    ("rate_limit", "quota",
-     r"insufficient_quota|exceeded your current quota|check your plan and billing"),
-    ("rate_limit", "",
-     r"rate[ _-]?limit|too many requests|resource[_ ]exhausted|resource has been exhausted|throttl"
-     r"|quota exceeded|requests per min|tokens per min"),
-    ("invalid_request", "model_not_found",
-     r"model_not_found|does not exist or you do not have access|deploymentnotfound"
-     r"|deployment for this resource does not exist"),
-    ("authentication", "",
-     r"invalid_api_key|incorrect api key|invalid (?:x-)?api[ _-]?key|api key not valid|api_key_invalid"
-     r"|authentication_error|authentication ?failed|authenticationerror|unauthorized|unauthenticated"
-     r"|permission_error|permission_denied|accessdenied|access denied|not authorized"
-     r"|invalid authentication|invalid (?:bearer |access )?token|expiredtoken|token (?:is |has )?expired"
-     r"|security token included in the request is|invalid credentials|api key is missing"
-     r"|didn't provide an api key|api_key client option must be set|password authentication failed"
-     r"|does not have permission"),
-    ("iteration_limit", "",
-     r"recursion limit of|graphrecursionerror|iteration limit|max(?:imum)? (?:number of )?"
-     r"(?:iterations|turns|steps)\b|max_iterations|maxturnsexceeded|reached max steps"),
-    ("retrieval_failure", "index_missing",
-     r"index_not_found|no such index|(?:index|collection|namespace)\b[^.\n]{0,80}"
-     r"(?:not found|does(?:n't|n\\'t| not) exist)"),
-    ("retrieval_failure", "dimension_mismatch",
-     r"expected \d+ dimensions|dimension \d+ does not match|dimension mismatch|does not match the "
-     r"dimension|dimensionality"),
-    ("retrieval_failure", "empty_results",
-     r"no (?:relevant )?(?:documents|results|matches|chunks|passages|hits)(?: were)? (?:found|returned)"
-     r"|returned (?:0|no|zero) (?:documents|results|matches|chunks|hits)|empty (?:retrieval|search) res"),
-    ("tool_schema_mismatch", "missing_required",
-     r"is a required property|field required|missing \d+ required (?:positional |keyword-only )?arg"
-     r"|\[type=missing|value_error\.missing|missing (?:required )?(?:field|property|parameter) "
-     r"|missing required|required (?:field|property|parameter) (?:is )?missing"),
-    ("tool_schema_mismatch", "unexpected_argument",
-     r"unexpected keyword argument|additional properties are not allowed|extra inputs are not permitted"
-     r"|extra_forbidden"),
-    ("tool_schema_mismatch", "schema_definition",
-     r"invalid schema for (?:function|tool)|invalid_function_parameters|schema is invalid"),
+# fmt: off
+_STRONG_RULES: tuple[_Rule, ...] = (
+    # a guardrail or filter rejection is a policy violation whichever step raised it
+    ("policy_violation", "content_filter", ("filter", "management", "responsibleaipolicyviolation",
+                                            "policy", "contentpolicy", "contentpolicyviolation"),
+     ("content_filter", "content filter", "content management policy", "responsibleaipolicyviolation",
+      "content_policy", "contentpolicy"), None),
+    ("policy_violation", "content_filter", ("flagged", "prompt"),
+     ("flagged as potentially violating", "invalid_prompt"), None),
+    ("policy_violation", "content_filter", ("safety",), ("_reason",), r"_reason\W+safety"),
+    ("policy_violation", "content_filter", ("safety",),
+     ("blocked due to ", "blocked because of ", "blocked by "),
+     r"blocked (?:due to|because of|by) (?:the )?safety"),
+    ("policy_violation", "guardrail", ("guardrail", "guardrails", "tripwire", "jailbreak", "pii", "toxic",
+                                       "toxicity"), (), None),
+    ("policy_violation", "guardrail", ("injection",), ("prompt injection",), None),
+    ("policy_violation", "guardrail", ("refusal",), ("stop_reason",), r"stop_reason\W+refusal"),
+    ("policy_violation", "tool_policy", ("policy", "policies"), ("policy violation",), None),
+    ("policy_violation", "tool_policy", ("policy", "policies"), (" by ", " per ", " under "),
+     r" (?:by|per|under) (?:the |a )?(?:[\w'-]+ )?polic"),
+    ("policy_violation", "tool_policy", ("policy", "policies"), ("violates ",),
+     r"violates (?:the |our )?(?:[\w-]+ )?polic"),
+    ("policy_violation", "tool_policy", ("allowlist", "blocklist", "denylist", "allow", "block", "deny"),
+     ("allowlist", "allow-list", "blocklist", "block-list", "denylist", "deny-list"), None),
+    ("context_length_exceeded", "", ("context",),
+     ("context_length_exceeded", "maximum context length", "context length exceeded", "context length of",
+      "context window", "exceeds the context"), None),
+    ("context_length_exceeded", "", ("contextwindowexceeded", "contextwindowexceedederror"), (), None),
+    ("context_length_exceeded", "", ("prompt", "input"), ("prompt is too long", "input is too long"), None),
+    ("context_length_exceeded", "", ("exceeds", "reduce", "cannot"),
+     ("exceeds the maximum number of tokens", "reduce the length of the messages",
+      "total number of tokens in the prompt cannot exceed"), None),
+    ("rate_limit", "quota", ("quota", "billing"),
+     ("insufficient_quota", "exceeded your current quota", "check your plan and billing"), None),
+    ("rate_limit", "", ("rate", "ratelimit", "ratelimited", "ratelimiterror"),
+     ("rate limit", "rate_limit", "rate-limit", "ratelimit"), None),
+    ("rate_limit", "", ("requests", "exhausted", "quota", "tokens"),
+     ("too many requests", "requests per min", "resource_exhausted", "resource exhausted",
+      "resource has been exhausted", "quota exceeded", "tokens per min"), None),
+    ("rate_limit", "", ("throttling", "throttled", "throttle", "throttlingexception"), (), None),
+    ("invalid_request", "model_not_found", ("found", "exist", "deploymentnotfound"),
+     ("model_not_found", "does not exist or you do not have access", "deploymentnotfound",
+      "deployment for this resource does not exist"), None),
+    ("authentication", "", ("key",),
+     ("invalid_api_key", "incorrect api key", "invalid api key", "invalid api_key", "invalid api-key",
+      "invalid x-api-key", "invalid apikey", "api key not valid", "api_key_invalid", "api key is missing",
+      "didn't provide an api key", "api_key client option must be set"), None),
+    ("authentication", "", ("authentication", "authenticationerror"),
+     ("authentication_error", "authentication failed", "authenticationfailed", "invalid authentication",
+      "authenticationerror"), None),
+    ("authentication", "", ("unauthorized", "unauthenticated", "accessdenied", "accessdeniedexception",
+                            "expiredtoken", "expiredtokenexception"), (), None),
+    ("authentication", "", ("permission", "denied", "authorized", "token", "credentials"),
+     ("permission_error", "permission_denied", "does not have permission", "access denied",
+      "not authorized", "invalid token", "invalid bearer token", "invalid access token", "token expired",
+      "token is expired", "token has expired", "security token included in the", "invalid credentials"),
+     None),
+    ("iteration_limit", "", ("recursion", "graphrecursionerror", "maxturnsexceeded", "iteration"),
+     ("recursion limit of", "graphrecursionerror", "maxturnsexceeded", "iteration limit"), None),
+    ("iteration_limit", "", ("iterations", "turns", "steps"), ("max",),
+     r"max(?:imum)?[ _](?:number of )?(?:iterations|turns|steps)\b|reached max steps"),
+    ("retrieval_failure", "index_missing", ("index",), ("index_not_found", "no such index"), None),
+    ("retrieval_failure", "index_missing", ("index", "collection", "namespace"), ("not found", "exist"),
+     r"(?:index|collection|namespace)\b[^.\n]{0,80}(?:not found|does(?:n't|n\\'t| not) exist)"),
+    ("retrieval_failure", "dimension_mismatch", ("dimensions",), ("expected ",), r"expected \d+ dimensions"),
+    ("retrieval_failure", "dimension_mismatch", ("dimension", "dimensionality"),
+     ("dimension mismatch", "does not match the dimension", "dimensionality"), None),
+    ("retrieval_failure", "dimension_mismatch", ("dimension",), ("dimension ",),
+     r"dimension \d+ does not match"),
+    ("retrieval_failure", "empty_results", ("documents", "results", "matches", "chunks", "passages", "hits"),
+     ("no ",),
+     r"no (?:relevant )?(?:documents|results|matches|chunks|passages|hits)(?: were)? (?:found|ret)"),
+    ("retrieval_failure", "empty_results", ("documents", "results", "matches", "chunks", "hits"),
+     ("returned ",), r"returned (?:0|no|zero) (?:documents|results|matches|chunks|hits)"),
+    ("retrieval_failure", "empty_results", ("empty",), ("empty retrieval res", "empty search res"), None),
+    ("tool_schema_mismatch", "missing_required", ("required", "missing"),
+     ("is a required property", "field required", "missing required", "required field missing",
+      "required field is missing", "required property missing", "required parameter missing",
+      "required parameter is missing", "[type=missing", "value_error.missing", "missing field ",
+      "missing property ", "missing parameter "), None),
+    ("tool_schema_mismatch", "missing_required", ("required",), ("missing ",),
+     r"missing \d+ required (?:positional |keyword-only )?arg"),
+    ("tool_schema_mismatch", "unexpected_argument", ("unexpected", "additional", "extra"),
+     ("unexpected keyword argument", "additional properties are not allowed",
+      "extra inputs are not permitted", "extra_forbidden"), None),
+    ("tool_schema_mismatch", "schema_definition", ("schema", "parameters"),
+     ("invalid schema for function", "invalid schema for tool", "schema is invalid",
+      "invalid_function_parameters"), None),
+    ("tool_schema_mismatch", "invalid_json", ("jsondecodeerror",), (), None),
     ("tool_schema_mismatch", "invalid_json",
-     r"jsondecodeerror|expecting (?:value|property name|',' delimiter|':' delimiter)"
-     r"|unterminated string|extra data: line|invalid control character|invalid \\escape|json_invalid"
-     r"|invalid json|not valid json|eof while parsing|failed to parse (?:tool )?arguments"
-     r"|tool_use_failed"),
-    ("tool_schema_mismatch", "unparseable_output",
-     r"could not parse (?:llm|model) output|outputparserexception|invalid format: missing"),
+     ("expecting", "unterminated", "extra", "control", "escape", "json", "eof", "parse", "failed"),
+     ("expecting value", "expecting property name", "expecting ',' delimiter", "expecting ':' delimiter",
+      "unterminated string", "extra data: line", "invalid control character", "invalid \\escape",
+      "json_invalid", "invalid json", "not valid json", "eof while parsing", "failed to parse arguments",
+      "failed to parse tool arguments", "tool_use_failed"), None),
+    ("tool_schema_mismatch", "unparseable_output", ("parse", "outputparserexception", "format"),
+     ("could not parse llm output", "could not parse model output", "outputparserexception",
+      "invalid format: missing"), None),
     ("tool_schema_mismatch", "invalid_value",
-     r"is not of type|input should be|validation errors? for|failed validating|is not one of \["
-     r"|is not valid under any of the given schemas|is less than the minimum|is greater than the max"
-     r"|is too (?:long|short)|invalid tool (?:call )?arguments"),
-    ("upstream_error", "overloaded", r"overloaded"),
-    ("upstream_error", "",
-     r"server_error|internal server error|internal error|service unavailable|serviceunavailable"
-     r"|bad gateway|the server had an error|'api_error'|\"api_error\"|upstream connect error"
-     r"|\bunavailable\b"),
+     ("type", "input", "validation", "validating", "one", "schemas", "minimum", "maximum", "long", "short",
+      "arguments"),
+     ("is not of type", "input should be", "validation error for", "validation errors for",
+      "failed validating", "is not one of [", "is not valid under any of the given schemas",
+      "is less than the minimum", "is greater than the maximum", "is too long", "is too short",
+      "invalid tool arguments", "invalid tool call arguments"), None),
+    ("upstream_error", "overloaded", ("overloaded",), (), None),
+    ("upstream_error", "", ("server", "internal", "gateway", "api", "upstream"),
+     ("server_error", "internal server error", "the server had an error", "internal error", "bad gateway",
+      "'api_error'", '"api_error"', "upstream connect error"), None),
+    ("upstream_error", "", ("unavailable", "serviceunavailable", "serviceunavailableexception"), (), None),
     ("invalid_request", "",
-     r"invalid_request_error|unsupported parameter|unsupported_parameter|unrecognized request argument"
-     r"|invalid parameter|invalid value for|invalid_argument|validationexception|not_found_error"
-     r"|is not supported with this model|must be a response to a preceeding message"),
+     ("invalid", "unsupported", "unrecognized", "validationexception", "found", "supported", "preceeding",
+      "preceding"),
+     ("invalid_request_error", "invalid parameter", "invalid value for", "invalid_argument",
+      "unsupported parameter", "unsupported_parameter", "unrecognized request argument",
+      "validationexception", "not_found_error", "is not supported with this model",
+      "must be a response to a preceeding message", "must be a response to a preceding message"), None),
 )
+
+# Generic phrases: only when no specific phrase, exception type or HTTP status decided.
+_WEAK_RULES: tuple[_Rule, ...] = (
+    (_TIMEOUT, "statement", ("statement",), ("statement timeout",), None),
+    (_TIMEOUT, "connect", ("connect", "connection"),
+     ("connect timeout", "connection timeout", "connection timed out", "connect timed out"), None),
+    (_TIMEOUT, "", ("timed", "timeout", "time", "deadline", "took", "timedout"),
+     ("timed out", "time out", "timeout", "time-out", "timedout", "deadline exceeded", "deadline_exceeded",
+      "took too long"), None),
+    ("upstream_error", "connection",
+     ("connection", "connect", "resolution", "known", "disconnected", "closed", "route", "unreachable",
+      "pipe", "certificate", "ssl", "getaddrinfo", "nodename"),
+     ("connection refused", "connection reset", "connection aborted", "connection error",
+      "connection closed", "could not connect", "failed to establish a new connection",
+      "cannot connect to host", "name or service not known", "temporary failure in name resolution",
+      "nodename nor servname", "getaddrinfo failed", "server disconnected", "remote end closed",
+      "connection to server at", "no route to host", "network is unreachable", "broken pipe",
+      "certificate verify failed", "ssl: "), None),
+)
+
+# fmt: on
+_RULES = tuple(
+    (family, sub, needles, re.compile(pattern) if pattern is not None else None)
+    for family, sub, _, needles, pattern in _STRONG_RULES + _WEAK_RULES
+)
+_FIRST_WEAK = len(_STRONG_RULES)
+
+
+def _anchor_index() -> dict[bytes, tuple[int, ...]]:
+    index: dict[bytes, list[int]] = {}
+    for position, (_, _, anchors, _, _) in enumerate(_STRONG_RULES + _WEAK_RULES):
+        for anchor in anchors:
+            index.setdefault(anchor.encode(), []).append(position)
+    return {word: tuple(positions) for word, positions in index.items()}
+
+
+def _rule_matches(position: int, text: str) -> bool:
+    _, _, needles, pattern = _RULES[position]
+    if needles:
+        for needle in needles:
+            if needle in text:
+                break
+        else:
+            return False
+    return pattern is None or pattern.search(text) is not None
+
+
+_ANCHORS = _anchor_index()
+_ANCHOR_WORDS = frozenset(_ANCHORS)
+# ASCII punctuation and digits become spaces, so bytes.split() yields the letter words.
+_TO_WORDS = bytes(32 if (c < 128 and not chr(c).isalpha()) else c for c in range(256))
 
 # Exception class names (the last dotted component) that settle the family on their own.
 _STRONG_TYPES: dict[str, tuple[str, str]] = {
@@ -377,6 +473,10 @@ _STRONG_TYPES: dict[str, tuple[str, str]] = {
     "UnprocessableEntityError": ("invalid_request", ""),
     "ToolException": ("tool_execution_error", ""),
 }
+# The same names when they only appear inside the message ("... raise ReadTimeoutError(...)").
+_TYPE_WORDS = {name.lower().encode(): hit for name, hit in _STRONG_TYPES.items()}
+_TYPE_WORD_SET = frozenset(_TYPE_WORDS)
+_TYPE_PRIORITY = {word: rank for rank, word in enumerate(_TYPE_WORDS)}  # several named: first listed wins
 
 # HTTP status codes written in the message ("Error code: 429", "503 Server Error", "(404)" ...).
 _STATUS_RE = re.compile(
@@ -388,6 +488,29 @@ _STATUS_RE = re.compile(
     r"|\(([45]\d\d)\)|^([45]\d\d)\b",
     re.MULTILINE,
 )
+
+
+# Cheap test before the status regex: one of these occurs whenever it can match.
+# fmt: off
+_STATUS_NEEDLES = (
+    "error code", "status", "http", "response", "api error", "client error", "server error",
+    "too many requests", "unauthorized", "forbidden", "not found", "bad request", "bad gateway",
+    "unavailable", "gateway time", "request time", "too large", "unprocessable", "conflict",
+    "not allowed", "deadline exceeded", "quota", "(4", "(5",
+)
+# fmt: on
+
+
+def _status(text: str) -> int | None:
+    if not (
+        text[:1] in ("4", "5")
+        or "\n4" in text
+        or "\n5" in text
+        or any(needle in text for needle in _STATUS_NEEDLES)
+    ):
+        return None
+    found = _STATUS_RE.search(text)
+    return None if found is None else int(next(group for group in found.groups() if group))
 
 
 def _status_family(status: int) -> tuple[str, str]:
@@ -404,18 +527,6 @@ def _status_family(status: int) -> tuple[str, str]:
     return ("invalid_request", "model_not_found" if status == 404 else "")
 
 
-# Generic phrases: only when nothing more specific matched.
-_WEAK_RULES = _rules(
-    (_TIMEOUT, "statement", r"statement timeout"),
-    (_TIMEOUT, "connect", r"connect(?:ion)? ?time(?:d ?)?out|connect timeout"),
-    (_TIMEOUT, "", r"timed? ?out|timeout|deadline[ _]exceeded|took too long"),
-    ("upstream_error", "connection",
-     r"connection (?:refused|reset|aborted|error|closed)|could not connect|failed to establish a new "
-     r"connection|cannot connect to host|name or service not known|temporary failure in name "
-     r"resolution|nodename nor servname|getaddrinfo failed|server disconnected|remote end closed"
-     r"|connection to server at|no route to host|network is unreachable|broken pipe"
-     r"|certificate verify failed|ssl: "),
-)
 _WEAK_TYPES: dict[str, tuple[str, str]] = {
     "ConnectionError": ("upstream_error", "connection"),
     "ClientConnectionError": ("upstream_error", "connection"),
@@ -425,6 +536,7 @@ _WEAK_TYPES: dict[str, tuple[str, str]] = {
 
 # Built-in exceptions that mean the tool's own code failed. Only for tool steps (and runs that name
 # a tool): a KeyError in an llm step says nothing about which class it is, so it stays unknown.
+# fmt: off
 _PROGRAM_ERRORS = frozenset({
     "KeyError", "IndexError", "AttributeError", "TypeError", "ValueError", "ZeroDivisionError",
     "NameError", "FileNotFoundError", "IsADirectoryError", "NotADirectoryError", "PermissionError",
@@ -432,60 +544,116 @@ _PROGRAM_ERRORS = frozenset({
     "UnicodeEncodeError", "OverflowError", "LookupError", "ImportError", "ModuleNotFoundError",
     "CalledProcessError", "OSError", "RuntimeError", "MemoryError",
 })
+# fmt: on
+_PROGRAM_ERROR_WORDS = frozenset(name.lower().encode() for name in _PROGRAM_ERRORS)
 _EXIT_STATUS_RE = re.compile(r"non-zero exit status|exit (?:code|status) -?\d|oomkilled")
-
-_TYPE_IN_MESSAGE_RE = re.compile(
-    r"^(?:[A-Za-z_]\w*\.)*([A-Z]\w*(?:Error|Exception|Timeout|Exceeded|Triggered|Expired))\b",
-    re.MULTILINE,
-)
 
 # --------------------------------------------------------------------------------------------------
 # Normalization.
 
+# fmt: off
 _TRACEBACK_NOISE = frozenset({
     "traceback (most recent call last):",
     "during handling of the above exception, another exception occurred:",
     "the above exception was the direct cause of the following exception:",
 })
+# fmt: on
 _FRAME_RE = re.compile(r'\s*File "[^"\n]*", line \d+')
 _STACK_NOISE_RE = re.compile(r"\s+at [\w$.<(/\\]|\s*\.\.\. \d+ more|\s*\[Previous line repeated|[\s^~]+$")
 
-_JSON_OPEN_RE = re.compile(r"\{|(?<![\w\])])\[(?=\s*(?:[\[{\"'\d\]-]|true\b|false\b|null\b))")
-_BRACKET_RE = re.compile(r"[\[\]{}\n]")
-_PROVIDER_MESSAGE_RE = re.compile(
-    r"""['"](?:message|detail|error|reason)['"]\s*:\s*(?:'((?:[^'\\]|\\.)*)'|"((?:[^"\\]|\\.)*)")"""
+# Patterns start with a literal character where possible: the regex engine then skips ahead to it
+# instead of trying every position, which is most of the cost on long provider messages.
+_JSON_OPEN_RE = re.compile(r"\{|\[(?<![\w\]).]\[)(?=\s*(?:[\[{\"'\d\]-]|true\b|false\b|null\b))")
+_BRACKET_RE = re.compile(r"[\[\]{}]")
+_CLOSER = {"{": "}", "[": "]"}
+_KEY_COLON_RE = re.compile(r"""['"]\s*:\s*(['"])""")  # the end of a key and the opening quote of its value
+_MESSAGE_KEYS = ("message", "detail", "error", "reason")  # where providers put the human text
+_CODE_KEYS = ("code", "status", "type")  # the machine-readable reason, most specific first
+# '...' only when the quote opens a value (not "model's"), "...", `...`, and typographic quotes.
+_QUOTED_RE = re.compile(
+    r"""'(?<!\w')[^'\n]*'(?!\w)|"[^"\\\n]*(?:\\.[^"\\\n]*)*"|`[^`\n]*`|‘[^’\n]*’|“[^”\n]*”"""
 )
-_PROVIDER_CODE_RE = re.compile(r"""['"](code|status|type)['"]\s*:\s*['"]([A-Za-z_][\w.-]*)['"]""")
+_QUOTE_CHARS = ("'", '"', "`", "‘", "“")
 
-# (pattern, placeholder, cheap precondition on the text) in application order.
-_SUBSTITUTIONS: tuple[tuple[re.Pattern[str], str, str | None], ...] = tuple(
-    (re.compile(pattern, flags), placeholder, needle)
-    for pattern, placeholder, needle, flags in (
-        (r"\b[a-z][a-z0-9+.-]*://[^\s'\"<>()\[\]{}]*[^\s'\"<>()\[\]{},.;:!?]", "<url>", "://", re.I),
-        (r"\S*\*{3,}\S*", "<redacted>", "***", 0),
-        (r"(?<!\w)[bru]?'[^'\n]*'(?!\w)|\"(?:[^\"\\\n]|\\.)*\"|`[^`\n]*`|‘[^’\n]*’|“[^”\n]*”",
-         "<str>", None, 0),
-        (r"[\w.+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)+", "<email>", "@", 0),
-        (r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b", "<uuid>", "-", re.I),
-        (r"\b\d{4}-\d\d-\d\d(?:[T ]\d\d:\d\d(?::\d\d(?:\.\d+)?)?(?:Z|[+-]\d\d:?\d\d)?)?\b"
-         r"|\b\d\d:\d\d:\d\d(?:\.\d+)?\b", "<ts>", None, 0),
-        (r"(?<![\w.])\d{1,3}(?:\.\d{1,3}){3}(?![\w]|\.\d)", "<ip>", ".", 0),
-        (r"(?<![\w.@-])(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+(?:com|net|org|io|ai|dev|cloud|co|us"
-         r"|eu|uk|de|internal|local|localhost|svc)(?![\w-]|\.[a-z0-9])|\blocalhost\b", "<host>", None,
-         re.I),
-        (r"(?<![\w<>/.:~-])(?:~|\.{1,2})?(?:/[\w.@%+=~-]+)+/?(?:\?[^\s'\")\]]*)?"
-         r"|\b[A-Za-z]:\\(?:[^\\\s'\"]+\\)*[^\\\s'\"]*", "<path>", None, 0),
-        (r"\b0x[0-9a-f]+\b|(?<![a-z0-9])(?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])[0-9a-f]{8,}(?![a-z0-9])",
-         "<hex>", None, re.I),
-        (r"(?<![A-Za-z0-9])(?=[A-Za-z]*\d)(?=\d*[A-Za-z])[A-Za-z0-9]{8,}(?![A-Za-z0-9])", "<id>", None,
-         0),
-        (r"(?<![\w.])\d+(?:\.\d+)?(?:\s?(?:milliseconds?|seconds?|secs?|minutes?|mins?|hours?|hrs?|ms)\b"
-         r"|(?:ms|us|µs|ns|s|m|h)(?:\d+(?:\.\d+)?(?:ms|us|µs|ns|s|m|h))*(?!\w))", "<dur>", None, 0),
-        (r"(?<![\w.])-?\d++(?:[.,]\d++)*+(?:e[-+]?\d++)?(?!\w)", "<n>", None, re.I),
-    )
+# Applied to one whitespace-separated token at a time, and only to tokens that are neither plain
+# words nor plain numbers. Which patterns run depends on the characters the token holds (a host
+# needs a dot, a path a slash); alternatives are tried left to right at each position.
+_URL_RE = re.compile(r"[a-z][a-z0-9+.-]*://[^\s'\"<>()\[\]{}]*[^\s'\"<>()\[\]{},.;:!?]", re.IGNORECASE)
+_EMAIL_RE = re.compile(r"[\w.+-]+@[a-z0-9-]+(?:\.[a-z0-9-]+)+", re.IGNORECASE)
+_DIGIT_RE = re.compile(r"\d")
+_HOST = (
+    r"(?P<host>(?<![\w.@-])(?:[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?\.)+(?:com|net|org|io|ai|dev|cloud"
+    r"|co|us|eu|uk|de|internal|local|localhost|svc)(?![\w-]|\.[a-z0-9])|\blocalhost\b)"
 )
-_WHITESPACE_RE = re.compile(r"\s+")
+_PATH = r"(?P<path>(?<![\w<>/.:~-])(?:~|\.{1,2})?(?:/[\w.@%+=~-]+)+/?(?:\?\S*)?|\b[a-z]:\\\S*)"
+_NUMERIC = (
+    r"(?P<uuid>[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})"
+    r"|(?P<ts>\d{4}-\d\d-\d\d(?:t\d\d:\d\d(?::\d\d(?:\.\d+)?)?(?:z|[+-]\d\d:?\d\d)?)?"
+    r"|\d\d:\d\d:\d\d(?:\.\d+)?)"
+    r"|(?P<ip>(?<![\w.])\d{1,3}(?:\.\d{1,3}){3}(?!\w|\.\d))",
+    r"(?P<dur>(?<![\w.])\d+(?:\.\d+)?(?:milliseconds?|seconds?|secs?|minutes?|mins?|hours?|hrs?"
+    r"|ms|us|µs|ns|s|m|h)(?:\d+(?:\.\d+)?(?:ms|us|µs|ns|s|m|h))*(?!\w))"
+    r"|(?P<hex>\b0x[0-9a-f]+\b|(?<![a-z0-9])(?=[0-9a-f]*\d)(?=[0-9a-f]*[a-f])[0-9a-f]{8,}(?![a-z0-9]))"
+    r"|(?P<id>(?<![a-z0-9])(?=[a-z]*\d)(?=\d*[a-z])[a-z0-9]{8,}(?![a-z0-9]))"
+    r"|(?P<n>(?<!\w)-?\d++(?:[.,]\d++)*+(?:e[-+]?\d++)?(?!\w))",
+)
+
+
+def _token_re(digits: bool, dot: bool, slash: bool) -> re.Pattern[str] | None:
+    parts = [_NUMERIC[0]] if digits else []
+    parts += [_HOST] if dot else []
+    parts += [_PATH] if slash else []
+    parts += [_NUMERIC[1]] if digits else []
+    return re.compile("|".join(parts), re.IGNORECASE) if parts else None
+
+
+_TOKEN_RES = {
+    (digits, dot, slash): _token_re(digits, dot, slash)
+    for digits in (False, True)
+    for dot in (False, True)
+    for slash in (False, True)
+}
+_TOKEN_EDGES = "()[]{}<>,.;:!?\"'`|"
+_SPACED_DURATION_RE = re.compile(
+    r"<n> (?:milliseconds?|seconds?|secs?|minutes?|mins?|hours?|hrs?|ms)\b", re.IGNORECASE
+)
+# Memo of normalized tokens: words and constant tokens ("gpt-4o", "host=<str>,") recur across
+# messages. The output never depends on it; bounded, cleared when full.
+_TOKEN_MEMO: dict[str, str] = {}
+_TOKEN_MEMO_MAX = 16384
 _CONNECTION_POOL_PREFIX_RE = re.compile(r"^\w*ConnectionPool\(host=<str>, port=<n>\): ")
+
+
+def _placeholder(match: re.Match[str]) -> str:
+    return f"<{match.lastgroup}>"
+
+
+def _normalize_token(token: str) -> str:
+    core = token.strip(_TOKEN_EDGES)
+    if not core or core.isalpha():
+        normalized = token
+    elif core.isdigit() and core.isascii():
+        start = token.index(core)
+        normalized = f"{token[:start]}<n>{token[start + len(core) :]}"
+    elif "***" in token:
+        normalized = "<redacted>"
+    else:
+        normalized = token
+        if "://" in normalized:
+            normalized = _URL_RE.sub("<url>", normalized)
+        if "@" in normalized:
+            normalized = _EMAIL_RE.sub("<email>", normalized)
+        pattern = _TOKEN_RES[
+            _DIGIT_RE.search(normalized) is not None,
+            "." in normalized,
+            "/" in normalized or "\\" in normalized,
+        ]
+        if pattern is not None:
+            normalized = pattern.sub(_placeholder, normalized)
+    if len(_TOKEN_MEMO) >= _TOKEN_MEMO_MAX:
+        _TOKEN_MEMO.clear()
+    _TOKEN_MEMO[token] = normalized
+    return normalized
 
 
 def _meaningful_lines(message: str) -> list[str]:
@@ -503,7 +671,7 @@ def _meaningful_lines(message: str) -> list[str]:
         if _FRAME_RE.match(line):
             in_frame = True
             continue
-        if in_frame and line[:1] in (" ", "\t") and (line.startswith("    ") or line[:1] == "\t"):
+        if in_frame and (line.startswith("    ") or line.startswith("\t")):
             continue  # the source line (and ^^^^ markers) under a frame
         in_frame = False
         if stripped.lower() in _TRACEBACK_NOISE or _STACK_NOISE_RE.match(line):
@@ -516,11 +684,60 @@ def _unescape(text: str) -> str:
     return text.replace("\\'", "'").replace('\\"', '"').replace("\\n", " ")
 
 
+def _json_value(fragment: str, key: str, *, word: bool) -> str | None:
+    """The first quoted value of ``key`` in a JSON/dict fragment ('word': only identifier-like values)."""
+    for quote in ("'", '"'):
+        needle = quote + key
+        at = fragment.find(needle)
+        while at >= 0:
+            found = _KEY_COLON_RE.match(fragment, at + len(needle))
+            if found is not None:
+                opening = found.group(1)
+                begin = close = found.end()
+                while True:  # str.find beats a regex scan over long provider messages
+                    close = fragment.find(opening, close)
+                    if close < 0 or fragment[close - 1] != "\\":
+                        break
+                    close += 1
+                value = fragment[begin:] if close < 0 else fragment[begin:close]
+                if not word:
+                    return value
+                if value.isidentifier() and value not in ("error", "None", "null"):
+                    return value
+            at = fragment.find(needle, at + 1)
+    return None
+
+
+def _fragment_end(text: str, start: int) -> int:
+    """End of the bracketed literal opening at ``start``; an unbalanced one ends with its line.
+
+    A literal that runs to the end of its line with balanced brackets (a provider's error body) is
+    taken whole without walking it.
+    """
+    line_end = text.find("\n", start)
+    line_end = len(text) if line_end < 0 else line_end
+    rest = text[start:line_end].rstrip()
+    if rest[-1] in "]}" and rest.count("{") == rest.count("}") and rest.count("[") == rest.count("]"):
+        return start + len(rest)
+    closers: list[str] = []
+    for bracket in _BRACKET_RE.finditer(text, start):
+        char = bracket.group()
+        if char in _CLOSER:
+            closers.append(_CLOSER[char])
+        elif closers and char == closers[-1]:
+            closers.pop()
+            if not closers:
+                return bracket.end()
+        else:
+            break  # mismatched: not a literal after all, or a truncated one
+    return line_end
+
+
 def _replace_json(text: str) -> str:
     """Replace JSON/dict literals by <json>, or by the provider's error message and code inside them.
 
     Provider bodies ("Error code: 429 - {'error': {'message': ..., 'code': ...}}") carry the only
-    useful words of the error in the body: keep those, drop the rest.
+    useful words of the error inside the body: keep those, drop the rest.
     """
     out: list[str] = []
     pos = 0
@@ -529,29 +746,19 @@ def _replace_json(text: str) -> str:
         if opener is None:
             break
         start = opener.start()
-        depth = 0
-        end = -1
-        for bracket in _BRACKET_RE.finditer(text, start):
-            char = bracket.group()
-            if char in "[{":
-                depth += 1
-            elif char in "]}":
-                depth -= 1
-                if depth == 0:
-                    end = bracket.end()
-                    break
-        if end < 0:  # unbalanced: a truncated body; it ends with the text
-            end = len(text)
+        end = _fragment_end(text, start)
         fragment = text[start:end]
         out.append(text[pos:start])
-        found = _PROVIDER_MESSAGE_RE.search(fragment)
-        if found is None:
+        inner = None
+        for key in _MESSAGE_KEYS:
+            inner = _json_value(fragment, key, word=False)
+            if inner is not None:
+                break
+        if inner is None:
             out.append("<json>")
         else:
-            inner = _unescape(found.group(1) if found.group(1) is not None else found.group(2))
-            codes = {key: value for key, value in reversed(_PROVIDER_CODE_RE.findall(fragment))
-                     if value not in ("error", "None", "null")}
-            code = codes.get("code") or codes.get("status") or codes.get("type")
+            code = next(filter(None, (_json_value(fragment, key, word=True) for key in _CODE_KEYS)), None)
+            inner = _unescape(inner)
             out.append(f"{inner} [{code}]" if code else inner)
         pos = end
     if not out:
@@ -564,12 +771,16 @@ def _normalize_lines(lines: list[str]) -> str:
     text = "\n".join(lines)
     if "{" in text or "[" in text:
         text = _replace_json(text)
-    head = [line for line in text.split("\n", _TEMPLATE_LINES * 4) if line.strip()][:_TEMPLATE_LINES]
-    text = " | ".join(head)
-    for pattern, placeholder, needle in _SUBSTITUTIONS:
-        if needle is None or needle in text:
-            text = pattern.sub(placeholder, text)
-    text = _WHITESPACE_RE.sub(" ", text).strip()
+    if "\n" in text:
+        text = " | ".join([line for line in text.split("\n") if line.strip()][:_TEMPLATE_LINES])
+    if any(quote in text for quote in _QUOTE_CHARS):
+        text = _QUOTED_RE.sub("<str>", text)
+    # Every output token takes at least two characters with its space, so tokens past this many
+    # cannot reach the truncated template.
+    memo = _TOKEN_MEMO.get
+    text = " ".join([memo(token) or _normalize_token(token) for token in text.split()[:_TEMPLATE_TOKENS]])
+    if "<n> " in text:
+        text = _SPACED_DURATION_RE.sub("<dur>", text)  # "2.5 seconds"
     return _truncate(text, _TEMPLATE_MAX_CHARS)
 
 
@@ -599,26 +810,35 @@ def _as_text(value: object) -> str:
     return value if isinstance(value, str) else str(value)
 
 
-def _match(kind: str, short_type: str, text: str, has_tool: bool) -> tuple[str, str] | None:
-    for family, sub, pattern in _STRONG_RULES:
-        if pattern.search(text):
-            return family, sub
+def _match(
+    kind: str, short_type: str, text: str, words: list[bytes], has_tool: bool
+) -> tuple[str, str] | None:
+    hits = _ANCHOR_WORDS.intersection(words)
+    candidates = sorted({position for word in hits for position in _ANCHORS[word]}) if hits else []
+    for position in candidates:
+        if position >= _FIRST_WEAK:
+            break
+        if _rule_matches(position, text):
+            return _RULES[position][0], _RULES[position][1]
     hit = _STRONG_TYPES.get(short_type)
     if hit is not None:
         return hit
-    status = _STATUS_RE.search(text)
+    mentioned = _TYPE_WORD_SET.intersection(words)
+    if mentioned:
+        return _TYPE_WORDS[min(mentioned, key=_TYPE_PRIORITY.__getitem__)]
+    status = _status(text)
     if status is not None:
-        return _status_family(int(next(group for group in status.groups() if group)))
-    for family, sub, pattern in _WEAK_RULES:
-        if pattern.search(text):
-            return family, sub
+        return _status_family(status)
+    for position in candidates:
+        if position >= _FIRST_WEAK and _rule_matches(position, text):
+            return _RULES[position][0], _RULES[position][1]
     hit = _WEAK_TYPES.get(short_type)
     if hit is not None:
         return hit
     if kind == "tool" or (kind == "run" and has_tool):
         if _EXIT_STATUS_RE.search(text):
             return "tool_execution_error", "exit_status"
-        if short_type in _PROGRAM_ERRORS:
+        if short_type in _PROGRAM_ERRORS or _PROGRAM_ERROR_WORDS.intersection(words):
             return "tool_execution_error", ""
     return None
 
@@ -626,7 +846,7 @@ def _match(kind: str, short_type: str, text: str, has_tool: bool) -> tuple[str, 
 _INFRA_FAMILIES = frozenset({_TIMEOUT, "upstream_error", "rate_limit", "authentication"})
 
 
-def _resolve(kind: str, short_type: str, matched: tuple[str, str] | None) -> tuple[str, str]:
+def _resolve(kind: str, is_api_timeout: bool, matched: tuple[str, str] | None) -> tuple[str, str]:
     """Turn a rule match into (class, hint key), applying what the step kind implies."""
     family, sub = matched if matched is not None else ("", "")
     if family == "policy_violation":
@@ -638,18 +858,10 @@ def _resolve(kind: str, short_type: str, matched: tuple[str, str] | None) -> tup
     elif kind == "policy" and family not in _INFRA_FAMILIES:
         return "policy_violation", "policy_violation"
     if family == _TIMEOUT:
-        family = "llm_timeout" if kind == "llm" or short_type == "APITimeoutError" else "tool_timeout"
+        family = "llm_timeout" if kind == "llm" or is_api_timeout else "tool_timeout"
     if not family:
         return "unknown", "unknown"
     return family, f"{family}/{sub}" if sub else family
-
-
-def _subject(kind: str, tool: str | None, model: str | None) -> str | None:
-    if kind == "tool":
-        return tool
-    if kind == "llm":
-        return model
-    return tool or model
 
 
 def _explicit_class(error_class: object) -> str | None:
@@ -671,34 +883,45 @@ def classify_failure(
     Never raises: anything unrecognized is ``unknown``. An explicit ``error_class`` naming a known
     class is trusted; any other value is ignored.
     """
+    try:
+        return _classify_memo(kind, error_type, error_message, error_class, tool, model)
+    except TypeError:  # an unhashable argument: not worth memoizing
+        return _classify(kind, error_type, error_message, error_class, tool, model)
+
+
+def _classify(
+    kind: object,
+    error_type: object,
+    error_message: object,
+    error_class: object,
+    tool: object,
+    model: object,
+) -> Failure:
     kind_s = _as_text(kind).strip().lower()
     type_s = _as_text(error_type).strip()
     tool_s = _as_text(tool).strip() or None
     model_s = _as_text(model).strip() or None
     lines = _meaningful_lines(_as_text(error_message)[:_MAX_SCAN_CHARS])
-    scan = "\n".join(lines)
 
-    short_type = type_s.rsplit(".", 1)[-1]
-    if not short_type:
-        found = _TYPE_IN_MESSAGE_RE.search(scan)
-        short_type = found.group(1) if found else ""
-
-    text = f"{type_s}\n{scan}".lower()
-    matched = _match(kind_s, short_type, text, tool_s is not None)
-    failure_class, hint_key = _resolve(kind_s, short_type, matched)
-    explicit = _explicit_class(error_class)
-    if explicit is not None and explicit != failure_class:
-        failure_class, hint_key = explicit, explicit
+    text = (f"{type_s}\n" + "\n".join(lines) if type_s else "\n".join(lines)).lower()
+    words = text.encode("utf-8", "ignore").translate(_TO_WORDS).split()
+    matched = _match(kind_s, type_s.rsplit(".", 1)[-1], text, words, tool_s is not None)
+    failure_class, hint_key = _resolve(kind_s, "apitimeouterror" in text, matched)
+    if error_class is not None:
+        explicit = _explicit_class(error_class)
+        if explicit is not None and explicit != failure_class:
+            failure_class, hint_key = explicit, explicit
 
     template = _normalize_lines(lines) if lines else ""
     if not template:
         template = _normalize_lines([type_s]) if type_s else "<empty>"
-    subject = _subject(kind_s, tool_s, model_s)
+    subject = tool_s if kind_s == "tool" else model_s if kind_s == "llm" else tool_s or model_s
     digest = hashlib.sha256(
-        "\x1f".join((ALGORITHM_VERSION, failure_class, template, subject or "")).encode()
+        f"{ALGORITHM_VERSION}\x1f{failure_class}\x1f{template}\x1f{subject or ''}".encode()
     ).hexdigest()
-    short = _truncate(_CONNECTION_POOL_PREFIX_RE.sub("", template), _LABEL_TEMPLATE_MAX_CHARS)
-    label = " · ".join(part for part in (failure_class, subject, short) if part)
+    short = _CONNECTION_POOL_PREFIX_RE.sub("", template) if "ConnectionPool(" in template else template
+    short = _truncate(short, _LABEL_TEMPLATE_MAX_CHARS)
+    label = f"{failure_class} · {subject} · {short}" if subject else f"{failure_class} · {short}"
     return Failure(
         failure_class=failure_class,
         cluster_id=digest[:16],
@@ -707,6 +930,11 @@ def classify_failure(
         label=label,
         hint=_HINTS.get(hint_key) or _HINTS[failure_class],
     )
+
+
+# The same failure often repeats in bursts (a provider outage, a retry loop). The memo never
+# changes a result (Failure is immutable); the cold path is fast on its own (bench/triage.py).
+_classify_memo = functools.lru_cache(maxsize=4096)(_classify)
 
 
 # --------------------------------------------------------------------------------------------------
