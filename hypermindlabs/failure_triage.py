@@ -490,24 +490,12 @@ _STATUS_RE = re.compile(
 )
 
 
-# Cheap test before the status regex: one of these occurs whenever it can match.
-# fmt: off
-_STATUS_NEEDLES = (
-    "error code", "status", "http", "response", "api error", "client error", "server error",
-    "too many requests", "unauthorized", "forbidden", "not found", "bad request", "bad gateway",
-    "unavailable", "gateway time", "request time", "too large", "unprocessable", "conflict",
-    "not allowed", "deadline exceeded", "quota", "(4", "(5",
-)
-# fmt: on
+# Cheap test before the status regex: it needs a 4xx/5xx number somewhere (digit-first: fast scan).
+_STATUS_PROBE_RE = re.compile(r"[45]\d\d")
 
 
 def _status(text: str) -> int | None:
-    if not (
-        text[:1] in ("4", "5")
-        or "\n4" in text
-        or "\n5" in text
-        or any(needle in text for needle in _STATUS_NEEDLES)
-    ):
+    if _STATUS_PROBE_RE.search(text) is None:
         return None
     found = _STATUS_RE.search(text)
     return None if found is None else int(next(group for group in found.groups() if group))
@@ -613,6 +601,17 @@ _TOKEN_RES = {
     for dot in (False, True)
     for slash in (False, True)
 }
+# Numbers (one decimal point at most: more is a version or an IP) and durations, and the plain
+# keys of key=value tokens.
+_SIMPLE_VALUE_RE = re.compile(
+    r"(-?\d+(?:,\d{3})*(?:\.\d+)?(?:e[-+]?\d+)?)"
+    r"|(\d+(?:\.\d+)?(?:milliseconds?|seconds?|secs?|minutes?|mins?|hours?|hrs?|ms|us|µs|ns|s|m|h)"
+    r"(?:\d+(?:\.\d+)?(?:ms|us|µs|ns|s|m|h))*)",
+    re.IGNORECASE,
+)
+_PLAIN_KEY_RE = re.compile(r"[A-Za-z_-]+")
+_PREFIXED_ID_RE = re.compile(r"[A-Za-z]+[_-]([A-Za-z0-9]{8,})")
+_HEX_RUN_RE = re.compile(r"[0-9a-fA-F]+")
 _TOKEN_EDGES = "()[]{}<>,.;:!?\"'`|"
 _SPACED_DURATION_RE = re.compile(
     r"<n> (?:milliseconds?|seconds?|secs?|minutes?|mins?|hours?|hrs?|ms)\b", re.IGNORECASE
@@ -635,25 +634,45 @@ def _normalize_token(token: str) -> str:
     elif core.isdigit() and core.isascii():
         start = token.index(core)
         normalized = f"{token[:start]}<n>{token[start + len(core) :]}"
-    elif "***" in token:
-        normalized = "<redacted>"
     else:
-        normalized = token
-        if "://" in normalized:
-            normalized = _URL_RE.sub("<url>", normalized)
-        if "@" in normalized:
-            normalized = _EMAIL_RE.sub("<email>", normalized)
-        pattern = _TOKEN_RES[
-            _DIGIT_RE.search(normalized) is not None,
-            "." in normalized,
-            "/" in normalized or "\\" in normalized,
-        ]
-        if pattern is not None:
-            normalized = pattern.sub(_placeholder, normalized)
+        # A number or duration, alone or as the value of key=..., is the usual unseen token: settle
+        # it without the token regexes (same result, a test holds the two paths equal).
+        key, equals, value = core.rpartition("=")
+        simple = _SIMPLE_VALUE_RE.fullmatch(value) if not key or _PLAIN_KEY_RE.fullmatch(key) else None
+        start = token.index(core) + len(core) - len(value)
+        if simple is not None and (simple.lastindex == 1 or token[start - 1 : start] != "."):
+            placeholder = "<n>" if simple.lastindex == 1 else "<dur>"  # ".5s" is left to the patterns
+            normalized = f"{token[:start]}{placeholder}{token[start + len(value) :]}"
+        else:
+            normalized = _normalize_prefixed_id(token, core) or _normalize_token_by_patterns(token)
     if len(_TOKEN_MEMO) >= _TOKEN_MEMO_MAX:
         _TOKEN_MEMO.clear()
     _TOKEN_MEMO[token] = normalized
     return normalized
+
+
+def _normalize_prefixed_id(token: str, core: str) -> str | None:
+    """req_0a1b2c3d4e5f, org-4Ft8xQbWbGvVzP9NkLm2sR7h, call_8Wq2x3Yb...: the prefix stays."""
+    found = _PREFIXED_ID_RE.fullmatch(core)
+    if found is None:
+        return None
+    tail = found.group(1)
+    if tail.isalpha() or tail.isdigit() or _SIMPLE_VALUE_RE.fullmatch(tail) is not None:
+        return None
+    start = token.index(core) + len(core) - len(tail)
+    placeholder = "<hex>" if _HEX_RUN_RE.fullmatch(tail) is not None else "<id>"
+    return f"{token[:start]}{placeholder}{token[start + len(tail) :]}"
+
+
+def _normalize_token_by_patterns(token: str) -> str:
+    if "***" in token:
+        return "<redacted>"
+    if "://" in token:
+        token = _URL_RE.sub("<url>", token)
+    if "@" in token:
+        token = _EMAIL_RE.sub("<email>", token)
+    pattern = _TOKEN_RES[_DIGIT_RE.search(token) is not None, "." in token, "/" in token or "\\" in token]
+    return token if pattern is None else pattern.sub(_placeholder, token)
 
 
 def _meaningful_lines(message: str) -> list[str]:
@@ -897,11 +916,12 @@ def _classify(
     tool: object,
     model: object,
 ) -> Failure:
-    kind_s = _as_text(kind).strip().lower()
-    type_s = _as_text(error_type).strip()
-    tool_s = _as_text(tool).strip() or None
-    model_s = _as_text(model).strip() or None
-    lines = _meaningful_lines(_as_text(error_message)[:_MAX_SCAN_CHARS])
+    kind_s = (kind if type(kind) is str else _as_text(kind)).strip().lower()
+    type_s = (error_type if type(error_type) is str else _as_text(error_type)).strip()
+    tool_s = (tool if type(tool) is str else _as_text(tool)).strip() or None
+    model_s = (model if type(model) is str else _as_text(model)).strip() or None
+    message = error_message if type(error_message) is str else _as_text(error_message)
+    lines = _meaningful_lines(message[:_MAX_SCAN_CHARS] if len(message) > _MAX_SCAN_CHARS else message)
 
     text = (f"{type_s}\n" + "\n".join(lines) if type_s else "\n".join(lines)).lower()
     words = text.encode("utf-8", "ignore").translate(_TO_WORDS).split()

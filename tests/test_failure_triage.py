@@ -25,6 +25,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from hypermindlabs import failure_triage
 from hypermindlabs.failure_triage import (
     ALGORITHM_VERSION,
     FAILURE_CLASSES,
@@ -703,6 +704,19 @@ def test_classify_failure_never_raises_and_returns_a_known_class(
     assert "\n" not in failure.template and len(failure.template) <= 241
 
 
+@pytest.mark.parametrize(
+    "value",
+    [
+        pytest.param(429, id="a number"),
+        pytest.param({"message": "rate limit", "code": 429}, id="an unhashable dict"),
+        pytest.param(["timed out"], id="an unhashable list"),
+    ],
+)
+def test_non_string_values_from_json_are_read_as_text_without_raising(value: object) -> None:
+    failure = classify_failure(kind="llm", error_type=None, error_message=value, model=value)  # type: ignore[arg-type]
+    assert failure.failure_class in FAILURE_CLASSES
+
+
 @settings(max_examples=300, deadline=None)
 @given(message=st.text(alphabet=st.characters(codec="utf-8"), max_size=2000))
 def test_normalize_message_never_raises_and_returns_one_capped_line(message: str) -> None:
@@ -729,6 +743,25 @@ def test_messages_differing_only_in_numbers_share_a_template(
     pattern: str, first: list[int], second: list[int]
 ) -> None:
     assert normalize_message(pattern.format(*first)) == normalize_message(pattern.format(*second))
+
+
+@settings(max_examples=1500, deadline=None)
+@given(
+    prefix=st.sampled_from(
+        ["", "(", "[", ".", "-", "timeout=", "x-=", "a=b=", "v", "org-", "req_", "<", ".req_", "(org-"]
+    ),
+    value=st.one_of(
+        st.integers(-(10**12), 10**12).map(str),
+        st.floats(allow_nan=False, allow_infinity=False).map(str),
+        st.text(alphabet="0123456789.,-+eEsmhuµ", min_size=1, max_size=12),
+        st.text(alphabet="0123456789abcdefABCDEFxyzXYZhms_", min_size=1, max_size=30),
+    ),
+    suffix=st.sampled_from(["", ")", ",", ".", "),", "s", "ms.", "]:", "x", ">", "-1", "_2"]),
+)
+def test_the_token_fast_paths_agree_with_the_token_patterns(prefix: str, value: str, suffix: str) -> None:
+    # Internal: the str fast paths for numbers and durations must never change a template.
+    token = prefix + value + suffix
+    assert failure_triage._normalize_token(token) == failure_triage._normalize_token_by_patterns(token)
 
 
 # --------------------------------------------------------------------------------------------------
