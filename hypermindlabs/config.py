@@ -38,6 +38,18 @@ class Settings:
         default=None,
         metadata={"env": "OTEL_EXPORTER_OTLP_ENDPOINT", "doc": "OTLP/HTTP endpoint for spans; none → spans are not exported"},
     )
+    otlp_timeout_ms: int = field(
+        default=10_000,
+        metadata={"env": "OTEL_EXPORTER_OTLP_TIMEOUT", "doc": "OTLP span export timeout per batch, milliseconds"},
+    )
+    label_budgets: str | None = field(
+        default=None,
+        metadata={
+            "env": "HYPERMIND_LABEL_BUDGETS",
+            "doc": "Prometheus label caps, e.g. model=100,tool=500 (defaults: project=50, model=50, tool=200, "
+            "scenario=100, error_class=30, error_type=30, cluster=100, provider=20)",
+        },
+    )
     max_batch_events: int = field(
         default=50_000, metadata={"env": "HYPERMIND_MAX_BATCH_EVENTS", "doc": "most events accepted in one POST"}
     )

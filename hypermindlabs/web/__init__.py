@@ -13,6 +13,7 @@ from werkzeug.exceptions import HTTPException
 
 from hypermindlabs.config import Settings
 from hypermindlabs.store import EventStore
+from hypermindlabs.telemetry import Telemetry
 
 __all__ = ["create_app", "json_response", "error_response"]
 
@@ -33,8 +34,9 @@ def create_app(
     *,
     store: EventStore | None = None,
     clock: Callable[[], int] | None = None,
+    telemetry: Telemetry | None = None,
 ) -> Flask:
-    """Build the app. ``store`` and ``clock`` (Unix ns) are injected in tests; else from settings."""
+    """Build the app. ``store``, ``clock`` (Unix ns), ``telemetry`` are injected in tests; else from settings."""
     settings = settings or Settings.from_env()
     app = Flask(__name__, root_path=str(_repo_root()), template_folder="templates", static_folder="static")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
@@ -42,7 +44,10 @@ def create_app(
     app.extensions["hypermind.store"] = store or EventStore.open(settings.database_url)
     app.extensions["hypermind.clock"] = clock or time.time_ns
 
-    from hypermindlabs.web import api_events, api_runs, pages
+    from hypermindlabs.web import api_events, api_runs, metrics_endpoint, pages
+
+    st = app.extensions["hypermind.store"]
+    metrics_endpoint.init_app(app, (telemetry or Telemetry.from_settings(settings, engine=st.engine)).attach(st))
 
     app.register_blueprint(api_events.bp)
     app.register_blueprint(api_runs.bp)

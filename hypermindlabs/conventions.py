@@ -1,0 +1,330 @@
+"""Every name this product exports, in one place (DESIGN §4): metrics, labels, units, buckets, caps.
+
+The exporter, the cardinality policy, the (later) recording/alert rules and Grafana dashboards
+and the tests import these constants and never retype a string. Names follow the OpenTelemetry
+GenAI semantic conventions where those name a thing (``gen_ai.*``, ``error.type``); everything
+else is namespaced under ``hypermind``.
+
+Each metric has an OTel-side name (what the SDK and OTLP see) and the Prometheus-side names that
+PromQL uses after translation (dots → underscores, unit suffix ``_seconds``, counters ``_total``):
+
+>>> OPERATION_DURATION.prom
+'gen_ai_client_operation_duration_seconds'
+>>> OPERATION_DURATION.prom_bucket
+'gen_ai_client_operation_duration_seconds_bucket'
+>>> AGENT_RUNS.prom
+'hypermind_agent_runs_total'
+>>> prom_label(ATTR_REQUEST_MODEL)
+'gen_ai_request_model'
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+__all__ = [
+    "MetricSpec",
+    "METRICS",
+    "METRICS_BY_NAME",
+    "prom_label",
+    "DEFAULT_LABEL_BUDGETS",
+    "OVERFLOW_VALUE",
+]
+
+# -- service / instrumentation scope --------------------------------------------------------------
+SERVICE_NAME = "hypermind-obs"
+METER_NAME = "hypermindlabs"
+TRACER_NAME = "hypermindlabs"
+
+# -- units (UCUM, as OTel wants them) -------------------------------------------------------------
+UNIT_SECONDS = "s"
+UNIT_TOKEN = "{token}"
+UNIT_RUN = "{run}"
+UNIT_CALL = "{call}"
+UNIT_ERROR = "{error}"
+UNIT_CHECK = "{check}"
+UNIT_FAILURE = "{failure}"
+UNIT_FOLD = "{fold}"
+UNIT_ITEM = "{item}"
+
+# -- attribute keys: OTel GenAI semantic conventions ----------------------------------------------
+ATTR_OPERATION = "gen_ai.operation.name"
+ATTR_PROVIDER = "gen_ai.provider.name"
+ATTR_REQUEST_MODEL = "gen_ai.request.model"
+ATTR_TOOL_NAME = "gen_ai.tool.name"
+ATTR_TOKEN_TYPE = "gen_ai.token.type"
+ATTR_AGENT_NAME = "gen_ai.agent.name"
+ATTR_USAGE_INPUT_TOKENS = "gen_ai.usage.input_tokens"
+ATTR_USAGE_OUTPUT_TOKENS = "gen_ai.usage.output_tokens"
+ATTR_ERROR_TYPE = "error.type"
+
+# -- attribute keys: hypermind (metric labels keep them short for PromQL) -------------------------
+ATTR_PROJECT = "project"
+ATTR_SCENARIO = "scenario"
+ATTR_MODEL = "model"
+ATTR_TOOL = "tool"
+ATTR_STATUS = "status"
+ATTR_KIND = "kind"
+ATTR_ERROR_CLASS = "error_class"
+ATTR_FAILURE_CLASS = "failure_class"
+ATTR_CLUSTER = "cluster"
+ATTR_LABEL = "label"
+ATTR_REASON = "reason"
+ATTR_ESTIMATED = "estimated"
+# Exemplar-only: measured, then removed from the series by the View (kept in filtered_attributes).
+ATTR_RUN_ID = "hypermind.run_id"
+
+# Span-only attributes (spans are not Prometheus series, so these may carry any value).
+SPAN_ATTR_RUN_ID = "hypermind.run_id"
+SPAN_ATTR_EVENT_ID = "hypermind.event_id"
+SPAN_ATTR_PROJECT = "hypermind.project"
+SPAN_ATTR_SCENARIO = "hypermind.scenario"
+SPAN_ATTR_FAILURE_CLASS = "hypermind.failure.class"
+SPAN_ATTR_CLUSTER = "hypermind.failure.cluster_id"
+SPAN_ATTR_TOKENS_ESTIMATED = "hypermind.usage.estimated"
+SPAN_ATTR_TAG_PREFIX = "hypermind.tag."
+SPAN_ATTR_POLICY_NAME = "hypermind.guardrail.name"
+
+# -- attribute values -----------------------------------------------------------------------------
+OP_CHAT = "chat"
+OP_EXECUTE_TOOL = "execute_tool"
+OP_INVOKE_AGENT = "invoke_agent"
+OP_RETRIEVAL = "retrieval"
+# No semconv operation for a guardrail/policy check yet: namespaced (DESIGN §2).
+OP_GUARDRAIL = "hypermind.guardrail"
+# Event kind (DESIGN §2) → gen_ai.operation.name.
+OPERATION_BY_KIND: dict[str, str] = {
+    "run": OP_INVOKE_AGENT,
+    "llm": OP_CHAT,
+    "tool": OP_EXECUTE_TOOL,
+    "retrieval": OP_RETRIEVAL,
+    "policy": OP_GUARDRAIL,
+}
+TOKEN_INPUT = "input"
+TOKEN_OUTPUT = "output"
+# The semconv fallback for error.type / provider when nothing better is known.
+OTHER_SEMCONV = "_OTHER"
+UNKNOWN_ERROR_CLASS = "unknown"
+
+# Provider (gen_ai.provider.name, required by semconv) when the event does not say: by model
+# name prefix. Values are the semconv well-known provider names.
+PROVIDER_BY_MODEL_PREFIX: tuple[tuple[str, str], ...] = (
+    ("gpt-", "openai"), ("o1", "openai"), ("o3", "openai"), ("o4", "openai"), ("chatgpt", "openai"),
+    ("text-embedding", "openai"), ("claude", "anthropic"), ("gemini", "gcp.gemini"),
+    ("mistral", "mistral_ai"), ("mixtral", "mistral_ai"), ("codestral", "mistral_ai"),
+    ("command", "cohere"), ("deepseek", "deepseek"), ("grok", "x_ai"), ("llama", "meta"),
+)  # fmt: skip
+# Event attributes that name the provider, in order of preference.
+PROVIDER_ATTRIBUTE_KEYS: tuple[str, ...] = (ATTR_PROVIDER, "gen_ai.system", "provider")
+
+# -- bucket boundaries ----------------------------------------------------------------------------
+# GenAI semconv advice for gen_ai.client.operation.duration (seconds). The SDK default buckets are
+# millisecond-shaped: a seconds histogram without these would put almost everything in one bucket.
+DURATION_BUCKETS_S: tuple[float, ...] = (
+    0.01, 0.02, 0.04, 0.08, 0.16, 0.32, 0.64, 1.28, 2.56, 5.12, 10.24, 20.48, 40.96, 81.92,
+)  # fmt: skip
+# GenAI semconv advice for gen_ai.client.token.usage.
+TOKEN_BUCKETS: tuple[float, ...] = (
+    1, 4, 16, 64, 256, 1024, 4096, 16384, 65536, 262144, 1048576, 4194304, 16777216, 67108864,
+)  # fmt: skip
+# Whole agent runs last longer than one model call: the same doubling, shifted to 0.1 s … ~14 min.
+RUN_DURATION_BUCKETS_S: tuple[float, ...] = (
+    0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4, 12.8, 25.6, 51.2, 102.4, 204.8, 409.6, 819.2,
+)  # fmt: skip
+
+# -- label caps (DESIGN §4) ------------------------------------------------------------------------
+# Values over a label's budget fold into OVERFLOW_VALUE; folds are counted in LABEL_OVERFLOW.
+OVERFLOW_VALUE = "__other__"
+# Longer values are cut to this many characters, ending in "~" + 8 hex of their SHA-256 so two
+# long values sharing a prefix stay distinct.
+MAX_LABEL_VALUE_CHARS = 128
+BUDGET_PROJECT = "project"
+BUDGET_MODEL = "model"
+BUDGET_TOOL = "tool"
+BUDGET_SCENARIO = "scenario"
+BUDGET_ERROR_CLASS = "error_class"
+BUDGET_ERROR_TYPE = "error_type"
+BUDGET_CLUSTER = "cluster"
+BUDGET_PROVIDER = "provider"
+DEFAULT_LABEL_BUDGETS: dict[str, int] = {
+    BUDGET_PROJECT: 50,
+    BUDGET_MODEL: 50,
+    BUDGET_TOOL: 200,
+    BUDGET_SCENARIO: 100,
+    BUDGET_ERROR_CLASS: 30,
+    BUDGET_ERROR_TYPE: 30,
+    BUDGET_CLUSTER: 100,
+    BUDGET_PROVIDER: 20,
+}
+LABEL_BUDGETS_ENV = "HYPERMIND_LABEL_BUDGETS"
+# The OTel SDK's own per-instrument limit on attribute sets, kept on as a backstop behind the
+# budgets above. Past it the SDK folds into one series labelled otel_metric_overflow="true".
+SDK_CARDINALITY_LIMIT = 2000
+SDK_OVERFLOW_ATTR = "otel.metric.overflow"
+
+# -- exemplars (OpenMetrics) ----------------------------------------------------------------------
+EXEMPLAR_RUN_ID = "run_id"
+EXEMPLAR_TRACE_ID = "trace_id"
+# OpenMetrics: label names plus values of an exemplar ≤ 128 UTF-8 characters. run_id is cut to fit.
+EXEMPLAR_MAX_CHARS = 128
+
+# -- loss reasons (TELEMETRY_DROPPED) -------------------------------------------------------------
+DROP_MALFORMED_EVENT = "malformed_event"
+DROP_RECORD_ERROR = "record_error"
+DROP_SPAN_ERROR = "span_error"
+DROP_SPAN_EXPORT_FAILED = "span_export_failed"
+DROP_SPAN_EXPORTER_ERROR = "span_exporter_error"
+DROP_SPAN_QUEUE_FULL = "span_queue_full"
+DROP_REASONS: tuple[str, ...] = (
+    DROP_MALFORMED_EVENT, DROP_RECORD_ERROR, DROP_SPAN_ERROR,
+    DROP_SPAN_EXPORT_FAILED, DROP_SPAN_EXPORTER_ERROR, DROP_SPAN_QUEUE_FULL,
+)  # fmt: skip
+
+# -- metrics ----------------------------------------------------------------------------------------
+_PROM_UNIT = {UNIT_SECONDS: "seconds"}
+_NOT_PROM = re.compile(r"[^a-zA-Z0-9_]")
+
+
+def prom_label(attr: str) -> str:
+    """The Prometheus label name of an OTel attribute key (dots and other characters → ``_``)."""
+    return _NOT_PROM.sub("_", attr)
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """One exported metric: its OTel identity and the Prometheus names PromQL uses."""
+
+    name: str  # OTel instrument name
+    kind: str  # "counter" | "histogram"
+    unit: str  # UCUM, OTel side
+    description: str
+    labels: tuple[str, ...]  # OTel attribute keys kept on the series (the View's attribute_keys)
+    buckets: tuple[float, ...] | None = None
+
+    @property
+    def prom_family(self) -> str:
+        """The metric family name in the exposition (OpenMetrics: counters without ``_total``)."""
+        base = prom_label(self.name)
+        suffix = _PROM_UNIT.get(self.unit)
+        return f"{base}_{suffix}" if suffix and not base.endswith(f"_{suffix}") else base
+
+    @property
+    def prom_unit(self) -> str:
+        return _PROM_UNIT.get(self.unit, "")
+
+    @property
+    def prom(self) -> str:
+        """The series name to query: ``…_total`` for counters, the histogram base otherwise."""
+        return f"{self.prom_family}_total" if self.kind == "counter" else self.prom_family
+
+    @property
+    def prom_bucket(self) -> str:
+        return f"{self.prom_family}_bucket"
+
+    @property
+    def prom_count(self) -> str:
+        return f"{self.prom_family}_count"
+
+    @property
+    def prom_sum(self) -> str:
+        return f"{self.prom_family}_sum"
+
+    @property
+    def prom_labels(self) -> tuple[str, ...]:
+        return tuple(prom_label(k) for k in self.labels)
+
+
+OPERATION_DURATION = MetricSpec(
+    "gen_ai.client.operation.duration", "histogram", UNIT_SECONDS,
+    "GenAI operation duration (chat, execute_tool, retrieval, invoke_agent), from stored run events.",
+    (ATTR_OPERATION, ATTR_PROVIDER, ATTR_REQUEST_MODEL, ATTR_TOOL_NAME, ATTR_ERROR_TYPE, ATTR_PROJECT),
+    DURATION_BUCKETS_S,
+)  # fmt: skip
+TOKEN_USAGE = MetricSpec(
+    "gen_ai.client.token.usage", "histogram", UNIT_TOKEN,
+    "Provider-reported tokens per model call (estimated token proxies are not included).",
+    (ATTR_OPERATION, ATTR_PROVIDER, ATTR_REQUEST_MODEL, ATTR_TOKEN_TYPE, ATTR_PROJECT),
+    TOKEN_BUCKETS,
+)  # fmt: skip
+AGENT_RUNS = MetricSpec(
+    "hypermind.agent.runs", "counter", UNIT_RUN,
+    "Finished agent runs by outcome.",
+    (ATTR_PROJECT, ATTR_SCENARIO, ATTR_MODEL, ATTR_STATUS),
+)  # fmt: skip
+AGENT_RUN_DURATION = MetricSpec(
+    "hypermind.agent.run.duration", "histogram", UNIT_SECONDS,
+    "Wall-clock duration of finished agent runs.",
+    (ATTR_PROJECT, ATTR_SCENARIO, ATTR_MODEL, ATTR_STATUS),
+    RUN_DURATION_BUCKETS_S,
+)  # fmt: skip
+AGENT_RUN_TOKENS = MetricSpec(
+    "hypermind.agent.run.tokens", "histogram", UNIT_TOKEN,
+    "Tokens per finished agent run (estimated=true when derived from characters).",
+    (ATTR_PROJECT, ATTR_SCENARIO, ATTR_MODEL, ATTR_TOKEN_TYPE, ATTR_ESTIMATED),
+    TOKEN_BUCKETS,
+)  # fmt: skip
+TOOL_CALLS = MetricSpec(
+    "hypermind.tool.calls", "counter", UNIT_CALL,
+    "Tool calls by tool and outcome.",
+    (ATTR_TOOL, ATTR_STATUS),
+)  # fmt: skip
+STEP_ERRORS = MetricSpec(
+    "hypermind.step.errors", "counter", UNIT_ERROR,
+    "Failed steps (llm, tool, retrieval, policy) by kind and failure class.",
+    (ATTR_KIND, ATTR_ERROR_CLASS),
+)  # fmt: skip
+POLICY_CHECKS = MetricSpec(
+    "hypermind.policy.checks", "counter", UNIT_CHECK,
+    "Guardrail/policy checks by outcome (status=error: the check failed or was violated).",
+    (ATTR_PROJECT, ATTR_SCENARIO, ATTR_STATUS),
+)  # fmt: skip
+FAILURES = MetricSpec(
+    "hypermind.failures", "counter", UNIT_FAILURE,
+    "Failed events placed in a failure cluster by triage.",
+    (ATTR_FAILURE_CLASS, ATTR_CLUSTER),
+)  # fmt: skip
+LABEL_OVERFLOW = MetricSpec(
+    "hypermind.label.overflow", "counter", UNIT_FOLD,
+    "Label values folded into __other__ because the label's budget was full.",
+    (ATTR_LABEL,),
+)  # fmt: skip
+TELEMETRY_DROPPED = MetricSpec(
+    "hypermind.telemetry.dropped", "counter", UNIT_ITEM,
+    "Telemetry lost (events not recorded, spans not exported) by reason.",
+    (ATTR_REASON,),
+)  # fmt: skip
+
+METRICS: tuple[MetricSpec, ...] = (
+    OPERATION_DURATION, TOKEN_USAGE, AGENT_RUNS, AGENT_RUN_DURATION, AGENT_RUN_TOKENS,
+    TOOL_CALLS, STEP_ERRORS, POLICY_CHECKS, FAILURES, LABEL_OVERFLOW, TELEMETRY_DROPPED,
+)  # fmt: skip
+METRICS_BY_NAME: dict[str, MetricSpec] = {m.name: m for m in METRICS}
+
+# Prometheus-side names for PromQL (rules, dashboards, tests import these, never retype them).
+PROM_OPERATION_DURATION = OPERATION_DURATION.prom
+PROM_OPERATION_DURATION_BUCKET = OPERATION_DURATION.prom_bucket
+PROM_TOKEN_USAGE = TOKEN_USAGE.prom
+PROM_AGENT_RUNS = AGENT_RUNS.prom
+PROM_AGENT_RUN_DURATION = AGENT_RUN_DURATION.prom
+PROM_AGENT_RUN_DURATION_BUCKET = AGENT_RUN_DURATION.prom_bucket
+PROM_AGENT_RUN_TOKENS = AGENT_RUN_TOKENS.prom
+PROM_TOOL_CALLS = TOOL_CALLS.prom
+PROM_STEP_ERRORS = STEP_ERRORS.prom
+PROM_POLICY_CHECKS = POLICY_CHECKS.prom
+PROM_FAILURES = FAILURES.prom
+PROM_LABEL_OVERFLOW = LABEL_OVERFLOW.prom
+PROM_TELEMETRY_DROPPED = TELEMETRY_DROPPED.prom
+
+# -- rules and dashboards (names reserved here for the later issues) ------------------------------
+RULE_GROUP_RECORDING = "hypermind.recording"
+RULE_GROUP_ALERTS = "hypermind.alerts"
+RECORD_RUNS_RATE_5M = "hypermind:agent_runs:rate5m"
+RECORD_RUN_ERROR_RATIO_5M = "hypermind:agent_runs_error:ratio_rate5m"
+RECORD_OPERATION_P95_5M = "hypermind:gen_ai_client_operation_duration_seconds:p95_5m"
+ALERT_LABEL_OVERFLOW = "HypermindLabelOverflow"
+ALERT_TELEMETRY_DROPPED = "HypermindTelemetryDropped"
+ALERT_ERROR_RATE_REGRESSION = "HypermindErrorRateRegression"
+ALERT_LATENCY_REGRESSION = "HypermindLatencyRegression"
+DASHBOARD_OVERVIEW_UID = "hypermind-overview"
+DASHBOARD_TOOLS_UID = "hypermind-tools"
