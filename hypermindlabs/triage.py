@@ -1,0 +1,213 @@
+"""Failure triage against the store: classification at ingest, clusters with trends, reclassify.
+
+The pure core (taxonomy, templates, cluster ids, hints) is :mod:`hypermindlabs.failure_triage`;
+this module applies it to stored events. Every failed event (step or run) is classified from its
+own error and stored dimensions; a run's class is that of its own error.
+
+Counting: a cluster's count is the number of *runs* affected by it — runs whose start time is in
+the window and that have at least one event in the cluster — so ``GET /api/v1/runs?cluster=<id>``
+with the same filters lists exactly the runs behind every count.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter, defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import and_, bindparam, select, update
+
+from hypermindlabs.failure_triage import ALGORITHM_VERSION, Failure, classify_failure, cluster_state
+from hypermindlabs.filters import Filters
+
+__all__ = ["enrich", "cluster_report", "reclassify", "ClusterQuery"]
+
+CONCENTRATION_TAGS: tuple[str, ...] = ("release", "env")
+
+
+def _classify_row(row: Any) -> Failure:
+    return classify_failure(
+        kind=row["kind"],
+        error_type=row["error_type"],
+        error_message=row["error_message"],
+        error_class=row["error_class"],
+        tool=row["tool"],
+        model=row["model"],
+    )
+
+
+def enrich(row: dict[str, Any]) -> dict[str, Any]:
+    """The store's enricher: failure class and cluster id of a failed event row.
+
+    It reads the stored values (after the event inherited its run's dimensions); the store
+    classifies again any child whose dimensions are filled in later, so the stored cluster is
+    the same in whatever order and batches a run's events arrive.
+    """
+    if row["status"] != "error":
+        return {}
+    f = _classify_row(row)
+    return {"failure_class": f.failure_class, "cluster_id": f.cluster_id}
+
+
+@dataclass(frozen=True)
+class ClusterQuery:
+    filters: Filters
+    from_ns: int
+    to_ns: int
+    buckets: int = 24
+    samples: int = 5
+
+
+def cluster_report(store: Any, q: ClusterQuery) -> dict[str, Any]:
+    """Clusters of failures in [from, to) with counts, trend, state, hint and drill-down."""
+    from hypermindlabs.store import run_conditions
+    from hypermindlabs.store.schema import events, run_tags
+
+    span = q.to_ns - q.from_ns
+    prev_from = q.from_ns - span
+    r = events.alias("r")
+    e = events.alias("e")
+    base = Filters(**{**q.filters.__dict__, "from_ns": prev_from, "to_ns": q.to_ns, "extra": {}})
+    cond = [r.c.kind == "run", *run_conditions(r, base)]
+    stmt = (
+        select(e.c.cluster_id, e.c.failure_class, e.c.run_id, e.c.kind, e.c.tool, e.c.model, e.c.error_type,
+               e.c.error_message, e.c.error_class, r.c.start_ns.label("run_start"), r.c.scenario.label("run_scenario"))
+        .select_from(e.join(r, and_(r.c.run_id == e.c.run_id)))
+        .where(e.c.cluster_id.is_not(None), *cond)
+    )  # fmt: skip
+    failed_runs_stmt = select(r.c.run_id).where(*cond, r.c.status == "error", r.c.start_ns >= q.from_ns)
+    with store.engine.connect() as conn:
+        rows = conn.execute(stmt).all()
+        failed_runs = len(conn.execute(failed_runs_stmt).all())
+        cluster_ids = list({row.cluster_id for row in rows if row.run_start >= q.from_ns})
+        first_seen: dict[str, int] = {}
+        last_seen: dict[str, int] = {}
+        for i in range(0, len(cluster_ids), 500):
+            chunk = cluster_ids[i : i + 500]
+            from sqlalchemy import func
+
+            for cid, lo, hi in conn.execute(
+                select(events.c.cluster_id, func.min(events.c.start_ns), func.max(events.c.start_ns))
+                .where(events.c.cluster_id.in_(chunk))
+                .group_by(events.c.cluster_id)
+            ):
+                first_seen[cid], last_seen[cid] = lo, hi
+        run_ids = list({row.run_id for row in rows if row.run_start >= q.from_ns})
+        tags: dict[str, dict[str, str]] = defaultdict(dict)
+        for i in range(0, len(run_ids), 500):
+            chunk = run_ids[i : i + 500]
+            for rid, key, value in conn.execute(
+                select(run_tags.c.run_id, run_tags.c.key, run_tags.c.value).where(
+                    run_tags.c.run_id.in_(chunk), run_tags.c.key.in_(CONCENTRATION_TAGS)
+                )
+            ):
+                tags[rid][key] = value
+
+    step = max(1, math.ceil(span / q.buckets))
+    cur_runs: dict[str, set[str]] = defaultdict(set)
+    prev_runs: dict[str, set[str]] = defaultdict(set)
+    info: dict[str, dict[str, Any]] = {}
+    run_start: dict[str, int] = {}
+    series: dict[str, list[set[str]]] = {}
+    affected: dict[str, dict[str, Counter[str]]] = defaultdict(lambda: defaultdict(Counter))
+    for row in rows:
+        cid = row.cluster_id
+        if row.run_start < q.from_ns:
+            prev_runs[cid].add(row.run_id)
+            continue
+        cur_runs[cid].add(row.run_id)
+        run_start[row.run_id] = row.run_start
+        if cid not in info or (info[cid]["kind"] == "run" and row.kind != "run"):
+            info[cid] = {"kind": row.kind, "row": row}
+        b = min(q.buckets - 1, (row.run_start - q.from_ns) // step)
+        series.setdefault(cid, [set() for _ in range(q.buckets)])[b].add(row.run_id)
+        if row.tool:
+            affected[cid]["tools"][row.tool] += 1
+        if row.model:
+            affected[cid]["models"][row.model] += 1
+        if row.run_scenario:
+            affected[cid]["scenarios"][row.run_scenario] += 1
+
+    clusters = []
+    for cid, runs in cur_runs.items():
+        row = info[cid]["row"]
+        f = _classify_row(row._mapping)
+        count, previous = len(runs), len(prev_runs.get(cid, ()))
+        conc: dict[str, list[dict[str, Any]]] = {}
+        for key in CONCENTRATION_TAGS:
+            c = Counter(tags[rid].get(key) for rid in runs if tags[rid].get(key) is not None)
+            conc[key] = [{"value": v, "runs": n, "share": n / count} for v, n in c.most_common(3)]
+        earliest = min(runs, key=lambda rid: (run_start[rid], rid))
+        drill = Filters(**{**q.filters.__dict__, "from_ns": q.from_ns, "to_ns": q.to_ns, "cluster": (cid,), "extra": {}})
+        clusters.append({
+            "cluster_id": cid,
+            "failure_class": row.failure_class,
+            "label": f.label if f.cluster_id == cid else f"{row.failure_class} · {cid}",
+            "template": f.template if f.cluster_id == cid else None,
+            "hint": f.hint,
+            "count": count,
+            "previous_count": previous,
+            "share_of_failed_runs": count / failed_runs if failed_runs else 0.0,
+            "state": cluster_state(count, previous, seen_before_window=first_seen.get(cid, q.from_ns) < q.from_ns),
+            "first_seen": first_seen.get(cid),
+            "last_seen": last_seen.get(cid),
+            "trend": [len(s) for s in series[cid]],
+            "affected": {k: dict(v.most_common(10)) for k, v in affected[cid].items()},
+            "concentration": conc,
+            "first_seen_in_window_tags": tags.get(earliest, {}),
+            "sample_run_ids": sorted(runs, key=lambda rid: (-run_start[rid], rid))[: q.samples],
+            "runs_url": "/api/v1/runs?" + drill.query_string(),
+        })  # fmt: skip
+    clusters.sort(key=lambda c: (-c["count"], c["cluster_id"]))
+    gone = sorted(set(prev_runs) - set(cur_runs))
+    return {
+        "from_ns": q.from_ns,
+        "to_ns": q.to_ns,
+        "bucket_ns": step,
+        "failed_runs": failed_runs,
+        "algorithm_version": ALGORITHM_VERSION,
+        "clusters": clusters,
+        "gone": [{"cluster_id": cid, "previous_count": len(prev_runs[cid]), "state": "gone"} for cid in gone],
+    }
+
+
+def reclassify(store: Any, *, batch: int = 5000, progress: Callable[[int], Any] | None = None) -> tuple[int, int]:
+    """Re-run classification over every failed event (after an algorithm version change).
+
+    Returns (failed events examined, rows changed).
+    """
+    from hypermindlabs.store.schema import events
+
+    examined = changed = 0
+    last = 0
+    cols = [events.c.seq, events.c.run_id, events.c.kind, events.c.status, events.c.start_ns, events.c.tool,
+            events.c.model, events.c.error_type, events.c.error_message, events.c.error_class,
+            events.c.failure_class, events.c.cluster_id]  # fmt: skip
+    upd = (
+        update(events)
+        .where(events.c.seq == bindparam("k_seq"))
+        .values(failure_class=bindparam("n_class"), cluster_id=bindparam("n_cluster"))
+    )
+    while True:
+        with store.engine.begin() as conn:
+            rows = [dict(r._mapping) for r in conn.execute(
+                select(*cols).where(events.c.seq > last, events.c.status == "error").order_by(events.c.seq).limit(batch)
+            )]  # fmt: skip
+            if not rows:
+                break
+            last = rows[-1]["seq"]
+            old = {r["seq"]: (r["failure_class"], r["cluster_id"]) for r in rows}
+            for r in rows:
+                f = _classify_row(r)
+                r["failure_class"], r["cluster_id"] = f.failure_class, f.cluster_id
+            ups = [{"k_seq": r["seq"], "n_class": r["failure_class"], "n_cluster": r["cluster_id"]}
+                   for r in rows if old[r["seq"]] != (r["failure_class"], r["cluster_id"])]  # fmt: skip
+            if ups:
+                conn.execute(upd, ups)
+            examined += len(rows)
+            changed += len(ups)
+        if progress is not None:
+            progress(len(rows))
+    return examined, changed
