@@ -173,6 +173,88 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_rebuild_rollups(args: argparse.Namespace) -> int:
+    """Drop the rollups and recompute them from the raw events, in one transaction."""
+    from tqdm import tqdm
+
+    from hypermindlabs.aggregate import rebuild_rollups
+
+    settings = _settings(args)
+    store = EventStore.open(settings.database_url)
+    print(f"hypermind-obs rebuild-rollups: recomputing the rollups of {_redact(settings.database_url)} from its "
+          "raw events in one transaction (writers wait until it commits) …", flush=True)  # fmt: skip
+    started = time.monotonic()
+    with tqdm(desc="runs", unit=" runs", disable=args.quiet or None, file=sys.stderr) as bar:
+
+        def progress(done: int, total: int) -> None:
+            bar.total = total
+            bar.update(done - bar.n)
+
+        runs = rebuild_rollups(store, progress=progress)
+    print(f"hypermind-obs rebuild-rollups: rebuilt the rollups of {runs} runs in {time.monotonic() - started:.1f} s")
+    store.close()
+    return 0
+
+
+def cmd_triage(args: argparse.Namespace) -> int:
+    from hypermindlabs.filters import QueryError
+    from hypermindlabs.triage import cluster_report
+    from hypermindlabs.web.api_failures import cluster_query
+
+    settings = _settings(args)
+    store = EventStore.open(settings.database_url)
+    params: dict[str, list[str]] = {"from": [args.since]}
+    for name in ("project", "model", "tool", "scenario"):
+        if getattr(args, name):
+            params[name] = [getattr(args, name)]
+    for tag in args.tag or []:
+        key, _, value = tag.partition("=")
+        params[f"tag.{key}"] = [value]
+    try:
+        report = cluster_report(store, cluster_query(params, time.time_ns()))
+    except QueryError as exc:
+        print(f"hypermind-obs triage: {exc.field}: {exc.reason}", file=sys.stderr)
+        return 2
+    store.close()
+    clusters = report["clusters"][: args.limit]
+    print(f"{report['failed_runs']} failed runs since {args.since}; {len(report['clusters'])} failure clusters")
+    if not clusters:
+        return 0
+    print(f"{'runs':>6} {'share':>6} {'state':<9} {'cluster':<16}  label")
+    for c in clusters:
+        label = _printable(c["label"])
+        print(f"{c['count']:>6} {c['share_of_failed_runs']:>6.0%} {c['state']:<9} {c['cluster_id']:<16}  {label}")
+        if args.hints:
+            print(f"{'':>41}hint: {_printable(c['hint'])}")
+    return 0
+
+
+def _printable(text: str) -> str:
+    # Labels come from untrusted error messages: never let them drive the terminal.
+    return "".join(ch if ch.isprintable() else "?" for ch in text)
+
+
+def cmd_reclassify(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from hypermindlabs.failure_triage import ALGORITHM_VERSION
+    from hypermindlabs.triage import reclassify
+
+    settings = _settings(args)
+    store = EventStore.open(settings.database_url)
+    with tqdm(desc="failed events", unit=" ev", disable=args.quiet or None, file=sys.stderr) as bar:
+        examined, changed = reclassify(store, progress=bar.update)
+    print(f"hypermind-obs reclassify: triage algorithm v{ALGORITHM_VERSION}: {examined} failed events examined, "
+          f"{changed} re-labelled")  # fmt: skip
+    if changed:  # rollups count runs by failure class: recompute them from the new labels
+        from hypermindlabs.aggregate import rebuild_rollups
+
+        rebuild_rollups(store)
+        print("hypermind-obs reclassify: rollups rebuilt")
+    store.close()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hypermind-obs", description="Observability for LLM-agent runs.")
     p.add_argument("-v", "--verbose", action="store_true", help="log debug output")
@@ -208,12 +290,34 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--no-serve", action="store_true", help="load, then exit")
     sp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     sp.set_defaults(func=cmd_demo)
+
+    sp = sub.add_parser("rebuild-rollups", help="drop the rollups and recompute them from the raw events")
+    db(sp)
+    sp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    sp.set_defaults(func=cmd_rebuild_rollups)
+
+    sp = sub.add_parser("triage", help="print the failure clusters of a time window, biggest first")
+    db(sp)
+    sp.add_argument("--since", default="now-24h", help="window start: now-24h (default), RFC 3339 or epoch ms")
+    for name in ("project", "model", "tool", "scenario"):
+        sp.add_argument(f"--{name}")
+    sp.add_argument("--tag", action="append", metavar="KEY=VALUE", help="tag filter (repeatable)")
+    sp.add_argument("--limit", type=int, default=20)
+    sp.add_argument("--hints", action="store_true", help="print each cluster's remediation hint")
+    sp.set_defaults(func=cmd_triage)
+
+    sp = sub.add_parser("reclassify", help="re-run failure classification on stored events (after an upgrade)")
+    db(sp)
+    sp.add_argument("-q", "--quiet", action="store_true")
+    sp.set_defaults(func=cmd_reclassify)
     return p
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    if not args.verbose:
+        logging.getLogger("alembic").setLevel(logging.WARNING)
     try:
         return int(args.func(args) or 0)
     except ConfigError as exc:

@@ -33,8 +33,8 @@ log = logging.getLogger(__name__)
 _MIGRATIONS = Path(__file__).parent / "migrations"
 _CHUNK = 500  # bound on IN (...) lists; SQLite allows 32766 parameters, keep well below
 
-Enricher = Callable[[RunEvent], dict[str, Any]]
-"""Adds derived columns at ingest (e.g. triage's failure_class and cluster_id) from the event."""
+Enricher = Callable[[dict[str, Any]], dict[str, Any]]
+"""Adds derived columns at ingest (triage's failure_class and cluster_id) from an event row."""
 
 
 @dataclass(frozen=True)
@@ -103,7 +103,7 @@ class EventStore:
 
     # -- lifecycle -------------------------------------------------------------------------
     @classmethod
-    def open(cls, url: str, *, migrate: bool = True, **kwargs: Any) -> EventStore:
+    def open(cls, url: str, *, migrate: bool = True, rollups: bool = True, **kwargs: Any) -> EventStore:
         url = normalize_url(url)
         sa_url = make_url(url)
         engine_kwargs: dict[str, Any] = {"future": True}
@@ -116,9 +116,17 @@ class EventStore:
         engine = create_engine(url, **engine_kwargs)
         if engine.dialect.name == "sqlite":
             event.listen(engine, "connect", _sqlite_pragmas)
+        if "enricher" not in kwargs:  # classification at ingest (failure triage)
+            from hypermindlabs.triage import enrich
+
+            kwargs["enricher"] = enrich
         store = cls(engine, **kwargs)
         if migrate:
             store.migrate()
+        if rollups:  # materialized aggregates, in the append transaction (hypermindlabs.aggregate)
+            from hypermindlabs.aggregate import install_rollups
+
+            install_rollups(store)
         return store
 
     def migrate(self) -> None:
@@ -226,6 +234,16 @@ class EventStore:
         if not keep:
             return result, []
 
+        # Children stored before their run arrived get the run's dimensions now (and, when they
+        # failed, their failure cluster recomputed) before the run's rollups count them.
+        updates = [
+            {"r_id": r.run_id, **{f"d_{k}": getattr(r, k) for k in INHERITED}}
+            for r in batch_runs.values()
+            if any(getattr(r, k) is not None for k in INHERITED)
+        ]
+        if updates:
+            self._backfill_dimensions(conn, updates)
+
         # Children inherit project/scenario/model from their run: from this batch, else from the store.
         need = {e.run_id for e in keep if e.kind != "run" and e.run_id not in batch_runs and _missing(e)}
         stored_dims = self._run_dimensions(conn, need) if need else {}
@@ -241,21 +259,12 @@ class EventStore:
                         if row[k] is None:
                             row[k] = src.get(k)
             if enrich is not None:
-                row.update(enrich(ev))
+                row.update(enrich(row))
             rows.append(row)
         self._insert_events(conn, rows)
         tag_rows = [{"run_id": e.run_id, "key": k, "value": v} for e in batch_runs.values() for k, v in e.tags]
         if tag_rows:
             conn.execute(run_tags.insert(), tag_rows)
-        # Children stored before their run arrived get the run's dimensions now (derived
-        # columns only: the event as sent is kept in the other columns).
-        updates = [
-            {"r_id": r.run_id, **{f"d_{k}": getattr(r, k) for k in INHERITED}}
-            for r in batch_runs.values()
-            if any(getattr(r, k) is not None for k in INHERITED)
-        ]
-        if updates:
-            self._backfill_dimensions(conn, updates)
         for hook in self.append_hooks:
             hook(conn, rows)
         result.accepted = len(rows)
@@ -311,6 +320,30 @@ class EventStore:
             params = [by_run[r] for r in lacking if by_run[r][f"d_{k}"] is not None]
             if params:
                 conn.execute(stmt, params)
+        if self.enricher is not None:
+            self._reenrich_failed_children(conn, sorted(lacking))
+
+    def _reenrich_failed_children(self, conn: Connection, run_ids: list[str]) -> None:
+        # Classification reads the stored dimensions, so a child that just inherited them is
+        # classified again: the stored cluster is then the same whatever order events arrived in.
+        cols = [events.c.seq, events.c.kind, events.c.status, events.c.tool, events.c.model, events.c.error_type,
+                events.c.error_message, events.c.error_class, events.c.failure_class, events.c.cluster_id]  # fmt: skip
+        stmt = (
+            update(events)
+            .where(events.c.seq == bindparam("k_seq"))
+            .values(failure_class=bindparam("n_class"), cluster_id=bindparam("n_cluster"))
+        )
+        for chunk in _chunks(run_ids):
+            rows = conn.execute(
+                select(*cols).where(events.c.run_id.in_(chunk), events.c.kind != "run", events.c.status == "error")
+            ).all()
+            ups = []
+            for r in rows:
+                got = self.enricher(dict(r._mapping))  # type: ignore[misc]
+                if (got.get("failure_class"), got.get("cluster_id")) != (r.failure_class, r.cluster_id):
+                    ups.append({"k_seq": r.seq, "n_class": got.get("failure_class"), "n_cluster": got.get("cluster_id")})
+            if ups:
+                conn.execute(stmt, ups)
 
     # -- reads -----------------------------------------------------------------------------
     def get_run(self, run_id: str) -> dict[str, Any] | None:

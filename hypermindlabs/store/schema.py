@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, Column, Float, Integer, MetaData, String, Table, Text
+from sqlalchemy import BigInteger, Boolean, Column, Float, Integer, MetaData, SmallInteger, String, Table, Text
 
 metadata = MetaData()
 
@@ -57,4 +57,57 @@ label_admissions = Table(
     Column("label", String(64), primary_key=True),
     Column("value", String(256), primary_key=True),
     Column("admitted_ns", BigInteger, nullable=False),
+)
+
+# -- rollups (migration 0003; written by hypermindlabs.aggregate, rebuildable from events) ---------
+# A slice is one combination of dimension values of one cube; its id is a stable hash of the
+# combination (hypermindlabs.aggregate.facts.slice_id), so a rebuild reproduces every row.
+rollup_slices = Table(
+    "rollup_slices",
+    metadata,
+    Column("slice_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("level", String(8), nullable=False),
+    Column("cube", String(16), nullable=False),
+    Column("kind", String(16)),
+    Column("project", String(256)),
+    Column("scenario", String(256)),
+    Column("model", String(256)),
+    Column("tool", String(256)),
+    Column("status", String(8), nullable=False),
+    Column("failure_class", String(64)),
+    Column("mkey", String(80)),
+    Column("mvalue", String(256)),
+)
+
+# The member set (run tags as ``tag.<key>``, tools used as ``tool``) of ``full`` cube slices.
+rollup_slice_members = Table(
+    "rollup_slice_members",
+    metadata,
+    Column("slice_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("key", String(80), primary_key=True),
+    Column("value", String(256), primary_key=True),
+    sqlite_with_rowid=False,
+)
+
+ROLLUP_MEASURES: tuple[str, ...] = (
+    "n", "duration_us", "input_tokens", "output_tokens", "input_tokens_proxy", "output_tokens_proxy",
+    "tool_calls", "llm_calls",
+)  # fmt: skip
+
+# One row per (part, tier, bucket, slice, latency bin): the facts of that slice and bucket whose
+# duration falls in that log-mapped bin (hypermindlabs.sketch), with their summed measures.
+# Counts and sums of a bucket are the SUM over its bins; a percentile is read from the counts
+# per bin, merged across buckets and slices by SUM(n) GROUP BY bin. ``part`` is the cube (and
+# step kind, hypermindlabs.aggregate.facts.part_of): with time next in the key, a query reads
+# one contiguous range, its cube's cells in its window.
+rollup_cells = Table(
+    "rollup_cells",
+    metadata,
+    Column("part", SmallInteger, primary_key=True, autoincrement=False),
+    Column("tier", Integer, primary_key=True, autoincrement=False),
+    Column("bucket_ns", BigInteger, primary_key=True, autoincrement=False),
+    Column("slice_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("bin", Integer, primary_key=True, autoincrement=False),
+    *(Column(m, BigInteger, nullable=False) for m in ROLLUP_MEASURES),
+    sqlite_with_rowid=False,
 )

@@ -52,6 +52,12 @@ def create_app(
     app.register_blueprint(api_events.bp)
     app.register_blueprint(api_runs.bp)
     app.register_blueprint(pages.bp)
+    from hypermindlabs.web import api_failures
+
+    app.register_blueprint(api_failures.bp)
+    from hypermindlabs.web import api_metrics
+
+    app.register_blueprint(api_metrics.bp)
 
     @app.before_request
     def _auth() -> Response | None:

@@ -1,0 +1,21 @@
+"""Aggregation: rollups maintained with the events, and the metrics queries that read them.
+
+- :mod:`~hypermindlabs.aggregate.facts` (pure): what a finished run contributes, per cube.
+- :mod:`~hypermindlabs.aggregate.writer`: the append hook and the rebuild from raw events.
+- :mod:`~hypermindlabs.aggregate.query`: summary and timeseries answers from rollups only.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hypermindlabs.aggregate.facts import CUBES, TIERS, Cube
+from hypermindlabs.aggregate.writer import RollupHook, install_rollups, rebuild_on
+
+__all__ = ["CUBES", "TIERS", "Cube", "RollupHook", "install_rollups", "rebuild_on", "rebuild_rollups"]
+
+
+def rebuild_rollups(store: Any, *, progress: Any = None) -> int:
+    """Recompute every rollup of an EventStore from its raw events, in one transaction."""
+    with store.engine.begin() as conn:
+        return rebuild_on(conn, progress=progress)

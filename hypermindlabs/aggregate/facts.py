@@ -1,0 +1,233 @@
+"""What a finished run contributes to the rollups: facts, cubes, slice keys, cells. Pure.
+
+A *fact* is one finished run (level ``run``) or one step of a finished run (level ``step``).
+Every fact is dated by its **run's start time**, and a step counts only once its run event is
+stored: the run list (``GET /api/v1/runs``) selects runs by start time, so every rollup number
+has an exact drill-down, and children stored before their run get counted with the run's
+dimensions once it arrives (after :meth:`EventStore._backfill_dimensions` filled them in).
+
+A *cube* materializes facts under one slice key at some time tiers (bucket sizes). Cheap cubes
+keep few dimensions and compress well (query cost follows buckets, not events); ``full`` keeps
+every dimension and every set member (run tags and tools used), so any filter combination has
+an exact answer, at the price of about one rollup row per run. See docs/api-metrics.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import operator
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from hypermindlabs.run_events import chars_to_tokens
+from hypermindlabs.sketch import bin_of
+
+__all__ = [
+    "MINUTE",
+    "QUARTER",
+    "HOUR",
+    "DAY",
+    "TIERS",
+    "Cube",
+    "CUBES",
+    "KIND_CODES",
+    "part_of",
+    "part_of_key",
+    "MEASURES",
+    "SliceKey",
+    "Accumulator",
+    "slice_id",
+    "add_run",
+    "add_step",
+]
+
+MINUTE, QUARTER, HOUR, DAY = 60, 900, 3600, 86400
+TIERS: tuple[int, ...] = (MINUTE, QUARTER, HOUR, DAY)
+_NS = 1_000_000_000
+_plus = operator.add
+
+#: Summable measures of a cell, in this order; ``n`` counts facts (runs or steps). All are
+#: integers: sums are exact and order-free, so a rebuild reproduces the incremental rows bit for bit.
+MEASURES: tuple[str, ...] = (
+    "n", "duration_us", "input_tokens", "output_tokens", "input_tokens_proxy", "output_tokens_proxy",
+    "tool_calls", "llm_calls",
+)  # fmt: skip
+
+#: (level, cube, kind, project, scenario, model, tool, status, failure_class, mkey, mvalue, members)
+SliceKey = tuple[Any, ...]
+
+
+@dataclass(frozen=True)
+class Cube:
+    """A materialized view: the dimensions it keeps, how set members are kept, its tiers (s).
+
+    ``members``: ``none`` (no tags/tools), ``one`` (one row per member: serves queries on a
+    single tag key or on tools), ``all`` (the whole member set: serves anything).
+    Status and failure class are part of every cube.
+    """
+
+    code: int  # stored in every cell: stable, never reused
+    name: str
+    level: str
+    dims: tuple[str, ...]
+    members: str
+    tiers: tuple[int, ...]
+
+
+# Which cube at which tiers trades ingest work (each fact writes one cell per cube and tier)
+# for query work (rows read per bucket). Minute cells cannot compress at busy traffic anyway
+# (a minute holds few facts per slice), so the minute tier keeps only ``full``: it answers
+# every query exactly and covers window edges. The quarter tier serves windows up to about
+# two days at 50–200 points, hours serve weeks, days serve long summaries. ``member`` and the
+# step ``core`` skip tiers to keep ingest cheap: below a day a one-tag query reads ``full``
+# minutes, and step queries read quarters where run queries read hours.
+CUBES: tuple[Cube, ...] = (
+    Cube(1, "total", "run", (), "none", (QUARTER, HOUR, DAY)),
+    Cube(2, "core", "run", ("project", "scenario", "model"), "none", (QUARTER, HOUR, DAY)),
+    Cube(3, "member", "run", ("project", "scenario", "model"), "one", (DAY,)),
+    Cube(4, "full", "run", ("project", "scenario", "model"), "all", (MINUTE,)),
+    Cube(5, "core", "step", ("kind", "project", "scenario", "model", "tool"), "none", (QUARTER, DAY)),
+    Cube(6, "full", "step", ("kind", "project", "scenario", "model", "tool"), "all", (MINUTE,)),
+)
+_CUBE_CODES: dict[tuple[str, str], int] = {(c.level, c.name): c.code for c in CUBES}
+#: Stable numbers of the step kinds in :func:`part_of` (0: the run level).
+KIND_CODES: dict[str | None, int] = {None: 0, "llm": 1, "tool": 2, "retrieval": 3, "policy": 4}
+
+
+def part_of(cube: Cube, kind: str | None) -> int:
+    """The cells' partition of a cube (and step kind): queries read one partition's range."""
+    return cube.code * 16 + KIND_CODES[kind]
+
+
+def part_of_key(key: SliceKey) -> int:
+    return _CUBE_CODES[key[0], key[1]] * 16 + KIND_CODES[key[2]]
+
+
+def slice_id(key: SliceKey) -> int:
+    """A stable 63-bit id of a slice key: the same on every machine, in every rebuild."""
+    digest = hashlib.blake2b(orjson.dumps(key), digest_size=8).digest()
+    return int.from_bytes(digest, "big") & 0x7FFF_FFFF_FFFF_FFFF
+
+
+class Accumulator:
+    """The cells of a batch, pre-aggregated in memory: (slice, tier, bucket, bin) → measures.
+
+    Signed, so a run can be retracted and re-added. Slice keys are interned to small ints
+    first: cells are then keyed by int tuples, which hash fast.
+    """
+
+    __slots__ = ("keys", "_key_index", "cells", "retracted")
+
+    def __init__(self) -> None:
+        self.keys: list[SliceKey] = []
+        self._key_index: dict[SliceKey, int] = {}
+        self.cells: dict[tuple[int, int, int, int], list[int]] = {}
+        self.retracted = False
+
+    def add(self, keys: Sequence[tuple[SliceKey, tuple[int, ...]]], start_ns: int, measures: list[int],
+            bin_: int, sign: int) -> None:  # fmt: skip
+        cells, index = self.cells, self._key_index
+        if sign < 0:
+            self.retracted = True
+            measures = [-v for v in measures]
+        buckets = {t: start_ns - start_ns % (t * _NS) for t in TIERS}
+        for key, tiers in keys:
+            kid = index.get(key)
+            if kid is None:
+                kid = index[key] = len(self.keys)
+                self.keys.append(key)
+            for tier in tiers:
+                ck = (kid, tier, buckets[tier], bin_)
+                cell = cells.get(ck)
+                cells[ck] = measures if cell is None else list(map(_plus, cell, measures))
+
+    def nonzero(self) -> dict[tuple[int, int, int, int], list[int]]:
+        """The cells that change something (a retraction and a re-add of the same run cancel)."""
+        return {k: v for k, v in self.cells.items() if any(v)}
+
+
+def _tokens(row: Mapping[str, Any]) -> tuple[int, int, int, int]:
+    """(input, output, input proxy, output proxy): real counts apart from character proxies.
+
+    The store keeps one ``tokens_estimated`` flag per event; a side is a proxy when the flag is
+    set and its token count is the proxy of its character count.
+    """
+    it, ot = row["input_tokens"], row["output_tokens"]
+    if not row["tokens_estimated"]:
+        return it or 0, ot or 0, 0, 0
+    ic, oc = row["input_chars"], row["output_chars"]
+    in_proxy = it is not None and ic is not None and it == chars_to_tokens(ic)
+    out_proxy = ot is not None and oc is not None and ot == chars_to_tokens(oc)
+    return (
+        0 if in_proxy else it or 0,
+        0 if out_proxy else ot or 0,
+        it if in_proxy else 0,
+        ot if out_proxy else 0,
+    )
+
+
+def _tags(run: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    raw = run["tags"]
+    tags = orjson.loads(raw) if isinstance(raw, str | bytes) else raw or {}
+    return tuple(sorted(("tag." + k, v) for k, v in tags.items()))
+
+
+_RUN_CUBES = tuple(c for c in CUBES if c.level == "run")
+_STEP_CUBES = tuple(c for c in CUBES if c.level == "step")
+
+
+def add_run(acc: Accumulator, run: Mapping[str, Any], children: Sequence[Mapping[str, Any]], sign: int = 1,
+            *, steps: Iterable[Mapping[str, Any]] | None = None) -> None:  # fmt: skip
+    """Add (sign=+1) or retract (sign=-1) a finished run's run-level fact, computed from its run
+    event and all its children; and add the step facts of ``steps`` (default: all children)."""
+    start = run["start_ns"]
+    p, s, m, status, fc = run["project"], run["scenario"], run["model"], run["status"], run["failure_class"]
+    tag_members = _tags(run)
+    tools = {c["tool"] for c in children if c["tool"] is not None}
+    if run["tool"] is not None:
+        tools.add(run["tool"])
+    members = tuple(sorted([("tool", t) for t in tools] + list(tag_members)))
+    if run["input_tokens"] is not None or run["output_tokens"] is not None:
+        tok = _tokens(run)
+    else:
+        tok = (0, 0, 0, 0)
+        for c in children:
+            if c["kind"] == "llm":
+                t = _tokens(c)
+                tok = (tok[0] + t[0], tok[1] + t[1], tok[2] + t[2], tok[3] + t[3])
+    tool_calls = sum(1 for c in children if c["kind"] == "tool")
+    llm_calls = sum(1 for c in children if c["kind"] == "llm")
+    dur = run["end_ns"] - start
+    measures = [1, dur // 1000, *tok, tool_calls, llm_calls]
+    keys: list[tuple[SliceKey, tuple[int, ...]]] = []
+    for cube in _RUN_CUBES:
+        if cube.members == "none":
+            dims = (p, s, m) if cube.dims else (None, None, None)
+            keys.append((("run", cube.name, None, *dims, None, status, fc, None, None, ()), cube.tiers))
+        elif cube.members == "one":
+            for mk, mv in members:
+                keys.append((("run", cube.name, None, p, s, m, None, status, fc, mk, mv, ()), cube.tiers))
+        else:
+            keys.append(
+                (("run", cube.name, None, p, s, m, None, status, fc, None, None, members), cube.tiers)
+            )
+    acc.add(keys, start, measures, bin_of(dur / 1e6), sign)
+    for c in children if steps is None else steps:
+        add_step(acc, start, tag_members, c, sign)
+
+
+def add_step(acc: Accumulator, run_start_ns: int, tag_members: tuple[tuple[str, str], ...],
+             step: Mapping[str, Any], sign: int = 1) -> None:  # fmt: skip
+    """Add one step fact (dated by its run's start, carrying its run's tags)."""
+    kind, p, s, m, tool = step["kind"], step["project"], step["scenario"], step["model"], step["tool"]
+    status, fc = step["status"], step["failure_class"]
+    dur = step["end_ns"] - step["start_ns"]
+    measures = [1, dur // 1000, *_tokens(step), 0, 0]
+    keys: list[tuple[SliceKey, tuple[int, ...]]] = []
+    for cube in _STEP_CUBES:
+        members = tag_members if cube.members == "all" else ()
+        keys.append((("step", cube.name, kind, p, s, m, tool, status, fc, None, None, members), cube.tiers))
+    acc.add(keys, run_start_ns, measures, bin_of(dur / 1e6), sign)

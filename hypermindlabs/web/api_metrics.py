@@ -1,0 +1,34 @@
+"""``GET /api/v1/metrics/summary`` and ``GET /api/v1/metrics/timeseries``: numbers from rollups.
+
+Parameters, row fields and the drill-down contract are in docs/api-metrics.md; the reading is
+:mod:`hypermindlabs.aggregate.query` (never a scan of raw events).
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, Response, g, request
+
+from hypermindlabs.aggregate.query import parse_metrics_query, summary, timeseries
+from hypermindlabs.filters import QueryError
+from hypermindlabs.web import error_response, json_response, store
+
+bp = Blueprint("api_metrics", __name__, url_prefix="/api/v1/metrics")
+
+
+@bp.errorhandler(QueryError)
+def _query_error(exc: QueryError) -> Response:
+    return error_response(400, exc.reason, exc.field)
+
+
+@bp.get("/summary")
+def metrics_summary() -> Response:
+    q = parse_metrics_query(request.args.to_dict(flat=False), now_ns=g.now_ns, timeseries=False)
+    with store().engine.connect() as conn:
+        return json_response(summary(conn, q))
+
+
+@bp.get("/timeseries")
+def metrics_timeseries() -> Response:
+    q = parse_metrics_query(request.args.to_dict(flat=False), now_ns=g.now_ns, timeseries=True)
+    with store().engine.connect() as conn:
+        return json_response(timeseries(conn, q))
