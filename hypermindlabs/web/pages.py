@@ -22,6 +22,10 @@ def observability() -> Response:
 <li><a href="/api/v1/runs">/api/v1/runs</a> — runs, newest first (filters: project, model, tool, scenario, tag.&lt;key&gt;, from, to, status)</li>
 <li>/api/v1/runs/&lt;run_id&gt; — one run and its trace</li>
 <li>POST /api/v1/events — ingest run events</li>
+<li><a href="/api/v1/metrics/summary?from=now-24h&amp;group_by=model">/api/v1/metrics/summary</a> and
+<a href="/api/v1/metrics/timeseries?from=now-24h">/api/v1/metrics/timeseries</a> — p50/p95/p99, rates, tokens, error classes, each row with its runs_url</li>
+<li><a href="/api/v1/failures/clusters?from=now-24h">/api/v1/failures/clusters</a> — failure clusters with trends and remediation hints</li>
+<li><a href="/metrics">/metrics</a> — Prometheus / OpenMetrics with run_id exemplars</li>
 <li><a href="/healthz">/healthz</a></li>
 </ul></body></html>"""
     return Response(html, mimetype="text/html")
