@@ -11,6 +11,7 @@ serve: bootstrap
 	.venv/bin/hypermind-obs serve
 
 test: bootstrap
+	.venv/bin/ruff check hypermindlabs tests bench
 	.venv/bin/python -m pytest -n auto -q
 
 test-fast: bootstrap

@@ -102,7 +102,9 @@ def http_ingest(url: str, bodies: list[bytes], n: int) -> float:
         t = time.perf_counter()
         accepted = 0
         for body in bodies:
-            r = session.post(f"{base}/api/v1/events", data=body, headers={"Content-Type": "application/json"}, timeout=120)
+            r = session.post(
+                f"{base}/api/v1/events", data=body, headers={"Content-Type": "application/json"}, timeout=120
+            )
             r.raise_for_status()
             accepted += r.json()["accepted"]
         took = time.perf_counter() - t
@@ -177,9 +179,15 @@ def main() -> None:
             med = {k: statistics.median(v) for k, v in results.items()}
             print(f"\n[{backend}]")
             print(f"  raw insert (DBAPI executemany, same rows)  {med['raw']:>10,.0f} events/s   1.00")
-            print(f"  batched HTTP POST /api/v1/events           {med['http']:>10,.0f} events/s   {med['http'] / med['raw']:.2f}")
-            print(f"  in-process ingest (validate + store)       {med['inproc']:>10,.0f} events/s   {med['inproc'] / med['raw']:.2f}")
-            print(f"  RunManager (record → flushed to store)     {med['rm']:>10,.0f} events/s   {med['rm'] / med['raw']:.2f}")
+            print(
+                f"  batched HTTP POST /api/v1/events           {med['http']:>10,.0f} events/s   {med['http'] / med['raw']:.2f}"
+            )
+            print(
+                f"  in-process ingest (validate + store)       {med['inproc']:>10,.0f} events/s   {med['inproc'] / med['raw']:.2f}"
+            )
+            print(
+                f"  RunManager (record → flushed to store)     {med['rm']:>10,.0f} events/s   {med['rm'] / med['raw']:.2f}"
+            )
             goal = "met" if med["http"] / med["raw"] >= 0.5 else "NOT met"
             print(f"  goal batched HTTP ≥ 0.5 × raw on SQLite: {goal}" if backend == "sqlite" else "")
 

@@ -151,8 +151,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
     store = EventStore.open(settings.database_url)
     existing = store.count_events()
     if existing and not args.force:
-        print(f"hypermind-obs demo: the database already holds {existing} events; serving them as they are "
-              "(use --force to add the demo workload anyway, or point --database-url at an empty database)")  # fmt: skip
+        print(
+            f"hypermind-obs demo: the database already holds {existing} events; serving them as they are "
+            "(use --force to add the demo workload anyway, or point --database-url at an empty database)"
+        )
     else:
         end = datetime.now(UTC).replace(microsecond=0)
         print(f"hypermind-obs demo: generating {args.days} days of runs (seed {args.seed}) …", flush=True)
@@ -315,7 +317,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+    )
     if not args.verbose:
         logging.getLogger("alembic").setLevel(logging.WARNING)
     try:

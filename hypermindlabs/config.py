@@ -36,7 +36,10 @@ class Settings:
     )
     otlp_endpoint: str | None = field(
         default=None,
-        metadata={"env": "OTEL_EXPORTER_OTLP_ENDPOINT", "doc": "OTLP/HTTP endpoint for spans; none → spans are not exported"},
+        metadata={
+            "env": "OTEL_EXPORTER_OTLP_ENDPOINT",
+            "doc": "OTLP/HTTP endpoint for spans; none → spans are not exported",
+        },
     )
     otlp_timeout_ms: int = field(
         default=10_000,

@@ -99,9 +99,7 @@ def _values(raw: Sequence[str], param: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(out))
 
 
-def parse_filters(
-    args: Mapping[str, Sequence[str]], *, now_ns: int, allowed_extra: Sequence[str] = ()
-) -> Filters:
+def parse_filters(args: Mapping[str, Sequence[str]], *, now_ns: int, allowed_extra: Sequence[str] = ()) -> Filters:
     """Parse multi-valued query args (``{"project": ["a,b"], "tag.env": ["prod"], ...}``)."""
     kw: dict[str, Any] = {}
     tags: dict[str, tuple[str, ...]] = {}

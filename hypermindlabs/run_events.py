@@ -67,9 +67,7 @@ _ALLOWED_FIELDS = frozenset(
 )  # fmt: skip
 _USAGE_FIELDS = frozenset({"input_tokens", "output_tokens", "input_chars", "output_chars"})
 _ERROR_FIELDS = frozenset({"type", "message", "class"})
-_RFC3339 = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|z|[+-]\d{2}:\d{2})"
-)
+_RFC3339 = re.compile(r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|z|[+-]\d{2}:\d{2})")
 _HEX = re.compile(r"[0-9a-f]+")
 _LOWER_HEX = re.compile(r"[0-9a-f]{16}|[0-9a-f]{32}")
 _TAG_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
@@ -396,7 +394,9 @@ def parse_event(obj: Any) -> RunEvent:
             raise EventValidationError("error", f"expected an object {{type, message, class?}}, got {_type(error)}")
         extra = error.keys() - _ERROR_FIELDS
         if extra:
-            raise EventValidationError(f"error.{sorted(map(str, extra))[0]}", "unknown field; allowed: type, message, class")
+            raise EventValidationError(
+                f"error.{sorted(map(str, extra))[0]}", "unknown field; allowed: type, message, class"
+            )
         error_type = _string(error, "type", MAX_NAME_LEN)
         message = error.get("message")
         if message is not None and not isinstance(message, str):
@@ -431,7 +431,8 @@ def parse_event(obj: Any) -> RunEvent:
         for key, value in tags_obj.items():
             if not _TAG_KEY.fullmatch(key) or len(key) > MAX_TAG_KEY_LEN:
                 raise EventValidationError(
-                    f"tags.{key[:64]}", f"tag keys are 1–{MAX_TAG_KEY_LEN} of [A-Za-z0-9_.-], starting with a letter or _"
+                    f"tags.{key[:64]}",
+                    f"tag keys are 1–{MAX_TAG_KEY_LEN} of [A-Za-z0-9_.-], starting with a letter or _",
                 )
             if not isinstance(value, str):
                 raise EventValidationError(f"tags.{key}", f"expected a string value, got {_type(value)}")

@@ -128,7 +128,9 @@ class Run:
         self.scenario = dims.get("scenario")
         self.tags = dict(tags or {})
         self._start_ns = manager._clock()
-        self._parent: contextvars.ContextVar[str | None] = contextvars.ContextVar(f"parent_{self.span_id}", default=None)
+        self._parent: contextvars.ContextVar[str | None] = contextvars.ContextVar(
+            f"parent_{self.span_id}", default=None
+        )
         self._lock = threading.Lock()
         self._input_tokens = 0
         self._output_tokens = 0
@@ -146,7 +148,9 @@ class Run:
     # -- steps -----------------------------------------------------------------------------
     def llm(self, name: str | None = None, *, model: str | None = None,
             attributes: Mapping[str, Any] | None = None) -> Step:  # fmt: skip
-        return Step(self, "llm", name or f"chat {model or self.model or ''}".strip(), None, model or self.model, attributes)
+        return Step(
+            self, "llm", name or f"chat {model or self.model or ''}".strip(), None, model or self.model, attributes
+        )
 
     def tool(self, tool: str, name: str | None = None, *, attributes: Mapping[str, Any] | None = None) -> Step:
         return Step(self, "tool", name or f"execute_tool {tool}", tool, None, attributes)
@@ -300,7 +304,8 @@ class RunManager:
         atexit.register(lambda: (m := ref()) is not None and m.close())
 
     def run(self, name: str | None = None, *, run_id: str | None = None, project: str | None = None,
-            model: str | None = None, scenario: str | None = None, tags: Mapping[str, str] | None = None) -> Run:  # fmt: skip
+            model: str | None = None, scenario: str | None = None,
+            tags: Mapping[str, str] | None = None) -> Run:  # fmt: skip
         dims = {
             "project": project or self._defaults["project"],
             "model": model or self._defaults["model"],

@@ -140,7 +140,9 @@ def cluster_report(store: Any, q: ClusterQuery) -> dict[str, Any]:
             c = Counter(tags[rid].get(key) for rid in runs if tags[rid].get(key) is not None)
             conc[key] = [{"value": v, "runs": n, "share": n / count} for v, n in c.most_common(3)]
         earliest = min(runs, key=lambda rid: (run_start[rid], rid))
-        drill = Filters(**{**q.filters.__dict__, "from_ns": q.from_ns, "to_ns": q.to_ns, "cluster": (cid,), "extra": {}})
+        drill = Filters(
+            **{**q.filters.__dict__, "from_ns": q.from_ns, "to_ns": q.to_ns, "cluster": (cid,), "extra": {}}
+        )
         clusters.append({
             "cluster_id": cid,
             "failure_class": row.failure_class,

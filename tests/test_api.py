@@ -61,7 +61,11 @@ def test_a_mixed_batch_answers_207_and_stores_exactly_the_valid_events(client, s
     assert r.status_code == 207
     body = r.get_json()
     assert body["accepted"] == 2 and body["duplicates"] == 0
-    assert [(x["index"], x["field"]) for x in body["rejected"]] == [(1, "kind"), (2, "start_time"), (4, "usage.input_tokens")]
+    assert [(x["index"], x["field"]) for x in body["rejected"]] == [
+        (1, "kind"),
+        (2, "start_time"),
+        (4, "usage.input_tokens"),
+    ]
     assert all(x["error"] for x in body["rejected"])
     assert sorted(e["run_id"] for e in client.get("/api/v1/runs").get_json()["runs"]) == ["r1", "r4"]
     assert store.count_events() == 2
@@ -74,8 +78,11 @@ def test_an_all_invalid_batch_answers_400_and_stores_nothing(client, store):
     assert store.count_events() == 0
 
 
-@pytest.mark.parametrize("body", [b"{\"run_id\": ", b"[1, 2", b"", b"42", b"\"text\""],
-                         ids=["truncated object", "truncated array", "empty", "a number", "a string"])
+@pytest.mark.parametrize(
+    "body",
+    [b'{"run_id": ', b"[1, 2", b"", b"42", b'"text"'],
+    ids=["truncated object", "truncated array", "empty", "a number", "a string"],
+)
 def test_malformed_json_answers_400_with_a_json_error(client, store, body):
     r = post(client, body)
     assert r.status_code == 400

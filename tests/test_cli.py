@@ -20,7 +20,9 @@ T0 = 1_767_225_600
 
 
 def _events(n: int):
-    return [{"run_id": f"r{i}", "kind": "run", "start_time": T0 + i, "duration_ms": 5, "project": "p"} for i in range(n)]
+    return [
+        {"run_id": f"r{i}", "kind": "run", "start_time": T0 + i, "duration_ms": 5, "project": "p"} for i in range(n)
+    ]
 
 
 def test_ingest_reports_accepted_duplicates_and_rejected_with_the_first_errors(tmp_path, capsys):
@@ -96,7 +98,9 @@ def test_serve_answers_over_real_http(tmp_path):
         else:
             pytest.fail("server did not start")
         body = "\n".join(orjson.dumps(e).decode() for e in _events(3))
-        r = requests.post(f"{base}/api/v1/events", data=body, headers={"Content-Type": "application/x-ndjson"}, timeout=10)
+        r = requests.post(
+            f"{base}/api/v1/events", data=body, headers={"Content-Type": "application/x-ndjson"}, timeout=10
+        )
         assert r.status_code == 200 and r.json()["accepted"] == 3
         assert len(requests.get(f"{base}/api/v1/runs", timeout=10).json()["runs"]) == 3
         assert requests.get(f"{base}/", timeout=10, allow_redirects=True).status_code == 200

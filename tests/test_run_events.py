@@ -20,7 +20,13 @@ INSTANT_NS = 1_700_000_000_123_456_789
 
 
 def base(**over):
-    ev = {"run_id": "run-1", "kind": "tool", "tool": "web_search", "start_time": "2023-11-14T22:13:20Z", "duration_ms": 250}
+    ev = {
+        "run_id": "run-1",
+        "kind": "tool",
+        "tool": "web_search",
+        "start_time": "2023-11-14T22:13:20Z",
+        "duration_ms": 250,
+    }
     ev.update(over)
     return ev
 
@@ -38,7 +44,17 @@ def base(**over):
         "1700000000000",
         1_700_000_000.0,
     ],
-    ids=["epoch s", "epoch ms", "epoch us", "epoch ns", "rfc3339 Z", "rfc3339 offset", "rfc3339 lower", "digits string", "float s"],
+    ids=[
+        "epoch s",
+        "epoch ms",
+        "epoch us",
+        "epoch ns",
+        "rfc3339 Z",
+        "rfc3339 offset",
+        "rfc3339 lower",
+        "digits string",
+        "float s",
+    ],
 )
 def test_the_same_instant_in_any_unit_parses_to_the_same_nanoseconds(value):
     assert parse_timestamp(value, "start_time") == 1_700_000_000 * 10**9

@@ -100,9 +100,17 @@ def test_a_new_cluster_is_reported_new_and_its_release_concentration_shown(clien
     t = FIXED_NOW_NS - 2 * 3600 * 10**9
     batch = []
     for i in range(6):
-        batch.append({"run_id": f"n{i}", "kind": "tool", "tool": "crm_update", "start_time": t + i * 10**9 + 1,
-                      "duration_ms": 5, "status": "error",
-                      "error": {"type": "ValidationError", "message": f"'account_{i}' is a required property"}})
+        batch.append(
+            {
+                "run_id": f"n{i}",
+                "kind": "tool",
+                "tool": "crm_update",
+                "start_time": t + i * 10**9 + 1,
+                "duration_ms": 5,
+                "status": "error",
+                "error": {"type": "ValidationError", "message": f"'account_{i}' is a required property"},
+            }
+        )
         batch.append({"run_id": f"n{i}", "kind": "run", "start_time": t + i * 10**9, "duration_ms": 10,
                       "status": "error", "tags": {"release": "1.4.2", "env": "prod"}})  # fmt: skip
     ingest_objects(store, batch)
@@ -123,7 +131,9 @@ def test_reclassify_repairs_stale_labels(store, demo_events):
     ingest_objects(store, demo_events)
     expected = _clusters(store)
     with store.engine.begin() as conn:
-        conn.execute(update(events).where(events.c.status == "error").values(cluster_id="stale", failure_class="unknown"))
+        conn.execute(
+            update(events).where(events.c.status == "error").values(cluster_id="stale", failure_class="unknown")
+        )
     examined, changed = reclassify(store)
     assert examined == changed == sum(1 for v in expected.values() if v[1])
     assert _clusters(store) == expected

@@ -282,9 +282,112 @@ def _conditions(q: MetricsQuery, cube: Cube, s: Any) -> list[Any]:
     return cond
 
 
-def _read(conn: Connection, q: MetricsQuery, cube: Cube, tier: int, window: tuple[int, int],
-          aggs: dict[tuple[Any, ...], _Agg], origin_ns: int | None, step_ns: int | None) -> None:  # fmt: skip
+def _read(
+    conn: Connection,
+    q: MetricsQuery,
+    cube: Cube,
+    tier: int,
+    window: tuple[int, int],
+    aggs: dict[tuple[Any, ...], _Agg],
+    origin_ns: int | None,
+    step_ns: int | None,
+) -> None:
     """Add the cells of one cube, tier and window to ``aggs`` (keyed by group values [, step])."""
+    if cube.members == "all":
+        _read_joined(conn, q, cube, tier, window, aggs, origin_ns, step_ns)
+    else:
+        _read_by_slice(conn, q, cube, tier, window, aggs, origin_ns, step_ns)
+
+
+# Up to this many matching slices are passed to the cells query as a list; more are filtered in
+# Python (the cells of the whole cube and window are then grouped by slice).
+_MAX_SLICE_LIST = 5000
+
+
+def _read_by_slice(
+    conn: Connection,
+    q: MetricsQuery,
+    cube: Cube,
+    tier: int,
+    window: tuple[int, int],
+    aggs: dict[tuple[Any, ...], _Agg],
+    origin_ns: int | None,
+    step_ns: int | None,
+) -> None:
+    """The small cubes (hundreds to a few thousand slices): pick the matching slices first, then
+    sum the cells per slice id without a join, and group the slices in Python. A join would
+    look a slice up for every cell; this looks each up once."""
+    s, c = rollup_slices, rollup_cells
+    gcols, _ = _group_columns(q, cube, s)
+    conditions = _conditions(q, cube, s)
+    where = [s.c.level == q.level, s.c.cube == cube.name, *conditions]
+    if q.level == "step":
+        where.append(s.c.kind.in_(q.kinds))
+    slices = {
+        row[0]: row[1:]
+        for row in _rows(conn, select(s.c.slice_id, *gcols, s.c.status, s.c.failure_class).where(*where))
+    }
+    if not slices:
+        return
+    ng = len(gcols)
+    want_class = "error_class" in q.group_by
+    # Per slice: its group key (minus the time) and its outcome.
+    keyed = {}
+    for sid, attrs in slices.items():
+        status, fclass = attrs[ng], attrs[ng + 1]
+        keyed[sid] = (attrs[:ng], _error_class(status, fclass) if want_class else None, status, fclass)
+    by_slice: list[Any] = [c.c.slice_id]
+    if step_ns is not None:
+        by_slice.append(literal_column(f"(rollup_cells.bucket_ns - {int(origin_ns or 0)}) / {int(step_ns)}"))
+    listed = bool(conditions) and len(slices) <= _MAX_SLICE_LIST
+    sums = [func.sum(c.c[m]) for m in MEASURES]
+    for kind in q.kinds if q.level == "step" else (None,):
+        cells = [c.c.part == part_of(cube, kind), c.c.tier == tier, c.c.bucket_ns >= window[0],
+                 c.c.bucket_ns < window[1]]  # fmt: skip
+        if listed:
+            cells.append(c.c.slice_id.in_(list(slices)))
+        nt = len(by_slice)
+        for row in _rows(conn, select(*by_slice, *sums).where(*cells).group_by(*by_slice)):
+            k = keyed.get(row[0])
+            if k is None:
+                continue
+            attrs, eclass, status, fclass = k
+            key = attrs + row[1:nt] + ((eclass,) if want_class else ())
+            agg = aggs.get(key)
+            if agg is None:
+                agg = aggs[key] = _Agg()
+            vals = row[nt:]
+            agg.sums = list(map(_plus, agg.sums, vals))
+            n = int(vals[0])
+            if status == "error":
+                cls = _error_class(status, fclass)
+                agg.errors += n
+                agg.classes[cls] = agg.classes.get(cls, 0) + n
+                agg.null_class_errors |= fclass is None
+            elif fclass is not None:
+                agg.classified_ok = True
+        for row in _rows(
+            conn, select(*by_slice, c.c.bin, func.sum(c.c.n)).where(*cells).group_by(*by_slice, c.c.bin)
+        ):
+            k = keyed.get(row[0])
+            if k is None:
+                continue
+            key = k[0] + row[1:nt] + ((k[1],) if want_class else ())
+            b = aggs[key].bins
+            b[row[nt]] = b.get(row[nt], 0) + int(row[nt + 1])
+
+
+def _read_joined(
+    conn: Connection,
+    q: MetricsQuery,
+    cube: Cube,
+    tier: int,
+    window: tuple[int, int],
+    aggs: dict[tuple[Any, ...], _Agg],
+    origin_ns: int | None,
+    step_ns: int | None,
+) -> None:
+    """The ``full`` cube (slices are many, cells few per slice): join each cell to its slice."""
     s, c = rollup_slices, rollup_cells
     gcols, joins = _group_columns(q, cube, s)
     needs_slices = bool(gcols) or "error_class" in q.group_by
@@ -323,8 +426,14 @@ def _read(conn: Connection, q: MetricsQuery, cube: Cube, tier: int, window: tupl
                 b[row[ng]] = b.get(row[ng], 0) + int(row[ng + 1])  # PostgreSQL sums are numeric
 
 
-def _add_outcomes(aggs: dict[tuple[Any, ...], _Agg], rows: list[tuple[Any, ...]], ng: int, want_class: bool,
-                  *, with_bins: bool) -> None:  # fmt: skip
+def _add_outcomes(
+    aggs: dict[tuple[Any, ...], _Agg],
+    rows: list[tuple[Any, ...]],
+    ng: int,
+    want_class: bool,
+    *,
+    with_bins: bool,
+) -> None:
     """Rows of (group values…, status, failure class, [bin,] measures…) into the aggregates."""
     first = ng + 3 if with_bins else ng + 2
     for row in rows:

@@ -225,7 +225,11 @@ class EventStore:
                     other = batch_runs[ev.run_id].event_id
                 if other is not None and other != ev.event_id:
                     result.rejected.append(
-                        Rejection(pos, "run_id", f"run {ev.run_id!r} is already recorded with different content; run IDs are immutable")
+                        Rejection(
+                            pos,
+                            "run_id",
+                            f"run {ev.run_id!r} is already recorded with different content; run IDs are immutable",
+                        )
                     )
                     continue
                 batch_runs[ev.run_id] = ev
@@ -303,10 +307,14 @@ class EventStore:
         by_run = {u["r_id"]: u for u in updates}
         lacking: set[str] = set()
         for chunk in _chunks(list(by_run)):
-            q = select(events.c.run_id).distinct().where(
-                events.c.run_id.in_(chunk),
-                events.c.kind != "run",
-                or_(*(events.c[k].is_(None) for k in INHERITED)),
+            q = (
+                select(events.c.run_id)
+                .distinct()
+                .where(
+                    events.c.run_id.in_(chunk),
+                    events.c.kind != "run",
+                    or_(*(events.c[k].is_(None) for k in INHERITED)),
+                )
             )
             lacking.update(conn.execute(q).scalars())
         if not lacking:
@@ -341,7 +349,9 @@ class EventStore:
             for r in rows:
                 got = self.enricher(dict(r._mapping))  # type: ignore[misc]
                 if (got.get("failure_class"), got.get("cluster_id")) != (r.failure_class, r.cluster_id):
-                    ups.append({"k_seq": r.seq, "n_class": got.get("failure_class"), "n_cluster": got.get("cluster_id")})
+                    ups.append(
+                        {"k_seq": r.seq, "n_class": got.get("failure_class"), "n_cluster": got.get("cluster_id")}
+                    )
             if ups:
                 conn.execute(stmt, ups)
 
@@ -374,9 +384,7 @@ class EventStore:
             start, seq = _decode_cursor(cursor)
             cond.append(or_(r.c.start_ns < start, and_(r.c.start_ns == start, r.c.seq < seq)))
         c = events.alias("c")
-        tool_calls = (
-            select(func.count()).where(c.c.run_id == r.c.run_id, c.c.kind == "tool").scalar_subquery()
-        )
+        tool_calls = select(func.count()).where(c.c.run_id == r.c.run_id, c.c.kind == "tool").scalar_subquery()
         q = (
             select(r, tool_calls.label("tool_calls"))
             .where(*cond)
@@ -535,6 +543,3 @@ def _decode_cursor(cursor: str) -> tuple[int, int]:
 
 def open_store(url: str, **kwargs: Any) -> EventStore:
     return EventStore.open(url, **kwargs)
-
-
-
