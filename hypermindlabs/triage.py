@@ -14,7 +14,7 @@ from __future__ import annotations
 import math
 from collections import Counter, defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import and_, bindparam, select, update
@@ -69,7 +69,7 @@ def cluster_report(store: Any, q: ClusterQuery) -> dict[str, Any]:
     prev_from = q.from_ns - span
     r = events.alias("r")
     e = events.alias("e")
-    base = Filters(**{**q.filters.__dict__, "from_ns": prev_from, "to_ns": q.to_ns, "extra": {}})
+    base = replace(q.filters, from_ns=prev_from, to_ns=q.to_ns, extra={})
     cond = [r.c.kind == "run", *run_conditions(r, base)]
     stmt = (
         select(e.c.cluster_id, e.c.failure_class, e.c.run_id, e.c.kind, e.c.tool, e.c.model, e.c.error_type,
@@ -140,9 +140,7 @@ def cluster_report(store: Any, q: ClusterQuery) -> dict[str, Any]:
             c = Counter(tags[rid].get(key) for rid in runs if tags[rid].get(key) is not None)
             conc[key] = [{"value": v, "runs": n, "share": n / count} for v, n in c.most_common(3)]
         earliest = min(runs, key=lambda rid: (run_start[rid], rid))
-        drill = Filters(
-            **{**q.filters.__dict__, "from_ns": q.from_ns, "to_ns": q.to_ns, "cluster": (cid,), "extra": {}}
-        )
+        drill = replace(q.filters, from_ns=q.from_ns, to_ns=q.to_ns, cluster=(cid,), extra={})
         clusters.append({
             "cluster_id": cid,
             "failure_class": row.failure_class,
