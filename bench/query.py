@@ -101,6 +101,8 @@ def time_queries(path: Path, repeat: int) -> dict[str, list[float]]:
     from hypermindlabs.web import create_app
 
     store = EventStore.open(f"sqlite:///{path}")
+    with store.engine.begin() as conn:  # databases cached before migration 0003 gained this index
+        conn.exec_driver_sql("CREATE INDEX IF NOT EXISTS ix_rollup_slices_cube ON rollup_slices (level, cube)")
     now_ns = int(END.timestamp()) * 10**9
     client = create_app(Settings(database_url="unused"), store=store, clock=lambda: now_ns).test_client()
     out: dict[str, list[float]] = {}

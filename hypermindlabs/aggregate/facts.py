@@ -64,8 +64,9 @@ SliceKey = tuple[Any, ...]
 class Cube:
     """A materialized view: the dimensions it keeps, how set members are kept, its tiers (s).
 
-    ``members``: ``none`` (no tags/tools), ``one`` (one row per member: serves queries on a
-    single tag key or on tools), ``all`` (the whole member set: serves anything).
+    ``members``: ``none`` (no tags, no tools); ``tool`` or ``tag`` (one row per tool the run used,
+    or per tag of the run: serves queries on tools, or on a single tag key); ``all`` (the whole
+    set of tags and tools: serves anything).
     Status and failure class are part of every cube.
     """
 
@@ -81,13 +82,15 @@ class Cube:
 # for query work (rows read per bucket). Minute cells cannot compress at busy traffic anyway
 # (a minute holds few facts per slice), so the minute tier keeps only ``full``: it answers
 # every query exactly and covers window edges. The quarter tier serves windows up to about
-# two days at 50–200 points, hours serve weeks, days serve long summaries. ``member`` and the
-# step ``core`` skip tiers to keep ingest cheap: below a day a one-tag query reads ``full``
-# minutes, and step queries read quarters where run queries read hours.
+# two days at 50–200 points, hours serve weeks, days serve long summaries. Tools (a dashboard
+# variable) get every tier; tags (up to 64 per run, each a cell per tier) hours and days, so a
+# one-tag query reads ``full`` minutes only within the hour edges of its window; step ``core``
+# skips hours (step queries read quarters where run queries read hours).
 CUBES: tuple[Cube, ...] = (
     Cube(1, "total", "run", (), "none", (QUARTER, HOUR, DAY)),
     Cube(2, "core", "run", ("project", "scenario", "model"), "none", (QUARTER, HOUR, DAY)),
-    Cube(3, "member", "run", ("project", "scenario", "model"), "one", (DAY,)),
+    Cube(7, "tool", "run", ("project", "scenario", "model"), "tool", (QUARTER, HOUR, DAY)),
+    Cube(3, "tag", "run", ("project", "scenario", "model"), "tag", (HOUR, DAY)),
     Cube(4, "full", "run", ("project", "scenario", "model"), "all", (MINUTE,)),
     Cube(5, "core", "step", ("kind", "project", "scenario", "model", "tool"), "none", (QUARTER, DAY)),
     Cube(6, "full", "step", ("kind", "project", "scenario", "model", "tool"), "all", (MINUTE,)),
@@ -207,9 +210,10 @@ def add_run(acc: Accumulator, run: Mapping[str, Any], children: Sequence[Mapping
         if cube.members == "none":
             dims = (p, s, m) if cube.dims else (None, None, None)
             keys.append((("run", cube.name, None, *dims, None, status, fc, None, None, ()), cube.tiers))
-        elif cube.members == "one":
+        elif cube.members in ("tool", "tag"):
             for mk, mv in members:
-                keys.append((("run", cube.name, None, p, s, m, None, status, fc, mk, mv, ()), cube.tiers))
+                if (mk == "tool") == (cube.members == "tool"):
+                    keys.append((("run", cube.name, None, p, s, m, None, status, fc, mk, mv, ()), cube.tiers))
         else:
             keys.append(
                 (("run", cube.name, None, p, s, m, None, status, fc, None, None, members), cube.tiers)

@@ -178,10 +178,12 @@ def _capable(cube: Cube, q: MetricsQuery) -> bool:
     keys = _member_keys(q)
     if cube.members == "none":
         return not keys
-    if cube.members == "one":
-        # One row per member: exact for one tag key (a run has one value per key), and for
-        # tools when each tool is its own group or a single tool is asked for.
-        return len(keys) == 1 and (keys[0] != "tool" or "tool" in q.group_by or len(q.filters.tool) == 1)
+    if cube.members == "tool":
+        # One row per tool used: exact when each tool is its own group or one tool is asked for.
+        return keys == ["tool"] and ("tool" in q.group_by or len(q.filters.tool) == 1)
+    if cube.members == "tag":
+        # One row per tag: exact for one tag key (a run has one value per key).
+        return len(keys) == 1 and keys[0].startswith("tag.")
     return True
 
 
@@ -237,7 +239,7 @@ def _group_columns(q: MetricsQuery, cube: Cube, s: Any) -> tuple[list[Any], list
         member = g == "tool" and q.level == "run" or g.startswith("tag.")
         if not member:
             cols.append(s.c[g])
-        elif cube.members == "one":
+        elif cube.members in ("tool", "tag"):
             cols.append(s.c.mvalue)
         else:
             m = rollup_slice_members.alias(f"g_{len(joins)}")
@@ -267,7 +269,7 @@ def _conditions(q: MetricsQuery, cube: Cube, s: Any) -> list[Any]:
     if f.error_class:
         cond.append(s.c.failure_class.in_(f.error_class))
     keys = _member_keys(q)
-    if cube.members == "one":
+    if cube.members in ("tool", "tag"):
         cond.append(s.c.mkey == keys[0])
         if _member_filter(q, keys[0]):
             cond.append(s.c.mvalue.in_(_member_filter(q, keys[0])))

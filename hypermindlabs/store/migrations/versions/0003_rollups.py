@@ -34,8 +34,10 @@ def upgrade() -> None:
         sa.Column("mkey", sa.String(80)),
         sa.Column("mvalue", sa.String(256)),
     )
-    # Slices and members are only looked up by slice id (their primary keys): no (key, value)
-    # index, which PostgreSQL would otherwise pick on fresh statistics and scan per slice.
+    # Queries on the small cubes list their slices first (a few thousand at most).
+    op.create_index("ix_rollup_slices_cube", "rollup_slices", ["level", "cube"])
+    # Members are only looked up by slice id (their primary key): no (key, value) index, which
+    # PostgreSQL would otherwise pick on fresh statistics and scan per slice.
     op.create_table(
         "rollup_slice_members",
         sa.Column("slice_id", sa.BigInteger, primary_key=True, autoincrement=False),
