@@ -13,6 +13,7 @@ from sqlalchemy import and_, bindparam, case, delete, func, or_, select, text
 from sqlalchemy.engine import Connection
 
 from hypermindlabs.aggregate.facts import MEASURES, Accumulator, SliceKey, add_run, part_of_key, slice_id
+from hypermindlabs.store._pg import conflict_clause, unnest_insert
 from hypermindlabs.store.schema import (
     events,
     rollup_cells,
@@ -82,6 +83,10 @@ class _Sql:
             self._statements[name] = (str(compiled), order)
         sql, order = self._statements[name]
         cols = self._columns[name]
+        if self.name == "postgresql":
+            table = {"cells": rollup_cells, "slices": rollup_slices, "members": rollup_slice_members}[name]
+            unnest_insert(conn, table, cols, rows, conflict_clause(sql))
+            return
         if order == cols:
             params: list[Any] = rows
         elif order is not None:

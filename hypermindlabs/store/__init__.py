@@ -25,6 +25,7 @@ from sqlalchemy.exc import IntegrityError
 
 from hypermindlabs.filters import Filters, QueryError
 from hypermindlabs.run_events import INHERITED, RunEvent
+from hypermindlabs.store._pg import unnest_insert
 from hypermindlabs.store.schema import events, run_tags
 
 __all__ = ["EventStore", "AppendResult", "Rejection", "RunPage", "open_store", "normalize_url"]
@@ -282,6 +283,10 @@ class EventStore:
             self._insert_sql = str(compiled)
             self._insert_keys = list(compiled.positiontup) if compiled.positional else None
         keys = self._insert_keys
+        if self.dialect == "postgresql":
+            cols = list(rows[0])
+            unnest_insert(conn, events, cols, [tuple(r[k] for k in cols) for r in rows])
+            return
         params = [tuple(r[k] for k in keys) for r in rows] if keys is not None else rows
         conn.exec_driver_sql(self._insert_sql, params)
 
