@@ -328,3 +328,13 @@ ALERT_ERROR_RATE_REGRESSION = "HypermindErrorRateRegression"
 ALERT_LATENCY_REGRESSION = "HypermindLatencyRegression"
 DASHBOARD_OVERVIEW_UID = "hypermind-overview"
 DASHBOARD_TOOLS_UID = "hypermind-tools"
+DASHBOARD_REGRESSIONS_UID = "hypermind-regressions"
+DASHBOARD_TRIAGE_UID = "hypermind-triage"
+# Panels of the generated Grafana dashboards that the web UI embeds (``d-solo`` iframes) when
+# HYPERMIND_GRAFANA_URL is set: (dashboard uid, panel id, title). The dashboard generator gives these
+# panels exactly these ids; the web UI reads this tuple, so the two can never drift apart.
+GRAFANA_EMBED_PANELS: tuple[tuple[str, int, str], ...] = (
+    (DASHBOARD_OVERVIEW_UID, 1, "Run rate by outcome"),
+    (DASHBOARD_OVERVIEW_UID, 3, "Run latency p50 / p95 / p99"),
+    (DASHBOARD_REGRESSIONS_UID, 1, "Failure rate vs 1d and 7d baseline"),
+)
