@@ -31,6 +31,13 @@ class Settings:
     )
     host: str = field(default="127.0.0.1", metadata={"env": "HYPERMIND_HOST", "doc": "address the server binds"})
     port: int = field(default=8080, metadata={"env": "HYPERMIND_PORT", "doc": "port the server binds"})
+    public_url: str = field(
+        default="http://127.0.0.1:8080",
+        metadata={
+            "env": "HYPERMIND_PUBLIC_URL",
+            "doc": "base URL of the web UI as users reach it: links in alerts, Grafana data links and exemplars",
+        },
+    )
     grafana_url: str | None = field(
         default=None, metadata={"env": "HYPERMIND_GRAFANA_URL", "doc": "Grafana base URL for embedded panels"}
     )
