@@ -25,11 +25,11 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from hypermindlabs.core.events import inherit_within, parse_event  # noqa: E402
 from hypermindlabs.demo import demo_spec, generate_events  # noqa: E402
 from hypermindlabs.ingest import ingest_objects  # noqa: E402
-from hypermindlabs.run_events import inherit_within, parse_event  # noqa: E402
-from hypermindlabs.run_manager import RunManager  # noqa: E402
-from hypermindlabs.store import EventStore, _row  # noqa: E402
+from hypermindlabs.sdk.run_manager import RunManager  # noqa: E402
+from hypermindlabs.store.event_store import EventStore, _row  # noqa: E402
 from hypermindlabs.store.schema import events as events_table  # noqa: E402
 
 BATCH = 5000

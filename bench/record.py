@@ -40,9 +40,9 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader  # noqa: E402
 
 from hypermindlabs import conventions as c  # noqa: E402
 from hypermindlabs.config import Settings  # noqa: E402
-from hypermindlabs.run_manager import RunManager  # noqa: E402
+from hypermindlabs.export.telemetry import Telemetry  # noqa: E402
+from hypermindlabs.sdk.run_manager import RunManager  # noqa: E402
 from hypermindlabs.store import EventStore  # noqa: E402
-from hypermindlabs.telemetry import Telemetry  # noqa: E402
 
 EVENTS_PER_RUN = 3
 REPEATS = 5

@@ -28,8 +28,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from hypermindlabs import failure_triage
-from hypermindlabs.failure_triage import ALGORITHM_VERSION, classify_failure, normalize_message
+from hypermindlabs.triage import classify as failure_triage
+from hypermindlabs.triage.classify import ALGORITHM_VERSION, classify_failure, normalize_message
 
 CORPUS_PATH = Path(__file__).resolve().parent.parent / "tests" / "data" / "triage_corpus.jsonl"
 GOAL_PER_SECOND = 50_000

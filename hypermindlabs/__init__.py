@@ -6,11 +6,11 @@ The public surface; everything else is an implementation detail.
 """
 
 from hypermindlabs.config import ConfigError, Settings
-from hypermindlabs.failure_triage import Failure, classify_failure
-from hypermindlabs.filters import Filters, QueryError
-from hypermindlabs.run_events import EventValidationError, RunEvent, parse_event
-from hypermindlabs.run_manager import RunManager
+from hypermindlabs.core.events import EventValidationError, RunEvent, parse_event
+from hypermindlabs.core.filters import Filters, QueryError
+from hypermindlabs.sdk.run_manager import RunManager
 from hypermindlabs.store import AppendResult, EventStore
+from hypermindlabs.triage.classify import Failure, classify_failure
 
 __all__ = [
     "AppendResult",

@@ -9,10 +9,10 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from hypermindlabs import conventions as c
-from hypermindlabs.cardinality import Cardinality, parse_budgets, sanitize_label_value
 from hypermindlabs.config import ConfigError, Settings
+from hypermindlabs.export.cardinality import Cardinality, parse_budgets, sanitize_label_value
+from hypermindlabs.export.telemetry import Telemetry
 from hypermindlabs.store.schema import label_admissions
-from hypermindlabs.telemetry import Telemetry
 from tests.test_telemetry import T0, stored_row
 
 

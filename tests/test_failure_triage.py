@@ -25,8 +25,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hypermindlabs import failure_triage
-from hypermindlabs.failure_triage import (
+from hypermindlabs.triage import classify as failure_triage
+from hypermindlabs.triage.classify import (
     ALGORITHM_VERSION,
     FAILURE_CLASSES,
     TAXONOMY_VERSION,
@@ -530,7 +530,7 @@ def test_the_same_failures_in_shuffled_order_get_identical_ids() -> None:
 def test_cluster_ids_do_not_depend_on_the_process(hash_seed: str) -> None:
     script = (
         "import json, sys\n"
-        "from hypermindlabs.failure_triage import classify_failure\n"
+        "from hypermindlabs.triage.classify import classify_failure\n"
         "fields = " + repr(INPUT_FIELDS) + "\n"
         "rows = [json.loads(line) for line in open(sys.argv[1], encoding='utf-8')]\n"
         "print(json.dumps({r['id']: classify_failure(**{f: r.get(f) for f in fields}).cluster_id"

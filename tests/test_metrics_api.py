@@ -19,7 +19,7 @@ import pytest
 import sqlalchemy as sa
 
 from hypermindlabs.config import Settings
-from hypermindlabs.sketch import nearest_rank
+from hypermindlabs.core.sketch import nearest_rank
 from tests.conftest import FIXED_NOW_NS
 from tests.test_rollups import (
     DAY,
@@ -469,7 +469,7 @@ def test_unaligned_windows_widen_to_whole_minutes_and_say_so(world) -> None:
 
 
 def test_metrics_are_read_from_rollups_only_never_from_raw_events(world) -> None:
-    from hypermindlabs.aggregate.query import parse_metrics_query, summary, timeseries
+    from hypermindlabs.rollups.query import parse_metrics_query, summary, timeseries
 
     _, _, store = world
     statements: list[str] = []

@@ -36,9 +36,9 @@ from sqlalchemy import text
 
 from hypermindlabs import conventions as c
 from hypermindlabs.config import Settings
+from hypermindlabs.export.exposition import build_registry, exemplar_labels
 from hypermindlabs.store import EventStore
 from hypermindlabs.web import create_app
-from hypermindlabs.web.metrics_endpoint import build_registry, exemplar_labels
 from tests.conftest import FIXED_NOW_NS, require_binary
 
 T0 = FIXED_NOW_NS - 3600 * 10**9
@@ -297,7 +297,7 @@ def test_exemplar_label_sets_stay_within_128_characters_cutting_only_the_run_id(
 
 
 def _all_runs():
-    from hypermindlabs.filters import Filters
+    from hypermindlabs.core.filters import Filters
 
     return Filters()
 

@@ -18,9 +18,9 @@ import sqlalchemy as sa
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from hypermindlabs.aggregate import RollupHook, rebuild_on, rebuild_rollups
+from hypermindlabs.core.events import chars_to_tokens
 from hypermindlabs.ingest import ingest_objects
-from hypermindlabs.run_events import chars_to_tokens
+from hypermindlabs.rollups import RollupHook, rebuild_on, rebuild_rollups
 from hypermindlabs.store import EventStore
 from hypermindlabs.store.schema import events, rollup_cells, rollup_slice_members, rollup_slices, run_tags
 from tests.conftest import FIXED_NOW_NS
@@ -317,7 +317,7 @@ def test_the_migration_fills_rollups_for_events_stored_before_it(backend, make_s
     from alembic import command
     from alembic.config import Config
 
-    from hypermindlabs.store import _MIGRATIONS
+    from hypermindlabs.store.event_store import _MIGRATIONS
 
     store = make_store(migrate=False, rollups=False, enricher=enrich)
     cfg = Config()

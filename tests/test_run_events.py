@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hypermindlabs.run_events import (
+from hypermindlabs.core.events import (
     EventValidationError,
     format_timestamp,
     inherit_within,

@@ -7,7 +7,7 @@ import time
 
 import pytest
 
-from hypermindlabs.run_manager import RunManager
+from hypermindlabs.sdk.run_manager import RunManager
 
 
 class Clock:

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hypermindlabs.sketch import (
+from hypermindlabs.core.sketch import (
     RELATIVE_ACCURACY,
     ZERO_BIN,
     bin_of,

@@ -7,9 +7,9 @@ import threading
 
 import pytest
 
-from hypermindlabs.filters import Filters, QueryError
+from hypermindlabs.core.events import parse_event
+from hypermindlabs.core.filters import Filters, QueryError
 from hypermindlabs.ingest import ingest_objects
-from hypermindlabs.run_events import parse_event
 
 T0 = 1_767_225_600 * 10**9  # 2026-01-01T00:00:00Z
 

@@ -10,10 +10,10 @@ import pytest
 from sqlalchemy import select, update
 
 from hypermindlabs.demo import demo_spec, generate_events
-from hypermindlabs.failure_triage import FAILURE_CLASSES
 from hypermindlabs.ingest import ingest_objects
 from hypermindlabs.store.schema import events
-from hypermindlabs.triage import reclassify
+from hypermindlabs.triage.classify import FAILURE_CLASSES
+from hypermindlabs.triage.report import reclassify
 from tests.conftest import FIXED_NOW_NS
 
 END = datetime.fromtimestamp(FIXED_NOW_NS // 10**9, UTC)

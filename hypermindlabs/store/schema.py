@@ -59,9 +59,9 @@ label_admissions = Table(
     Column("admitted_ns", BigInteger, nullable=False),
 )
 
-# -- rollups (migration 0003; written by hypermindlabs.aggregate, rebuildable from events) ---------
+# -- rollups (migration 0003; written by hypermindlabs.rollups, rebuildable from events) ---------
 # A slice is one combination of dimension values of one cube; its id is a stable hash of the
-# combination (hypermindlabs.aggregate.facts.slice_id), so a rebuild reproduces every row.
+# combination (hypermindlabs.rollups.facts.slice_id), so a rebuild reproduces every row.
 rollup_slices = Table(
     "rollup_slices",
     metadata,
@@ -95,10 +95,10 @@ ROLLUP_MEASURES: tuple[str, ...] = (
 )  # fmt: skip
 
 # One row per (part, tier, bucket, slice, latency bin): the facts of that slice and bucket whose
-# duration falls in that log-mapped bin (hypermindlabs.sketch), with their summed measures.
+# duration falls in that log-mapped bin (hypermindlabs.core.sketch), with their summed measures.
 # Counts and sums of a bucket are the SUM over its bins; a percentile is read from the counts
 # per bin, merged across buckets and slices by SUM(n) GROUP BY bin. ``part`` is the cube (and
-# step kind, hypermindlabs.aggregate.facts.part_of): with time next in the key, a query reads
+# step kind, hypermindlabs.rollups.facts.part_of): with time next in the key, a query reads
 # one contiguous range, its cube's cells in its window.
 rollup_cells = Table(
     "rollup_cells",

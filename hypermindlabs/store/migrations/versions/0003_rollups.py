@@ -59,7 +59,7 @@ def upgrade() -> None:
         sqlite_with_rowid=False,
     )
     # Rollups are derived data: fill them from the events already stored.
-    from hypermindlabs.aggregate.writer import rebuild_on
+    from hypermindlabs.rollups.writer import rebuild_on
 
     rebuild_on(op.get_bind())
 

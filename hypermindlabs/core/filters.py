@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
-from hypermindlabs.run_events import EventValidationError, parse_timestamp
+from hypermindlabs.core.events import EventValidationError, parse_timestamp
 
 __all__ = ["Filters", "QueryError", "parse_filters", "parse_time"]
 
@@ -69,7 +69,7 @@ def _ns_to_query(ns: int) -> str:
     # Epoch ms when exact (Grafana's form); RFC 3339 with ns otherwise, so drill-down stays exact.
     if ns % 1_000_000 == 0:
         return str(ns // 1_000_000)
-    from hypermindlabs.run_events import format_timestamp
+    from hypermindlabs.core.events import format_timestamp
 
     return format_timestamp(ns)
 

@@ -1,4 +1,4 @@
-"""``GET /metrics``: OpenMetrics (with run_id/trace_id exemplars) or the classic text format.
+"""OTel metrics → Prometheus exposition: OpenMetrics (with run_id/trace_id exemplars) or classic text.
 
 The stock OTel Prometheus exporter drops exemplars, so this module bridges the two libraries:
 :class:`OtelCollector` is a prometheus_client ``Collector`` that reads the OTel reader's data
@@ -20,22 +20,16 @@ import threading
 from collections.abc import Iterator, Mapping
 from typing import Any, Protocol
 
-from flask import Blueprint, Flask, Response, current_app, request
 from opentelemetry.sdk.metrics.export import Histogram, MetricsData, Sum
 from prometheus_client import CollectorRegistry
-from prometheus_client.exposition import choose_encoder
 from prometheus_client.metrics_core import Metric
 from prometheus_client.samples import Exemplar, Timestamp
 from prometheus_client.utils import floatToGoString
 
 from hypermindlabs import conventions as c
-from hypermindlabs.telemetry import Telemetry
 
-__all__ = ["bp", "init_app", "build_registry", "OtelCollector", "MetricsSource", "exemplar_labels"]
+__all__ = ["build_registry", "OtelCollector", "MetricsSource", "exemplar_labels"]
 
-bp = Blueprint("metrics_endpoint", __name__)
-
-_REGISTRY_KEY = "hypermind.metrics_registry"
 _FIXED_EXEMPLAR_CHARS = len(c.EXEMPLAR_RUN_ID) + len(c.EXEMPLAR_TRACE_ID)
 
 
@@ -45,24 +39,10 @@ class MetricsSource(Protocol):
     def collect(self) -> MetricsData | None: ...
 
 
-def init_app(app: Flask, telemetry: Telemetry) -> None:
-    """Serve ``telemetry``'s metrics on ``/metrics`` of ``app`` (one registry per app)."""
-    app.extensions["hypermind.telemetry"] = telemetry
-    app.extensions[_REGISTRY_KEY] = build_registry(telemetry)
-    app.register_blueprint(bp)
-
-
 def build_registry(telemetry: MetricsSource) -> CollectorRegistry:
     registry = CollectorRegistry(auto_describe=True)
     registry.register(OtelCollector(telemetry))
     return registry
-
-
-@bp.get("/metrics")
-def metrics() -> Response:
-    registry = current_app.extensions[_REGISTRY_KEY]
-    encoder, content_type = choose_encoder(request.headers.get("Accept", ""))
-    return Response(encoder(registry), status=200, headers={"Content-Type": content_type})
 
 
 def exemplar_labels(run_id: str | None, trace_id: str | None) -> dict[str, str]:

@@ -12,8 +12,8 @@ from typing import Any
 from sqlalchemy import and_, bindparam, case, delete, func, or_, select, text
 from sqlalchemy.engine import Connection
 
-from hypermindlabs.aggregate.facts import MEASURES, Accumulator, SliceKey, add_run, part_of_key, slice_id
-from hypermindlabs.store._pg import conflict_clause, unnest_insert
+from hypermindlabs.rollups.facts import MEASURES, Accumulator, SliceKey, add_run, part_of_key, slice_id
+from hypermindlabs.store.dialect import conflict_clause, unnest_insert
 from hypermindlabs.store.schema import (
     events,
     rollup_cells,

@@ -1,16 +1,16 @@
 """``GET /api/v1/metrics/summary`` and ``GET /api/v1/metrics/timeseries``: numbers from rollups.
 
 Parameters, row fields and the drill-down contract are in docs/api-metrics.md; the reading is
-:mod:`hypermindlabs.aggregate.query` (never a scan of raw events).
+:mod:`hypermindlabs.rollups.query` (never a scan of raw events).
 """
 
 from __future__ import annotations
 
 from flask import Blueprint, Response, g, request
 
-from hypermindlabs.aggregate.query import parse_metrics_query, summary, timeseries
-from hypermindlabs.filters import QueryError
-from hypermindlabs.web import error_response, json_response, store
+from hypermindlabs.core.filters import QueryError
+from hypermindlabs.rollups.query import parse_metrics_query, summary, timeseries
+from hypermindlabs.web.responses import error_response, json_response, store
 
 bp = Blueprint("api_metrics", __name__, url_prefix="/api/v1/metrics")
 

@@ -22,8 +22,8 @@ from typing import Any
 
 import orjson
 
-from hypermindlabs.run_events import chars_to_tokens
-from hypermindlabs.sketch import bin_of
+from hypermindlabs.core.events import chars_to_tokens
+from hypermindlabs.core.sketch import bin_of
 
 __all__ = [
     "MINUTE",

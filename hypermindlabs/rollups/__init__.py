@@ -1,16 +1,16 @@
 """Aggregation: rollups maintained with the events, and the metrics queries that read them.
 
-- :mod:`~hypermindlabs.aggregate.facts` (pure): what a finished run contributes, per cube.
-- :mod:`~hypermindlabs.aggregate.writer`: the append hook and the rebuild from raw events.
-- :mod:`~hypermindlabs.aggregate.query`: summary and timeseries answers from rollups only.
+- :mod:`~hypermindlabs.rollups.facts` (pure): what a finished run contributes, per cube.
+- :mod:`~hypermindlabs.rollups.writer`: the append hook and the rebuild from raw events.
+- :mod:`~hypermindlabs.rollups.query`: summary and timeseries answers from rollups only.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from hypermindlabs.aggregate.facts import CUBES, TIERS, Cube
-from hypermindlabs.aggregate.writer import RollupHook, install_rollups, rebuild_on
+from hypermindlabs.rollups.facts import CUBES, TIERS, Cube
+from hypermindlabs.rollups.writer import RollupHook, install_rollups, rebuild_on
 
 __all__ = ["CUBES", "TIERS", "Cube", "RollupHook", "install_rollups", "rebuild_on", "rebuild_rollups"]
 

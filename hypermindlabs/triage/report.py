@@ -1,6 +1,6 @@
 """Failure triage against the store: classification at ingest, clusters with trends, reclassify.
 
-The pure core (taxonomy, templates, cluster ids, hints) is :mod:`hypermindlabs.failure_triage`;
+The pure core (taxonomy, templates, cluster ids, hints) is :mod:`hypermindlabs.triage.classify`;
 this module applies it to stored events. Every failed event (step or run) is classified from its
 own error and stored dimensions; a run's class is that of its own error.
 
@@ -19,8 +19,8 @@ from typing import Any
 
 from sqlalchemy import and_, bindparam, select, update
 
-from hypermindlabs.failure_triage import ALGORITHM_VERSION, Failure, classify_failure, cluster_state
-from hypermindlabs.filters import Filters
+from hypermindlabs.core.filters import Filters
+from hypermindlabs.triage.classify import ALGORITHM_VERSION, Failure, classify_failure, cluster_state
 
 __all__ = ["enrich", "cluster_report", "reclassify", "ClusterQuery"]
 
@@ -138,7 +138,7 @@ def cluster_report(store: Any, q: ClusterQuery) -> dict[str, Any]:
         conc: dict[str, list[dict[str, Any]]] = {}
         for key in CONCENTRATION_TAGS:
             c = Counter(tags[rid].get(key) for rid in runs if tags[rid].get(key) is not None)
-            conc[key] = [{"value": v, "runs": n, "share": n / count} for v, n in c.most_common(3)]
+            conc[key] = [{"value": v, "runs": n, "share": n / count} for v, n in _top(c, 3)]
         earliest = min(runs, key=lambda rid: (run_start[rid], rid))
         drill = replace(q.filters, from_ns=q.from_ns, to_ns=q.to_ns, cluster=(cid,), extra={})
         clusters.append({
@@ -154,7 +154,7 @@ def cluster_report(store: Any, q: ClusterQuery) -> dict[str, Any]:
             "first_seen": first_seen.get(cid),
             "last_seen": last_seen.get(cid),
             "trend": [len(s) for s in series[cid]],
-            "affected": {k: dict(v.most_common(10)) for k, v in affected[cid].items()},
+            "affected": {k: dict(_top(v, 10)) for k, v in affected[cid].items()},
             "concentration": conc,
             "first_seen_in_window_tags": tags.get(earliest, {}),
             "sample_run_ids": sorted(runs, key=lambda rid: (-run_start[rid], rid))[: q.samples],
@@ -171,6 +171,11 @@ def cluster_report(store: Any, q: ClusterQuery) -> dict[str, Any]:
         "clusters": clusters,
         "gone": [{"cluster_id": cid, "previous_count": len(prev_runs[cid]), "state": "gone"} for cid in gone],
     }
+
+
+def _top(counts: Counter[str], n: int) -> list[tuple[str, int]]:
+    """The ``n`` most common values, ties by value: the answer must not depend on set iteration order."""
+    return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:n]
 
 
 def reclassify(store: Any, *, batch: int = 5000, progress: Callable[[int], Any] | None = None) -> tuple[int, int]:

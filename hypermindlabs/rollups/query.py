@@ -2,7 +2,7 @@
 
 A query names a level (``kind=run``, the default, or step kinds such as ``kind=tool``), the
 common filters, ``group_by`` dimensions and a window. The planner picks, per time tier, the
-cheapest cube that can answer exactly (:data:`hypermindlabs.aggregate.facts.CUBES`), covers the
+cheapest cube that can answer exactly (:data:`hypermindlabs.rollups.facts.CUBES`), covers the
 window with whole buckets (days, then hours, quarters and minutes at the edges) and merges the
 cells: measures by SUM, latency percentiles from the bins summed per group.
 
@@ -24,10 +24,10 @@ from typing import Any
 from sqlalchemy import and_, exists, func, literal_column, select
 from sqlalchemy.engine import Connection
 
-from hypermindlabs.aggregate.facts import CUBES, MEASURES, MINUTE, Cube, part_of
-from hypermindlabs.filters import Filters, QueryError, parse_filters
-from hypermindlabs.run_events import KINDS, format_timestamp
-from hypermindlabs.sketch import quantiles
+from hypermindlabs.core.events import KINDS, format_timestamp
+from hypermindlabs.core.filters import Filters, QueryError, parse_filters
+from hypermindlabs.core.sketch import quantiles
+from hypermindlabs.rollups.facts import CUBES, MEASURES, MINUTE, Cube, part_of
 from hypermindlabs.store.schema import rollup_cells, rollup_slice_members, rollup_slices
 
 __all__ = ["MetricsQuery", "parse_metrics_query", "summary", "timeseries", "auto_step", "GROUP_BY"]

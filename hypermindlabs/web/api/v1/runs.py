@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, g, request
 
-from hypermindlabs.filters import QueryError, parse_filters
-from hypermindlabs.web import error_response, json_response, store
+from hypermindlabs.core.filters import QueryError, parse_filters
+from hypermindlabs.web.responses import error_response, json_response, store
 
 bp = Blueprint("api_runs", __name__, url_prefix="/api/v1")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, Response, request
 
 from hypermindlabs.ingest import BodyError, ingest_objects, split_body
-from hypermindlabs.web import error_response, json_response, settings, store
+from hypermindlabs.web.responses import error_response, json_response, settings, store
 
 bp = Blueprint("api_events", __name__, url_prefix="/api/v1")
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, g, request
 
-from hypermindlabs.filters import QueryError, parse_filters
-from hypermindlabs.triage import ClusterQuery, cluster_report
-from hypermindlabs.web import error_response, json_response, store
+from hypermindlabs.core.filters import QueryError, parse_filters
+from hypermindlabs.triage.report import ClusterQuery, cluster_report
+from hypermindlabs.web.responses import error_response, json_response, store
 
 bp = Blueprint("api_failures", __name__, url_prefix="/api/v1")
 DAY_NS = 86_400 * 10**9

@@ -11,7 +11,7 @@ from typing import IO, Any
 
 import orjson
 
-from hypermindlabs.run_events import EventValidationError, RunEvent, parse_event
+from hypermindlabs.core.events import EventValidationError, RunEvent, parse_event
 from hypermindlabs.store import AppendResult, EventStore, Rejection
 
 __all__ = ["BodyError", "split_body", "ingest_objects", "iter_file_batches"]

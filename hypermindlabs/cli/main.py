@@ -179,7 +179,7 @@ def cmd_rebuild_rollups(args: argparse.Namespace) -> int:
     """Drop the rollups and recompute them from the raw events, in one transaction."""
     from tqdm import tqdm
 
-    from hypermindlabs.aggregate import rebuild_rollups
+    from hypermindlabs.rollups import rebuild_rollups
 
     settings = _settings(args)
     store = EventStore.open(settings.database_url)
@@ -199,9 +199,9 @@ def cmd_rebuild_rollups(args: argparse.Namespace) -> int:
 
 
 def cmd_triage(args: argparse.Namespace) -> int:
-    from hypermindlabs.filters import QueryError
-    from hypermindlabs.triage import cluster_report
-    from hypermindlabs.web.api_failures import cluster_query
+    from hypermindlabs.core.filters import QueryError
+    from hypermindlabs.triage.report import cluster_report
+    from hypermindlabs.web.api.v1.failures import cluster_query
 
     settings = _settings(args)
     store = EventStore.open(settings.database_url)
@@ -239,8 +239,8 @@ def _printable(text: str) -> str:
 def cmd_reclassify(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
-    from hypermindlabs.failure_triage import ALGORITHM_VERSION
-    from hypermindlabs.triage import reclassify
+    from hypermindlabs.triage.classify import ALGORITHM_VERSION
+    from hypermindlabs.triage.report import reclassify
 
     settings = _settings(args)
     store = EventStore.open(settings.database_url)
@@ -249,7 +249,7 @@ def cmd_reclassify(args: argparse.Namespace) -> int:
     print(f"hypermind-obs reclassify: triage algorithm v{ALGORITHM_VERSION}: {examined} failed events examined, "
           f"{changed} re-labelled")  # fmt: skip
     if changed:  # rollups count runs by failure class: recompute them from the new labels
-        from hypermindlabs.aggregate import rebuild_rollups
+        from hypermindlabs.rollups import rebuild_rollups
 
         rebuild_rollups(store)
         print("hypermind-obs reclassify: rollups rebuilt")

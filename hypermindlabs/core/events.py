@@ -1,0 +1,533 @@
+"""The run-event contract (DESIGN §2) as typed, frozen records, parsed once at the edge.
+
+Everything that enters the product (HTTP posts, JSONL files, the in-process RunManager) goes
+through :func:`parse_event`; whatever it returns is valid, normalized and carries its units in
+its field names. Invalid input raises exactly one error type, :class:`EventValidationError`,
+which names the offending field.
+
+>>> ev = parse_event({"run_id": "r1", "kind": "run", "start_time": 1700000000, "duration_ms": 1500})
+>>> ev.end_time_unix_nano - ev.start_time_unix_nano
+1500000000
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import orjson
+
+__all__ = [
+    "KINDS",
+    "STATUSES",
+    "EventValidationError",
+    "RunEvent",
+    "parse_event",
+    "parse_timestamp",
+    "inherit_dimensions",
+    "chars_to_tokens",
+]
+
+KINDS: tuple[str, ...] = ("run", "llm", "tool", "retrieval", "policy")
+STATUSES: tuple[str, ...] = ("ok", "error")
+DIMENSIONS: tuple[str, ...] = ("project", "model", "tool", "scenario")
+INHERITED: tuple[str, ...] = ("project", "scenario", "model")
+
+MAX_ID_LEN = 128
+MAX_DIMENSION_LEN = 256
+MAX_NAME_LEN = 512
+MAX_TAGS = 64
+MAX_TAG_KEY_LEN = 64
+MAX_TAG_VALUE_LEN = 256
+MAX_ERROR_MESSAGE_LEN = 8192
+MAX_ATTRIBUTES_BYTES = 65536
+# A token is about four characters of English text for the tokenizers in use; the proxy is
+# flagged as estimated everywhere it is shown.
+CHARS_PER_TOKEN = 4
+
+_NS = 1_000_000_000
+_MIN_NS = 946_684_800 * _NS  # 2000-01-01T00:00:00Z
+_MAX_NS = 4_102_444_800 * _NS  # 2100-01-01T00:00:00Z
+# Epoch units are told apart by magnitude: the 2000–2100 window in each unit does not overlap
+# the window in any other, so the inference is unambiguous.
+_EPOCH_UNITS: tuple[int, ...] = (_NS, 1_000_000, 1_000, 1)  # ns per s, ms, µs, ns
+
+_ALLOWED_FIELDS = frozenset(
+    {
+        "event_id", "run_id", "trace_id", "span_id", "parent_span_id", "kind", "name",
+        "start_time", "end_time", "duration_ms", "status", "project", "model", "tool",
+        "scenario", "tags", "usage", "error", "attributes",
+    }
+)  # fmt: skip
+_USAGE_FIELDS = frozenset({"input_tokens", "output_tokens", "input_chars", "output_chars"})
+_ERROR_FIELDS = frozenset({"type", "message", "class"})
+_RFC3339 = re.compile(r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|z|[+-]\d{2}:\d{2})")
+_HEX = re.compile(r"[0-9a-f]+")
+_LOWER_HEX = re.compile(r"[0-9a-f]{16}|[0-9a-f]{32}")
+_TAG_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+
+
+class EventValidationError(ValueError):
+    """The one error a bad event raises: ``field`` names what is wrong, ``reason`` says why."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+@dataclass(frozen=True, slots=True)
+class RunEvent:
+    """One finished span of an agent run, normalized. Times are integer Unix nanoseconds."""
+
+    event_id: str
+    run_id: str
+    trace_id: str
+    span_id: str
+    parent_span_id: str | None
+    kind: str
+    name: str | None
+    start_time_unix_nano: int
+    end_time_unix_nano: int
+    status: str
+    project: str | None = None
+    model: str | None = None
+    tool: str | None = None
+    scenario: str | None = None
+    tags: tuple[tuple[str, str], ...] = ()
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    input_chars: int | None = None
+    output_chars: int | None = None
+    tokens_estimated: bool = False
+    error_type: str | None = None
+    error_message: str | None = None
+    error_class: str | None = None
+    attributes_json: str = "{}"
+
+    @property
+    def duration_ms(self) -> float:
+        return (self.end_time_unix_nano - self.start_time_unix_nano) / 1e6
+
+    @property
+    def tags_dict(self) -> dict[str, str]:
+        return dict(self.tags)
+
+    @property
+    def attributes(self) -> dict[str, Any]:
+        return orjson.loads(self.attributes_json)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The event in contract shape (what the API returns), times as RFC 3339 with ns."""
+        out: dict[str, Any] = {
+            "event_id": self.event_id,
+            "run_id": self.run_id,
+            "trace_id": self.trace_id,
+            "span_id": self.span_id,
+            "parent_span_id": self.parent_span_id,
+            "kind": self.kind,
+            "name": self.name,
+            "start_time": format_timestamp(self.start_time_unix_nano),
+            "end_time": format_timestamp(self.end_time_unix_nano),
+            "start_time_unix_nano": self.start_time_unix_nano,
+            "end_time_unix_nano": self.end_time_unix_nano,
+            "duration_ms": self.duration_ms,
+            "status": self.status,
+            "project": self.project,
+            "model": self.model,
+            "tool": self.tool,
+            "scenario": self.scenario,
+            "tags": self.tags_dict,
+            "usage": {
+                "input_tokens": self.input_tokens,
+                "output_tokens": self.output_tokens,
+                "input_chars": self.input_chars,
+                "output_chars": self.output_chars,
+                "estimated": self.tokens_estimated,
+            },
+            "error": None,
+            "attributes": self.attributes,
+        }
+        if self.error_type is not None or self.error_message is not None or self.error_class is not None:
+            out["error"] = {"type": self.error_type, "message": self.error_message, "class": self.error_class}
+        return out
+
+
+def format_timestamp(unix_nano: int) -> str:
+    secs, frac = divmod(unix_nano, _NS)
+    base = datetime.fromtimestamp(secs, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{base}.{frac:09d}Z" if frac else f"{base}Z"
+
+
+def parse_timestamp(value: Any, field: str) -> int:
+    """RFC 3339 string or epoch number (unit inferred from magnitude) → Unix nanoseconds.
+
+    >>> parse_timestamp(1700000000, "t") == parse_timestamp("2023-11-14T22:13:20Z", "t")
+    True
+    """
+    t = type(value)
+    if t is int:
+        # Fast path: integer epochs need no decimal arithmetic.
+        for to_ns in _EPOCH_UNITS:
+            ns = value * to_ns
+            if _MIN_NS <= ns < _MAX_NS:
+                return ns
+        return _epoch_to_ns(Decimal(value), field)
+    if isinstance(value, bool) or value is None:
+        raise EventValidationError(field, "expected an RFC 3339 string or an epoch number")
+    if isinstance(value, str):
+        s = value.strip()
+        if len(s) > 10 and s[4] == "-":
+            return _rfc3339_to_ns(s, field)
+        if s and (s.isdigit() or _looks_numeric(s)):
+            return _epoch_to_ns(_to_decimal(s, field), field)
+        return _rfc3339_to_ns(s, field)
+    if isinstance(value, int):
+        return _epoch_to_ns(Decimal(value), field)
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            raise EventValidationError(field, "must be a finite number")
+        # repr() is the shortest decimal that round-trips, so 1700000000.123 stays exact.
+        text = repr(value)
+        whole, dot, frac = text.partition(".")
+        if dot and "e" not in text and whole.isdigit():
+            # Fast exact path for plain decimals: integer arithmetic on the digits.
+            for to_ns in _EPOCH_UNITS:
+                digits = len(str(to_ns)) - 1
+                ns = int(whole) * to_ns + int(frac[:digits].ljust(digits, "0") or 0)
+                if _MIN_NS <= ns < _MAX_NS:
+                    return ns
+        return _epoch_to_ns(Decimal(text), field)
+    raise EventValidationError(field, f"expected an RFC 3339 string or an epoch number, got {_type(value)}")
+
+
+def _looks_numeric(s: str) -> bool:
+    try:
+        float(s)
+    except ValueError:
+        return False
+    return True
+
+
+def _to_decimal(s: str, field: str) -> Decimal:
+    try:
+        d = Decimal(s)
+    except InvalidOperation as exc:  # pragma: no cover - guarded by _looks_numeric
+        raise EventValidationError(field, "not a number") from exc
+    if not d.is_finite():
+        raise EventValidationError(field, "must be a finite number")
+    return d
+
+
+def _epoch_to_ns(d: Decimal, field: str) -> int:
+    for to_ns in _EPOCH_UNITS:
+        ns = int(d * to_ns)
+        if _MIN_NS <= ns < _MAX_NS:
+            return ns
+    raise EventValidationError(
+        field, f"epoch number {d} is outside the years 2000–2100 in seconds, milliseconds, microseconds and nanoseconds"
+    )
+
+
+def _rfc3339_to_ns(s: str, field: str) -> int:
+    m = _RFC3339.fullmatch(s)
+    if m is None:
+        raise EventValidationError(field, f"not an RFC 3339 timestamp (e.g. 2025-01-31T12:00:00Z): {s[:64]!r}")
+    year, month, day, hour, minute, second, frac, tz = m.groups()
+    y, mo, d = int(year), int(month), int(day)
+    h, mi, sec = int(hour), int(minute), int(second)
+    if not (1 <= mo <= 12 and 1 <= d <= _days_in_month(y, mo) and h <= 23 and mi <= 59 and sec <= 60):
+        raise EventValidationError(field, f"invalid date or time: {s[:64]!r}")
+    offset = 0
+    if tz not in ("Z", "z"):
+        sign = 1 if tz[0] == "+" else -1
+        hh, mm = int(tz[1:3]), int(tz[4:6])
+        if hh > 23 or mm > 59:
+            raise EventValidationError(field, f"invalid UTC offset {tz}")
+        offset = sign * (hh * 3600 + mm * 60)
+    secs = _days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec - offset
+    ns = secs * _NS + (int(frac.ljust(9, "0")) if frac else 0)
+    if not _MIN_NS <= ns < _MAX_NS:
+        raise EventValidationError(field, "timestamp is outside the years 2000–2100")
+    return ns
+
+
+def _days_in_month(y: int, m: int) -> int:
+    if m == 2:
+        return 29 if (y % 4 == 0 and y % 100 != 0) or y % 400 == 0 else 28
+    return 30 if m in (4, 6, 9, 11) else 31
+
+
+def _days_from_civil(y: int, m: int, d: int) -> int:
+    """Days since 1970-01-01 of a proleptic Gregorian date (H. Hinnant's algorithm)."""
+    y -= m <= 2
+    era = y // 400
+    yoe = y - era * 400
+    doy = (153 * (m + (-3 if m > 2 else 9)) + 2) // 5 + d - 1
+    doe = yoe * 365 + yoe // 4 - yoe // 100 + doy
+    return era * 146097 + doe - 719468
+
+
+def chars_to_tokens(chars: int) -> int:
+    """The token proxy used when only text sizes are known (flagged as estimated)."""
+    return -(-chars // CHARS_PER_TOKEN)
+
+
+def _type(value: Any) -> str:
+    return {dict: "object", list: "array", str: "string", bool: "boolean", type(None): "null"}.get(
+        type(value), "number" if isinstance(value, int | float) else type(value).__name__
+    )
+
+
+def _string(obj: Mapping[str, Any], field: str, max_len: int, *, required: bool = False) -> str | None:
+    value = obj.get(field)
+    if type(value) is str and 0 < len(value) <= max_len and not value[0].isspace():
+        return value
+    if value is None:
+        if required:
+            raise EventValidationError(field, "is required")
+        return None
+    if not isinstance(value, str):
+        raise EventValidationError(field, f"expected a string, got {_type(value)}")
+    if not value.strip():
+        if required:
+            raise EventValidationError(field, "must not be empty")
+        return None
+    if len(value) > max_len:
+        raise EventValidationError(field, f"longer than {max_len} characters")
+    return value
+
+
+def _identifier(obj: Mapping[str, Any], field: str, *, required: bool) -> str | None:
+    value = obj.get(field)
+    if value is None and not required:
+        return None
+    value = _string(obj, field, MAX_ID_LEN, required=required)
+    if value is not None and _CONTROL.search(value):
+        raise EventValidationError(field, "must not contain control characters")
+    return value
+
+
+def _hex_id(obj: Mapping[str, Any], field: str, size: int) -> str | None:
+    value = obj.get(field)
+    if value is None or value == "":
+        return None
+    if type(value) is str and len(value) == size and _LOWER_HEX.fullmatch(value) and value.strip("0"):
+        return value
+    if not isinstance(value, str):
+        raise EventValidationError(field, f"expected a {size}-character hex string, got {_type(value)}")
+    v = value.lower()
+    if len(v) != size or not _HEX.fullmatch(v):
+        raise EventValidationError(field, f"expected a {size}-character hex string (W3C trace context)")
+    if v.strip("0") == "":
+        raise EventValidationError(field, "must not be all zeros")
+    return v
+
+
+def _count(usage: Mapping[str, Any], key: str) -> int | None:
+    value = usage.get(key)
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise EventValidationError(f"usage.{key}", f"expected a whole number ≥ 0, got {_type(value)}")
+    if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
+        raise EventValidationError(f"usage.{key}", "expected a whole number ≥ 0")
+    if value < 0 or value > 2**53:
+        raise EventValidationError(f"usage.{key}", "expected a whole number ≥ 0")
+    return int(value)
+
+
+def _digest(*parts: object) -> str:
+    return hashlib.sha256(orjson.dumps(parts, option=orjson.OPT_SORT_KEYS)).hexdigest()
+
+
+def parse_event(obj: Any) -> RunEvent:
+    """Validate and normalize one event object of the contract; raise EventValidationError."""
+    if not isinstance(obj, dict):
+        raise EventValidationError("$", f"an event must be a JSON object, got {_type(obj)}")
+    unknown = obj.keys() - _ALLOWED_FIELDS
+    if unknown:
+        name = sorted(str(k) for k in unknown)[0] or '""'
+        raise EventValidationError(name, f"unknown field; allowed: {', '.join(sorted(_ALLOWED_FIELDS))}")
+
+    run_id = _identifier(obj, "run_id", required=True)
+    assert run_id is not None  # noqa: S101 - narrowing for the type checker; _identifier raised otherwise
+    event_id = _identifier(obj, "event_id", required=False)
+
+    kind = obj.get("kind")
+    if kind not in KINDS:
+        raise EventValidationError("kind", f"must be one of {', '.join(KINDS)}, got {str(kind)[:32]!r}")
+
+    if obj.get("start_time") is None:
+        raise EventValidationError("start_time", "is required")
+    start_ns = parse_timestamp(obj["start_time"], "start_time")
+    duration = obj.get("duration_ms")
+    if duration is not None:
+        if isinstance(duration, bool) or not isinstance(duration, int | float) or not math.isfinite(duration):
+            raise EventValidationError("duration_ms", f"expected a number ≥ 0, got {_type(duration)}")
+        if duration < 0:
+            raise EventValidationError("duration_ms", "must be ≥ 0")
+    if obj.get("end_time") is not None:
+        end_ns = parse_timestamp(obj["end_time"], "end_time")
+        if end_ns < start_ns:
+            raise EventValidationError("end_time", "is before start_time")
+        if duration is not None and abs((end_ns - start_ns) / 1e6 - duration) > 1.0:
+            raise EventValidationError("duration_ms", "disagrees with end_time - start_time by more than 1 ms")
+    elif duration is not None:
+        end_ns = start_ns + int(Decimal(repr(duration) if isinstance(duration, float) else duration) * 1_000_000)
+        if end_ns >= _MAX_NS:
+            raise EventValidationError("duration_ms", "ends after the year 2100")
+    else:
+        raise EventValidationError("end_time", "end_time or duration_ms is required")
+
+    error = obj.get("error")
+    error_type = error_message = error_class = None
+    if error is not None:
+        if not isinstance(error, dict):
+            raise EventValidationError("error", f"expected an object {{type, message, class?}}, got {_type(error)}")
+        extra = error.keys() - _ERROR_FIELDS
+        if extra:
+            raise EventValidationError(
+                f"error.{sorted(map(str, extra))[0]}", "unknown field; allowed: type, message, class"
+            )
+        error_type = _string(error, "type", MAX_NAME_LEN)
+        message = error.get("message")
+        if message is not None and not isinstance(message, str):
+            raise EventValidationError("error.message", f"expected a string, got {_type(message)}")
+        # Long tracebacks are cut, not refused: the first lines carry the signal triage uses.
+        error_message = message[:MAX_ERROR_MESSAGE_LEN] if message else None
+        error_class = _string(error, "class", 64)
+
+    status = obj.get("status")
+    if status is None:
+        status = "error" if error is not None else "ok"
+    elif status not in STATUSES:
+        raise EventValidationError("status", f"must be one of {', '.join(STATUSES)}, got {str(status)[:32]!r}")
+
+    dims = {}
+    for d in DIMENSIONS:
+        v = obj.get(d)
+        # Fast path for the common case (absent, or a plain non-blank string of sane length).
+        if v is None or (type(v) is str and 0 < len(v) <= MAX_DIMENSION_LEN and not v[0].isspace()):
+            dims[d] = v
+        else:
+            dims[d] = _string(obj, d, MAX_DIMENSION_LEN)
+    name = _string(obj, "name", MAX_NAME_LEN)
+
+    tags_obj = obj.get("tags")
+    tags: tuple[tuple[str, str], ...] = ()
+    if tags_obj is not None:
+        if not isinstance(tags_obj, dict):
+            raise EventValidationError("tags", f"expected an object of string → string, got {_type(tags_obj)}")
+        if len(tags_obj) > MAX_TAGS:
+            raise EventValidationError("tags", f"at most {MAX_TAGS} tags")
+        for key, value in tags_obj.items():
+            if not _TAG_KEY.fullmatch(key) or len(key) > MAX_TAG_KEY_LEN:
+                raise EventValidationError(
+                    f"tags.{key[:64]}",
+                    f"tag keys are 1–{MAX_TAG_KEY_LEN} of [A-Za-z0-9_.-], starting with a letter or _",
+                )
+            if not isinstance(value, str):
+                raise EventValidationError(f"tags.{key}", f"expected a string value, got {_type(value)}")
+            if len(value) > MAX_TAG_VALUE_LEN:
+                raise EventValidationError(f"tags.{key}", f"longer than {MAX_TAG_VALUE_LEN} characters")
+        tags = tuple(sorted(tags_obj.items()))
+
+    usage = obj.get("usage")
+    in_tok = out_tok = in_chars = out_chars = None
+    estimated = False
+    if usage is not None:
+        if not isinstance(usage, dict):
+            raise EventValidationError("usage", f"expected an object, got {_type(usage)}")
+        extra = usage.keys() - _USAGE_FIELDS
+        if extra:
+            raise EventValidationError(
+                f"usage.{sorted(map(str, extra))[0]}",
+                "unknown field; allowed: input_tokens, output_tokens, input_chars, output_chars",
+            )
+        in_tok, out_tok = _count(usage, "input_tokens"), _count(usage, "output_tokens")
+        in_chars, out_chars = _count(usage, "input_chars"), _count(usage, "output_chars")
+        if in_tok is None and in_chars is not None:
+            in_tok, estimated = chars_to_tokens(in_chars), True
+        if out_tok is None and out_chars is not None:
+            out_tok, estimated = chars_to_tokens(out_chars), True
+
+    attributes = obj.get("attributes")
+    attributes_json = "{}"
+    if attributes is not None:
+        if not isinstance(attributes, dict):
+            raise EventValidationError("attributes", f"expected an object, got {_type(attributes)}")
+        try:
+            raw = orjson.dumps(attributes, option=orjson.OPT_SORT_KEYS)
+        except (TypeError, orjson.JSONEncodeError) as exc:
+            raise EventValidationError("attributes", f"not serializable as JSON: {exc}") from exc
+        if len(raw) > MAX_ATTRIBUTES_BYTES:
+            raise EventValidationError("attributes", f"larger than {MAX_ATTRIBUTES_BYTES} bytes as JSON")
+        attributes_json = raw.decode()
+
+    trace_id = _hex_id(obj, "trace_id", 32)
+    span_id = _hex_id(obj, "span_id", 16)
+    parent_span_id = _hex_id(obj, "parent_span_id", 16)
+
+    # The idempotency key covers the normalized content, so a retried event (even one whose
+    # timestamps were re-serialized in another unit) maps to the same id and never double counts.
+    content_key = (
+        run_id, trace_id, span_id, parent_span_id, kind, name, start_ns, end_ns, status, dims, tags,
+        in_tok, out_tok, in_chars, out_chars, error_type, error_message, error_class, attributes_json,
+    )  # fmt: skip
+    if event_id is None:
+        event_id = "ev_" + _digest(*content_key)[:40]
+    if trace_id is None:
+        trace_id = _digest("trace", run_id)[:32]
+    if span_id is None:
+        span_id = _digest("span", run_id)[:16] if kind == "run" else _digest("span", event_id)[:16]
+
+    return RunEvent(
+        event_id=event_id,
+        run_id=run_id,
+        trace_id=trace_id,
+        span_id=span_id,
+        parent_span_id=parent_span_id,
+        kind=kind,
+        name=name,
+        start_time_unix_nano=start_ns,
+        end_time_unix_nano=end_ns,
+        status=status,
+        project=dims["project"],
+        model=dims["model"],
+        tool=dims["tool"],
+        scenario=dims["scenario"],
+        tags=tags,
+        input_tokens=in_tok,
+        output_tokens=out_tok,
+        input_chars=in_chars,
+        output_chars=out_chars,
+        tokens_estimated=estimated,
+        error_type=error_type,
+        error_message=error_message,
+        error_class=error_class,
+        attributes_json=attributes_json,
+    )
+
+
+def inherit_dimensions(event: RunEvent, run: RunEvent | Mapping[str, Any]) -> RunEvent:
+    """Fill a child event's missing project/scenario/model from its run."""
+    if event.kind == "run":
+        return event
+    get = (lambda k: getattr(run, k)) if isinstance(run, RunEvent) else run.get
+    changes = {k: get(k) for k in INHERITED if getattr(event, k) is None and get(k) is not None}
+    return replace(event, **changes) if changes else event
+
+
+def inherit_within(events: Iterable[RunEvent]) -> list[RunEvent]:
+    """Apply :func:`inherit_dimensions` across one batch, children taking their run's values."""
+    events = list(events)
+    runs = {e.run_id: e for e in events if e.kind == "run"}
+    return [inherit_dimensions(e, runs[e.run_id]) if e.kind != "run" and e.run_id in runs else e for e in events]

@@ -1,0 +1,671 @@
+"""Stored run events → OpenTelemetry metrics (capped labels, run_id exemplars) and spans.
+
+:class:`Telemetry` is an observer of the event store: ``store.commit_hooks`` calls
+:meth:`Telemetry.record_rows` with every newly stored event, once, after commit. Providers are
+injected (no global OTel state is touched): a ``MeterProvider`` read by a pull reader that
+``/metrics`` collects from, and optionally a ``TracerProvider`` whose spans go to OTLP.
+
+    >>> from hypermindlabs.config import Settings
+    >>> telemetry = Telemetry.from_settings(Settings())      # metrics only: no OTLP endpoint set
+    >>> telemetry.record_rows([])                             # store.commit_hooks.append(...)
+
+Nothing in this path raises into the caller: a malformed row, an SDK or exporter failure, an
+unreachable collector are logged, counted in ``hypermind.telemetry.dropped`` by reason, and the
+next row is recorded as usual.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import orjson
+from opentelemetry.context import Context
+from opentelemetry.metrics import CallbackOptions, Observation
+from opentelemetry.sdk.metrics import ExemplarFilter, MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader, MetricsData
+from opentelemetry.sdk.metrics.view import ExplicitBucketHistogramAggregation, View
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace.export import (
+    BatchSpanProcessor,
+    SimpleSpanProcessor,
+    SpanExporter,
+    SpanExportResult,
+)
+from opentelemetry.sdk.trace.id_generator import IdGenerator, RandomIdGenerator
+from opentelemetry.sdk.trace.sampling import ALWAYS_ON, ParentBased
+from opentelemetry.trace import (
+    NonRecordingSpan,
+    SpanContext,
+    SpanKind,
+    Status,
+    StatusCode,
+    TraceFlags,
+    set_span_in_context,
+)
+
+from hypermindlabs import conventions as c
+from hypermindlabs.config import ConfigError, Settings
+from hypermindlabs.export.cardinality import Cardinality, parse_budgets
+
+__all__ = ["Telemetry", "LossCounter", "GuardedSpanExporter", "RunExemplarFilter", "metric_views",
+           "make_meter_provider", "make_tracer_provider"]  # fmt: skip
+
+log = logging.getLogger(__name__)
+
+_SAMPLED = TraceFlags(TraceFlags.SAMPLED)
+_MAX_SPAN_USER_ATTRIBUTES = 64
+_MAX_STATUS_DESCRIPTION = 512
+
+
+class LossCounter:
+    """Telemetry lost, by reason (conventions.DROP_*): exported as hypermind.telemetry.dropped."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._counts: dict[str, int] = dict.fromkeys(c.DROP_REASONS, 0)
+
+    def add(self, reason: str, n: int = 1) -> None:
+        if n <= 0:
+            return
+        with self._lock:
+            self._counts[reason] = self._counts.get(reason, 0) + n
+
+    def snapshot(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._counts)
+
+
+class GuardedSpanExporter(SpanExporter):
+    """Wraps the real exporter: a failed or raising export is counted as lost spans, never raised."""
+
+    def __init__(self, exporter: SpanExporter, losses: LossCounter) -> None:
+        self._exporter = exporter
+        self._losses = losses
+
+    def export(self, spans: Sequence[ReadableSpan]) -> SpanExportResult:
+        try:
+            result = self._exporter.export(spans)
+        except Exception:  # noqa: BLE001 - an exporter bug must not kill the export thread
+            log.exception("telemetry: span exporter raised; %d spans lost", len(spans))
+            self._losses.add(c.DROP_SPAN_EXPORTER_ERROR, len(spans))
+            return SpanExportResult.FAILURE
+        if result is not SpanExportResult.SUCCESS:
+            log.warning("telemetry: span export failed; %d spans lost", len(spans))
+            self._losses.add(c.DROP_SPAN_EXPORT_FAILED, len(spans))
+        return result
+
+    def shutdown(self) -> None:
+        try:
+            self._exporter.shutdown()
+        except Exception:  # noqa: BLE001
+            log.exception("telemetry: span exporter failed to shut down")
+
+    def force_flush(self, timeout_millis: int = 30_000) -> bool:
+        try:
+            return self._exporter.force_flush(timeout_millis)
+        except Exception:  # noqa: BLE001
+            log.exception("telemetry: span exporter failed to flush")
+            return False
+
+
+class _CountingBatchSpanProcessor(BatchSpanProcessor):
+    """BatchSpanProcessor that counts the spans it drops when its queue is full.
+
+    The SDK drops the oldest queued span on overflow and only logs it (its own counter needs an
+    environment switch); the queue length is read best-effort from the processor's internals.
+    """
+
+    def __init__(self, exporter: SpanExporter, losses: LossCounter, **kwargs: Any) -> None:
+        super().__init__(exporter, **kwargs)
+        self._losses = losses
+        self._max_queue = kwargs.get("max_queue_size") or 2048
+
+    def on_end(self, span: ReadableSpan) -> None:
+        queue = getattr(getattr(self, "_batch_processor", None), "_queue", None)
+        if queue is not None and len(queue) >= self._max_queue:
+            self._losses.add(c.DROP_SPAN_QUEUE_FULL)
+        super().on_end(span)
+
+
+class _ReplayIds(IdGenerator):
+    """Hands the SDK the trace/span ids of the stored event about to become a span (per thread).
+
+    Outside :meth:`Telemetry.record_rows` (no preset) it behaves like ``fallback``.
+    """
+
+    def __init__(self, fallback: IdGenerator | None = None) -> None:
+        self._local = threading.local()
+        self._fallback = fallback or RandomIdGenerator()
+
+    def preset(self, trace_id: int, span_id: int) -> None:
+        self._local.ids = (trace_id, span_id)
+
+    def clear(self) -> None:
+        self._local.ids = None
+
+    def generate_span_id(self) -> int:
+        ids = getattr(self._local, "ids", None)
+        return ids[1] if ids else self._fallback.generate_span_id()
+
+    def generate_trace_id(self) -> int:
+        ids = getattr(self._local, "ids", None)
+        return ids[0] if ids else self._fallback.generate_trace_id()
+
+
+def metric_views() -> list[View]:
+    """One View per exported instrument: explicit buckets, the kept labels, the SDK backstop.
+
+    Attributes not in a metric's labels (the run id) are removed from the series and kept by the
+    SDK in exemplars' ``filtered_attributes``.
+    """
+    views = []
+    for spec in c.METRICS:
+        aggregation = ExplicitBucketHistogramAggregation(list(spec.buckets)) if spec.buckets else None
+        kwargs: dict[str, Any] = {"aggregation": aggregation} if aggregation is not None else {}
+        views.append(
+            View(
+                instrument_name=spec.name,
+                meter_name=c.METER_NAME,
+                attribute_keys=set(spec.labels),
+                aggregation_cardinality_limit=c.SDK_CARDINALITY_LIMIT,
+                **kwargs,
+            )
+        )
+    return views
+
+
+def _resource() -> Resource:
+    # Built explicitly (not Resource.create) so no environment variable changes what is exported.
+    return Resource({"service.name": c.SERVICE_NAME})
+
+
+class RunExemplarFilter(ExemplarFilter):
+    """Samples every measurement that carries a run id (all histogram measurements), nothing else.
+
+    Like ``AlwaysOnExemplarFilter`` for the histograms: the ingest path has no active span (events
+    arrive after the fact), so the default trace-based filter would never sample. Counters carry
+    no run id and skip the reservoir work entirely.
+    """
+
+    def should_sample(self, value: float, time_unix_nano: int, attributes: Any, context: Any) -> bool:
+        return attributes is not None and c.ATTR_RUN_ID in attributes
+
+
+def make_meter_provider(reader: InMemoryMetricReader) -> MeterProvider:
+    """A MeterProvider with this product's Views and exemplars for every run measurement.
+
+    Each histogram measurement carries the event's span context (so exemplars get its trace and
+    span ids) and its run id (removed from the series by the View, kept in the exemplar).
+    """
+    return MeterProvider(
+        metric_readers=[reader],
+        resource=_resource(),
+        views=metric_views(),
+        exemplar_filter=RunExemplarFilter(),
+        shutdown_on_exit=False,
+    )
+
+
+def make_tracer_provider(
+    exporter: SpanExporter,
+    losses: LossCounter,
+    *,
+    batch: bool = True,
+    meter_provider: MeterProvider | None = None,
+    shutdown_on_exit: bool = False,
+    export_timeout_millis: int = 30_000,
+) -> TracerProvider:
+    """A TracerProvider exporting through ``exporter`` (guarded; losses counted)."""
+    provider = TracerProvider(
+        sampler=ParentBased(ALWAYS_ON),
+        resource=_resource(),
+        shutdown_on_exit=shutdown_on_exit,
+        id_generator=_ReplayIds(),
+    )
+    guarded = GuardedSpanExporter(exporter, losses)
+    if batch:
+        processor: Any = _CountingBatchSpanProcessor(
+            guarded, losses, meter_provider=meter_provider, export_timeout_millis=export_timeout_millis
+        )
+    else:
+        processor = SimpleSpanProcessor(guarded)
+    provider.add_span_processor(processor)
+    return provider
+
+
+def _traces_url(endpoint: str) -> str:
+    # OTEL_EXPORTER_OTLP_ENDPOINT is a base URL: the signal path is appended (OTLP spec).
+    if not endpoint.startswith(("http://", "https://")):
+        raise ConfigError(f"OTEL_EXPORTER_OTLP_ENDPOINT: expected an http(s):// URL, got {endpoint!r}")
+    if endpoint.rstrip("/").endswith("/v1/traces"):
+        return endpoint
+    return endpoint.rstrip("/") + "/v1/traces"
+
+
+class Telemetry:
+    """Turns stored events into metrics and spans. Thread-safe; :meth:`record_rows` never raises.
+
+    ``meter_provider`` must read through ``reader`` (an in-memory pull reader) and should be made
+    by :func:`make_meter_provider` (the Views give the buckets and drop the run id from series).
+    ``tracer_provider`` is optional: without one no spans are made. Its id generator is wrapped so
+    the spans carry the stored trace and span ids.
+    """
+
+    def __init__(
+        self,
+        *,
+        meter_provider: MeterProvider,
+        reader: InMemoryMetricReader,
+        tracer_provider: TracerProvider | None = None,
+        cardinality: Cardinality | None = None,
+        losses: LossCounter | None = None,
+    ) -> None:
+        self.meter_provider = meter_provider
+        self.reader = reader
+        self.tracer_provider = tracer_provider
+        self.caps = cardinality or Cardinality()
+        self.losses = losses or LossCounter()
+        self._ids: _ReplayIds | None = None
+        self._tracer = None
+        if tracer_provider is not None:
+            ids = tracer_provider.id_generator
+            if not isinstance(ids, _ReplayIds):
+                ids = _ReplayIds(fallback=ids)
+                # Tracers made before keep their generator; ours (made next) replays stored ids.
+                tracer_provider.id_generator = ids
+            self._ids = ids
+            self._tracer = tracer_provider.get_tracer(c.TRACER_NAME)
+
+        meter = meter_provider.get_meter(c.METER_NAME)
+
+        def histogram(spec: c.MetricSpec) -> Any:
+            bounds = list(spec.buckets or ())
+            return meter.create_histogram(
+                spec.name,
+                unit=spec.unit,
+                description=spec.description,
+                explicit_bucket_boundaries_advisory=bounds,
+            )
+
+        def counter(spec: c.MetricSpec) -> Any:
+            return meter.create_counter(spec.name, unit=spec.unit, description=spec.description)
+
+        self._op_duration = histogram(c.OPERATION_DURATION)
+        self._token_usage = histogram(c.TOKEN_USAGE)
+        self._run_duration = histogram(c.AGENT_RUN_DURATION)
+        self._run_tokens = histogram(c.AGENT_RUN_TOKENS)
+        self._runs = counter(c.AGENT_RUNS)
+        self._tool_calls = counter(c.TOOL_CALLS)
+        self._step_errors = counter(c.STEP_ERRORS)
+        self._policy_checks = counter(c.POLICY_CHECKS)
+        self._failures = counter(c.FAILURES)
+        for spec, callback in (
+            (c.LABEL_OVERFLOW, self._observe_folds),
+            (c.TELEMETRY_DROPPED, self._observe_losses),
+        ):
+            meter.create_observable_counter(
+                spec.name, callbacks=[callback], unit=spec.unit, description=spec.description
+            )
+
+    # -- construction ------------------------------------------------------------------------
+    @classmethod
+    def from_settings(
+        cls,
+        settings: Settings,
+        *,
+        engine: Any = None,
+        span_exporter: SpanExporter | None = None,
+        clock: Callable[[], int] = time.time_ns,
+    ) -> Telemetry:
+        """The production wiring: caps from settings (admissions in ``engine``'s database), spans
+        to OTLP/HTTP only when ``settings.otlp_endpoint`` is set (or ``span_exporter`` is given).
+
+        Raises ConfigError at start-up for invalid budgets or endpoint.
+        """
+        budgets = parse_budgets(settings.label_budgets)
+        losses = LossCounter()
+        reader = InMemoryMetricReader()
+        meter_provider = make_meter_provider(reader)
+        exporter = span_exporter
+        production = False
+        if exporter is None and settings.otlp_endpoint:
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+            exporter = OTLPSpanExporter(
+                endpoint=_traces_url(settings.otlp_endpoint), timeout=settings.otlp_timeout_ms / 1000
+            )
+            production = True
+        tracer_provider = None
+        if exporter is not None:
+            tracer_provider = make_tracer_provider(
+                exporter, losses, meter_provider=meter_provider, shutdown_on_exit=production,
+                export_timeout_millis=settings.otlp_timeout_ms,
+            )  # fmt: skip
+        return cls(
+            meter_provider=meter_provider,
+            reader=reader,
+            tracer_provider=tracer_provider,
+            cardinality=Cardinality(budgets, engine=engine, clock=clock),
+            losses=losses,
+        )
+
+    def attach(self, store: Any) -> Telemetry:
+        """Observe ``store``: every newly stored event is recorded once, after commit."""
+        if self.record_rows not in store.commit_hooks:  # attaching twice must not double count
+            store.commit_hooks.append(self.record_rows)
+        return self
+
+    # -- reading -----------------------------------------------------------------------------
+    def collect(self) -> MetricsData | None:
+        """Current cumulative metrics (what ``/metrics`` exposes)."""
+        return self.reader.get_metrics_data()
+
+    def force_flush(self, timeout_millis: int = 30_000) -> None:
+        if self.tracer_provider is not None:
+            try:
+                self.tracer_provider.force_flush(timeout_millis)
+            except Exception:  # noqa: BLE001
+                log.exception("telemetry: span flush failed")
+
+    def shutdown(self) -> None:
+        for provider in (self.tracer_provider, self.meter_provider):
+            if provider is None:
+                continue
+            try:
+                provider.shutdown()
+            except Exception:  # noqa: BLE001
+                log.exception("telemetry: provider shutdown failed")
+
+    def _observe_folds(self, _options: CallbackOptions) -> Iterable[Observation]:
+        return [Observation(n, {c.ATTR_LABEL: label}) for label, n in sorted(self.caps.folds().items())]
+
+    def _observe_losses(self, _options: CallbackOptions) -> Iterable[Observation]:
+        return [
+            Observation(n, {c.ATTR_REASON: reason}) for reason, n in sorted(self.losses.snapshot().items())
+        ]
+
+    # -- recording ---------------------------------------------------------------------------
+    def record_rows(self, rows: Iterable[Mapping[str, Any]]) -> None:
+        """Record newly stored events (rows with the columns of ``schema.events``). Never raises."""
+        try:
+            for row in rows:
+                self._record_row(row)
+        except Exception:  # noqa: BLE001 - e.g. ``rows`` not iterable; the caller must not see it
+            log.exception("telemetry: could not iterate the stored rows")
+            self.losses.add(c.DROP_MALFORMED_EVENT)
+
+    def _record_row(self, row: Mapping[str, Any]) -> None:
+        try:
+            ev = _Event(row)
+        except Exception as exc:  # noqa: BLE001 - malformed row: skip it whole, count it
+            log.warning("telemetry: malformed event row skipped (event_id=%r): %s", _safe_id(row), exc)
+            self.losses.add(c.DROP_MALFORMED_EVENT)
+            return
+        span = None
+        if self._tracer is not None:
+            try:
+                span = self._span(ev)
+            except Exception:  # noqa: BLE001
+                log.warning("telemetry: span for event %r not made", ev.event_id, exc_info=True)
+                self.losses.add(c.DROP_SPAN_ERROR)
+        try:
+            self._metrics(ev, span)
+        except Exception:  # noqa: BLE001
+            log.warning("telemetry: metrics for event %r not recorded", ev.event_id, exc_info=True)
+            self.losses.add(c.DROP_RECORD_ERROR)
+
+    def _metrics(self, ev: _Event, span: Any) -> None:
+        # Each capped label is resolved once per event, so a fold is counted once per event.
+        cap = self.caps.cap
+        kind = ev.kind
+        status = ev.status
+        failed = status == "error"
+        project = cap(c.BUDGET_PROJECT, ev.project)
+        model = provider = tool = scenario = error_type = error_class = None
+        if kind in ("llm", "run"):
+            model = cap(c.BUDGET_MODEL, ev.model)
+            provider = cap(c.BUDGET_PROVIDER, ev.provider()) or c.OTHER_SEMCONV
+        if kind in ("tool", "retrieval"):
+            tool = cap(c.BUDGET_TOOL, ev.tool)
+        if kind in ("run", "policy"):
+            scenario = cap(c.BUDGET_SCENARIO, ev.scenario)
+        if failed and kind != "policy":
+            error_type = cap(c.BUDGET_ERROR_TYPE, ev.error_type) or c.OTHER_SEMCONV
+        if (failed and kind != "run") or ev.cluster_id is not None:
+            error_class = (
+                cap(c.BUDGET_ERROR_CLASS, ev.failure_class or ev.error_class) or c.UNKNOWN_ERROR_CLASS
+            )
+        # The exemplar context: the event's own span, so exemplars carry its trace and span ids.
+        if span is None:
+            span = NonRecordingSpan(SpanContext(ev.trace_id, ev.span_id, False, _SAMPLED))
+        ctx = set_span_in_context(span, Context())
+        run_id = ev.run_id
+
+        op = c.OPERATION_BY_KIND[kind]
+        if kind != "policy":
+            attrs = _present({
+                c.ATTR_OPERATION: op, c.ATTR_PROVIDER: provider, c.ATTR_REQUEST_MODEL: model,
+                c.ATTR_TOOL_NAME: tool, c.ATTR_ERROR_TYPE: error_type, c.ATTR_PROJECT: project,
+                c.ATTR_RUN_ID: run_id,
+            })  # fmt: skip
+            self._op_duration.record(ev.duration_s, attrs, ctx)
+        if kind == "llm" and not ev.tokens_estimated:
+            base = _present({c.ATTR_OPERATION: op, c.ATTR_PROVIDER: provider, c.ATTR_REQUEST_MODEL: model,
+                             c.ATTR_PROJECT: project, c.ATTR_RUN_ID: run_id})  # fmt: skip
+            for token_type, n in ((c.TOKEN_INPUT, ev.input_tokens), (c.TOKEN_OUTPUT, ev.output_tokens)):
+                if n is not None:
+                    self._token_usage.record(n, {**base, c.ATTR_TOKEN_TYPE: token_type}, ctx)
+
+        if kind == "run":
+            dims = _present({c.ATTR_PROJECT: project, c.ATTR_SCENARIO: scenario, c.ATTR_MODEL: model})
+            self._runs.add(1, {**dims, c.ATTR_STATUS: status})
+            self._run_duration.record(
+                ev.duration_s, {**dims, c.ATTR_STATUS: status, c.ATTR_RUN_ID: run_id}, ctx
+            )
+            estimated = "true" if ev.tokens_estimated else "false"
+            for token_type, n in ((c.TOKEN_INPUT, ev.input_tokens), (c.TOKEN_OUTPUT, ev.output_tokens)):
+                if n is not None:
+                    t_attrs = {
+                        **dims,
+                        c.ATTR_TOKEN_TYPE: token_type,
+                        c.ATTR_ESTIMATED: estimated,
+                        c.ATTR_RUN_ID: run_id,
+                    }
+                    self._run_tokens.record(n, t_attrs, ctx)
+        elif kind == "tool":
+            self._tool_calls.add(1, _present({c.ATTR_TOOL: tool, c.ATTR_STATUS: status}))
+        elif kind == "policy":
+            self._policy_checks.add(
+                1, _present({c.ATTR_PROJECT: project, c.ATTR_SCENARIO: scenario, c.ATTR_STATUS: status})
+            )
+
+        if failed and kind != "run":
+            self._step_errors.add(1, {c.ATTR_KIND: kind, c.ATTR_ERROR_CLASS: error_class})
+        if ev.cluster_id is not None:
+            self._failures.add(
+                1, {c.ATTR_FAILURE_CLASS: error_class, c.ATTR_CLUSTER: cap(c.BUDGET_CLUSTER, ev.cluster_id)}
+            )
+
+    def _span(self, ev: _Event) -> Any:
+        tracer = self._tracer
+        ids = self._ids
+        assert tracer is not None and ids is not None  # noqa: S101 - called only with a tracer
+        kind = ev.kind
+        op = c.OPERATION_BY_KIND[kind]
+        attrs: dict[str, Any] = {}
+        for key, value in ev.user_attributes().items():
+            if len(attrs) >= _MAX_SPAN_USER_ATTRIBUTES:
+                break
+            attrs[key] = value
+        if kind == "run":
+            for key, value in ev.tags.items():
+                attrs[c.SPAN_ATTR_TAG_PREFIX + str(key)] = str(value)
+        attrs.update(_present({
+            c.ATTR_OPERATION: op,
+            c.SPAN_ATTR_RUN_ID: ev.run_id,
+            c.SPAN_ATTR_EVENT_ID: ev.event_id,
+            c.SPAN_ATTR_PROJECT: ev.project,
+            c.SPAN_ATTR_SCENARIO: ev.scenario,
+            c.SPAN_ATTR_FAILURE_CLASS: ev.failure_class,
+            c.SPAN_ATTR_CLUSTER: ev.cluster_id,
+            c.ATTR_ERROR_TYPE: (ev.error_type or c.OTHER_SEMCONV) if ev.status == "error" else None,
+        }))  # fmt: skip
+        if kind == "run":
+            name = f"{op} {ev.name}" if ev.name else op
+            attrs.update(_present({c.ATTR_AGENT_NAME: ev.name, c.ATTR_REQUEST_MODEL: ev.model,
+                                   c.ATTR_PROVIDER: ev.provider()}))  # fmt: skip
+        elif kind == "llm":
+            name = f"{op} {ev.model}" if ev.model else op
+            attrs.update(
+                _present({c.ATTR_REQUEST_MODEL: ev.model, c.ATTR_PROVIDER: ev.provider() or c.OTHER_SEMCONV})
+            )
+        elif kind == "policy":
+            name = f"{op} {ev.name}" if ev.name else op
+            attrs.update(_present({c.SPAN_ATTR_POLICY_NAME: ev.name, c.ATTR_TOOL_NAME: ev.tool}))
+        else:
+            name = f"{op} {ev.tool}" if ev.tool else (ev.name or op)
+            attrs.update(_present({c.ATTR_TOOL_NAME: ev.tool}))
+        if ev.input_tokens is not None:
+            attrs[c.ATTR_USAGE_INPUT_TOKENS] = ev.input_tokens
+        if ev.output_tokens is not None:
+            attrs[c.ATTR_USAGE_OUTPUT_TOKENS] = ev.output_tokens
+        if ev.tokens_estimated:
+            attrs[c.SPAN_ATTR_TOKENS_ESTIMATED] = True
+
+        if ev.parent_span_id is not None:
+            parent = NonRecordingSpan(SpanContext(ev.trace_id, ev.parent_span_id, True, _SAMPLED))
+            parent_ctx = set_span_in_context(parent, Context())
+        else:
+            parent_ctx = Context()  # explicit root: never a child of whatever span is current here
+        span_kind = SpanKind.CLIENT if kind == "llm" else SpanKind.INTERNAL
+        ids.preset(ev.trace_id, ev.span_id)
+        try:
+            span = tracer.start_span(name, context=parent_ctx, kind=span_kind, attributes=attrs,
+                                     start_time=ev.start_ns, record_exception=False)  # fmt: skip
+        finally:
+            ids.clear()
+        if ev.status == "error":
+            span.set_status(
+                Status(StatusCode.ERROR, (ev.error_message or ev.error_type or "")[:_MAX_STATUS_DESCRIPTION])
+            )
+        span.end(end_time=ev.end_ns)
+        return span
+
+
+class _Event:
+    """One stored row, checked and typed once; raises on anything malformed."""
+
+    __slots__ = ("event_id", "run_id", "kind", "status", "trace_id", "span_id", "parent_span_id",
+                 "start_ns", "end_ns", "duration_s", "name", "project", "scenario", "model", "tool",
+                 "input_tokens", "output_tokens", "tokens_estimated", "error_type", "error_message",
+                 "error_class", "failure_class", "cluster_id", "attributes", "tags")  # fmt: skip
+
+    def __init__(self, row: Mapping[str, Any]) -> None:
+        self.event_id = _str(row.get("event_id"))
+        self.run_id = _required_str(row, "run_id")
+        self.kind = row["kind"]
+        if self.kind not in c.OPERATION_BY_KIND:
+            raise ValueError(f"kind: {self.kind!r}")
+        self.status = row["status"]
+        if self.status not in ("ok", "error"):
+            raise ValueError(f"status: {self.status!r}")
+        self.trace_id = _hex_int(row["trace_id"], 32)
+        self.span_id = _hex_int(row["span_id"], 16)
+        parent = row.get("parent_span_id")
+        self.parent_span_id = _hex_int(parent, 16) if parent else None
+        start, end = row["start_ns"], row["end_ns"]
+        if type(start) is not int or type(end) is not int or end < start:
+            raise ValueError("start_ns/end_ns: expected integers with end ≥ start")
+        self.start_ns, self.end_ns = start, end
+        self.duration_s = (end - start) / 1e9
+        self.name = _str(row.get("name"))
+        self.project = _str(row.get("project"))
+        self.scenario = _str(row.get("scenario"))
+        self.model = _str(row.get("model"))
+        self.tool = _str(row.get("tool"))
+        self.input_tokens = _count(row.get("input_tokens"))
+        self.output_tokens = _count(row.get("output_tokens"))
+        self.tokens_estimated = bool(row.get("tokens_estimated"))
+        self.error_type = _str(row.get("error_type"))
+        self.error_message = _str(row.get("error_message"))
+        self.error_class = _str(row.get("error_class"))
+        self.failure_class = _str(row.get("failure_class"))
+        self.cluster_id = _str(row.get("cluster_id"))
+        self.attributes = _json_object(row.get("attributes"), "attributes")
+        self.tags = _json_object(row.get("tags"), "tags")
+
+    def provider(self) -> str | None:
+        attrs = self.attributes
+        if attrs:
+            for key in c.PROVIDER_ATTRIBUTE_KEYS:
+                value = attrs.get(key)
+                if isinstance(value, str) and value:
+                    return value
+        model = self.model
+        if model:
+            lowered = model.lower().rsplit("/", 1)[-1]
+            for prefix, provider in c.PROVIDER_BY_MODEL_PREFIX:
+                if lowered.startswith(prefix):
+                    return provider
+        return None
+
+    def user_attributes(self) -> dict[str, Any]:
+        """The event's free attributes that are valid span attributes (primitives, flat)."""
+        return {k: v for k, v in self.attributes.items() if isinstance(v, str | bool | int | float)}
+
+
+def _json_object(raw: Any, column: str) -> dict[str, Any]:
+    if raw is None or raw == "{}" or raw == "":
+        return {}
+    value = orjson.loads(raw) if isinstance(raw, str | bytes) else raw
+    if not isinstance(value, dict):
+        raise ValueError(f"{column}: expected a JSON object")
+    return value
+
+
+def _present(d: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in d.items() if v is not None}
+
+
+def _str(value: Any) -> str | None:
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str):
+        raise TypeError(f"expected a string, got {type(value).__name__}")
+    return value
+
+
+def _required_str(row: Mapping[str, Any], key: str) -> str:
+    value = _str(row.get(key))
+    if value is None:
+        raise ValueError(f"{key}: required")
+    return value
+
+
+def _count(value: Any) -> int | None:
+    if value is None:
+        return None
+    if type(value) is not int or value < 0:
+        raise ValueError(f"token count: expected a whole number ≥ 0, got {value!r}")
+    return value
+
+
+def _hex_int(value: Any, size: int) -> int:
+    if not isinstance(value, str) or len(value) != size:
+        raise ValueError(f"expected {size} hex characters, got {value!r}"[:120])
+    n = int(value, 16)
+    if n == 0:
+        raise ValueError("all-zero id")
+    return n
+
+
+def _safe_id(row: Any) -> Any:
+    try:
+        return row.get("event_id")
+    except Exception:  # noqa: BLE001
+        return None

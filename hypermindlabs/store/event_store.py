@@ -1,0 +1,550 @@
+"""The append-only, idempotent event store: SQLite (default, a WAL file) or PostgreSQL by URL.
+
+One interface for both; dialect-specific SQL stays in :mod:`hypermindlabs.store._dialect`.
+Every append is one transaction: the valid events of a batch are stored whole, or not at all.
+"""
+
+from __future__ import annotations
+
+import base64
+import logging
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+from alembic import command
+from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy import and_, bindparam, create_engine, event, exists, func, or_, select, update
+from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy.exc import IntegrityError
+
+from hypermindlabs.core.events import INHERITED, RunEvent
+from hypermindlabs.core.filters import Filters, QueryError
+from hypermindlabs.store.dialect import unnest_insert
+from hypermindlabs.store.schema import events, run_tags
+
+__all__ = ["EventStore", "AppendResult", "Rejection", "RunPage", "open_store", "normalize_url"]
+
+log = logging.getLogger(__name__)
+_MIGRATIONS = Path(__file__).parent / "migrations"
+_CHUNK = 500  # bound on IN (...) lists; SQLite allows 32766 parameters, keep well below
+
+Enricher = Callable[[dict[str, Any]], dict[str, Any]]
+"""Adds derived columns at ingest (triage's failure_class and cluster_id) from an event row."""
+
+
+@dataclass(frozen=True)
+class Rejection:
+    index: int
+    field: str
+    error: str
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"index": self.index, "field": self.field, "error": self.error}
+
+
+@dataclass
+class AppendResult:
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: list[Rejection] = field(default_factory=list)
+
+    def merge(self, other: AppendResult) -> None:
+        self.accepted += other.accepted
+        self.duplicates += other.duplicates
+        self.rejected.extend(other.rejected)
+
+
+@dataclass(frozen=True)
+class RunPage:
+    runs: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+def normalize_url(url: str) -> str:
+    """Accept the URLs users type (``postgresql://``, ``postgres://``, a bare path) for SQLAlchemy."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    if "://" not in url:
+        url = "sqlite:///" + url
+    return url
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    # WAL lets readers (the dashboard) run while the ingest path writes; NORMAL is durable
+    # across application crashes, which is the guarantee an observability store needs.
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+class EventStore:
+    """Append-only event storage with run lookup and filtered run listing."""
+
+    def __init__(self, engine: Engine, *, enricher: Enricher | None = None) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect.name
+        self.enricher = enricher
+        self._write_lock = threading.Lock() if self.dialect == "sqlite" else None
+        self._insert_sql: str | None = None
+        self._insert_keys: list[str] | None = None
+        # In the append transaction (rollups): hook(conn, rows). After commit (telemetry): hook(rows).
+        # ``rows`` are the newly stored events as column dicts (see schema.events).
+        self.append_hooks: list[Callable[[Connection, list[dict[str, Any]]], None]] = []
+        self.commit_hooks: list[Callable[[list[dict[str, Any]]], None]] = []
+
+    # -- lifecycle -------------------------------------------------------------------------
+    @classmethod
+    def open(cls, url: str, *, migrate: bool = True, rollups: bool = True, **kwargs: Any) -> EventStore:
+        url = normalize_url(url)
+        sa_url = make_url(url)
+        engine_kwargs: dict[str, Any] = {"future": True}
+        if sa_url.get_backend_name() == "sqlite":
+            if sa_url.database and sa_url.database != ":memory:":
+                Path(sa_url.database).parent.mkdir(parents=True, exist_ok=True)
+            engine_kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
+        else:
+            engine_kwargs.update(pool_pre_ping=True, pool_size=8, max_overflow=8)
+        engine = create_engine(url, **engine_kwargs)
+        if engine.dialect.name == "sqlite":
+            event.listen(engine, "connect", _sqlite_pragmas)
+        if "enricher" not in kwargs:  # classification at ingest (failure triage)
+            from hypermindlabs.triage.report import enrich
+
+            kwargs["enricher"] = enrich
+        store = cls(engine, **kwargs)
+        if migrate:
+            store.migrate()
+        if rollups:  # materialized aggregates, in the append transaction (hypermindlabs.rollups)
+            from hypermindlabs.rollups import install_rollups
+
+            install_rollups(store)
+        return store
+
+    def migrate(self) -> None:
+        cfg = Config()
+        cfg.set_main_option("script_location", str(_MIGRATIONS))
+        with self.engine.begin() as conn:
+            cfg.attributes["connection"] = conn
+            command.upgrade(cfg, "head")
+
+    def schema_version(self) -> str | None:
+        with self.engine.connect() as conn:
+            return MigrationContext.configure(conn).get_current_revision()
+
+    @staticmethod
+    def head_version() -> str | None:
+        cfg = Config()
+        cfg.set_main_option("script_location", str(_MIGRATIONS))
+        return ScriptDirectory.from_config(cfg).get_current_head()
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    def __enter__(self) -> EventStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def ping(self) -> bool:
+        with self.engine.connect() as conn:
+            return conn.execute(select(1)).scalar() == 1
+
+    # -- writes ----------------------------------------------------------------------------
+    def append(self, batch: Sequence[RunEvent], *, indexes: Sequence[int] | None = None) -> AppendResult:
+        """Store a batch of parsed events in one transaction; idempotent by ``event_id``.
+
+        ``indexes`` are the positions of the events in the client's batch, for rejections.
+        A run event for a run_id that already has a *different* run event is rejected.
+        """
+        if not batch:
+            return AppendResult()
+        idx = list(indexes) if indexes is not None else list(range(len(batch)))
+        for attempt in (1, 2):
+            try:
+                if self._write_lock is not None:
+                    with self._write_lock, self.engine.begin() as conn:
+                        result, rows = self._append(conn, batch, idx)
+                else:
+                    with self.engine.begin() as conn:
+                        result, rows = self._append(conn, batch, idx)
+            except IntegrityError:
+                # A concurrent writer stored the same event or run between our checks and our
+                # insert; the second pass sees it and reports duplicates/rejections instead.
+                if attempt == 2:
+                    raise
+                continue
+            self._after_commit(rows)
+            return result
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _after_commit(self, rows: list[dict[str, Any]]) -> None:
+        # Observers (telemetry) see each newly stored event exactly once, after it is durable;
+        # duplicates and rejected events never reach them. They must not fail the write.
+        if not rows:
+            return
+        for hook in self.commit_hooks:
+            try:
+                hook(rows)
+            except Exception:  # noqa: BLE001 - the data is stored; an observer's failure is logged
+                log.exception("event store: commit hook %r failed", hook)
+
+    def _append(
+        self, conn: Connection, batch: Sequence[RunEvent], idx: list[int]
+    ) -> tuple[AppendResult, list[dict[str, Any]]]:
+        result = AppendResult()
+        ids = list(dict.fromkeys(e.event_id for e in batch))
+        existing = self._existing(conn, events.c.event_id, ids)
+        stored_runs: dict[str, str] = {}
+        run_ids = list({e.run_id for e in batch})
+        for chunk in _chunks(run_ids):
+            rows = conn.execute(
+                select(events.c.run_id, events.c.event_id).where(events.c.kind == "run", events.c.run_id.in_(chunk))
+            )
+            stored_runs.update({r.run_id: r.event_id for r in rows})
+
+        seen: set[str] = set()
+        batch_runs: dict[str, RunEvent] = {}
+        keep: list[RunEvent] = []
+        for pos, ev in zip(idx, batch, strict=True):
+            if ev.event_id in existing or ev.event_id in seen:
+                result.duplicates += 1
+                continue
+            if ev.kind == "run":
+                other = stored_runs.get(ev.run_id)
+                if other is None and ev.run_id in batch_runs:
+                    other = batch_runs[ev.run_id].event_id
+                if other is not None and other != ev.event_id:
+                    result.rejected.append(
+                        Rejection(
+                            pos,
+                            "run_id",
+                            f"run {ev.run_id!r} is already recorded with different content; run IDs are immutable",
+                        )
+                    )
+                    continue
+                batch_runs[ev.run_id] = ev
+            seen.add(ev.event_id)
+            keep.append(ev)
+        if not keep:
+            return result, []
+
+        # Children stored before their run arrived get the run's dimensions now (and, when they
+        # failed, their failure cluster recomputed) before the run's rollups count them.
+        updates = [
+            {"r_id": r.run_id, **{f"d_{k}": getattr(r, k) for k in INHERITED}}
+            for r in batch_runs.values()
+            if any(getattr(r, k) is not None for k in INHERITED)
+        ]
+        if updates:
+            self._backfill_dimensions(conn, updates)
+
+        # Children inherit project/scenario/model from their run: from this batch, else from the store.
+        need = {e.run_id for e in keep if e.kind != "run" and e.run_id not in batch_runs and _missing(e)}
+        stored_dims = self._run_dimensions(conn, need) if need else {}
+        rows = []
+        enrich = self.enricher
+        for ev in keep:
+            row = _row(ev)
+            if ev.kind != "run" and _missing(ev):
+                run = batch_runs.get(ev.run_id)
+                src = _dims_of(run) if run is not None else stored_dims.get(ev.run_id)
+                if src:
+                    for k in INHERITED:
+                        if row[k] is None:
+                            row[k] = src.get(k)
+            if enrich is not None:
+                row.update(enrich(row))
+            rows.append(row)
+        self._insert_events(conn, rows)
+        tag_rows = [{"run_id": e.run_id, "key": k, "value": v} for e in batch_runs.values() for k, v in e.tags]
+        if tag_rows:
+            conn.execute(run_tags.insert(), tag_rows)
+        for hook in self.append_hooks:
+            hook(conn, rows)
+        result.accepted = len(rows)
+        return result, rows
+
+    def _insert_events(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+        # The hot path of ingest: a statement compiled once and the DBAPI's executemany,
+        # skipping SQLAlchemy's per-row parameter processing (the values are already plain).
+        if self._insert_sql is None:
+            compiled = events.insert().compile(dialect=self.engine.dialect, column_keys=list(rows[0]))
+            self._insert_sql = str(compiled)
+            self._insert_keys = list(compiled.positiontup) if compiled.positional else None
+        keys = self._insert_keys
+        if self.dialect == "postgresql":
+            cols = list(rows[0])
+            unnest_insert(conn, events, cols, [tuple(r[k] for k in cols) for r in rows])
+            return
+        params = [tuple(r[k] for k in keys) for r in rows] if keys is not None else rows
+        conn.exec_driver_sql(self._insert_sql, params)
+
+    def _existing(self, conn: Connection, column: Any, values: list[str]) -> set[str]:
+        found: set[str] = set()
+        for chunk in _chunks(values):
+            found.update(conn.execute(select(column).where(column.in_(chunk))).scalars())
+        return found
+
+    def _run_dimensions(self, conn: Connection, run_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
+        out: dict[str, dict[str, Any]] = {}
+        for chunk in _chunks(list(run_ids)):
+            q = select(events.c.run_id, *(events.c[k] for k in INHERITED)).where(
+                events.c.kind == "run", events.c.run_id.in_(chunk)
+            )
+            for r in conn.execute(q):
+                out[r.run_id] = {k: getattr(r, k) for k in INHERITED}
+        return out
+
+    def _backfill_dimensions(self, conn: Connection, updates: list[dict[str, Any]]) -> None:
+        # Usually a run's children came before it in the same batch and inherited already; find
+        # the runs that really have stored children lacking a dimension before updating any.
+        by_run = {u["r_id"]: u for u in updates}
+        lacking: set[str] = set()
+        for chunk in _chunks(list(by_run)):
+            q = (
+                select(events.c.run_id)
+                .distinct()
+                .where(
+                    events.c.run_id.in_(chunk),
+                    events.c.kind != "run",
+                    or_(*(events.c[k].is_(None) for k in INHERITED)),
+                )
+            )
+            lacking.update(conn.execute(q).scalars())
+        if not lacking:
+            return
+        for k in INHERITED:
+            stmt = (
+                update(events)
+                .where(events.c.run_id == bindparam("r_id"), events.c.kind != "run", events.c[k].is_(None))
+                .values({k: bindparam(f"d_{k}")})
+            )
+            params = [by_run[r] for r in lacking if by_run[r][f"d_{k}"] is not None]
+            if params:
+                conn.execute(stmt, params)
+        if self.enricher is not None:
+            self._reenrich_failed_children(conn, sorted(lacking))
+
+    def _reenrich_failed_children(self, conn: Connection, run_ids: list[str]) -> None:
+        # Classification reads the stored dimensions, so a child that just inherited them is
+        # classified again: the stored cluster is then the same whatever order events arrived in.
+        cols = [events.c.seq, events.c.kind, events.c.status, events.c.tool, events.c.model, events.c.error_type,
+                events.c.error_message, events.c.error_class, events.c.failure_class, events.c.cluster_id]  # fmt: skip
+        stmt = (
+            update(events)
+            .where(events.c.seq == bindparam("k_seq"))
+            .values(failure_class=bindparam("n_class"), cluster_id=bindparam("n_cluster"))
+        )
+        for chunk in _chunks(run_ids):
+            rows = conn.execute(
+                select(*cols).where(events.c.run_id.in_(chunk), events.c.kind != "run", events.c.status == "error")
+            ).all()
+            ups = []
+            for r in rows:
+                got = self.enricher(dict(r._mapping))  # type: ignore[misc]
+                if (got.get("failure_class"), got.get("cluster_id")) != (r.failure_class, r.cluster_id):
+                    ups.append(
+                        {"k_seq": r.seq, "n_class": got.get("failure_class"), "n_cluster": got.get("cluster_id")}
+                    )
+            if ups:
+                conn.execute(stmt, ups)
+
+    # -- reads -----------------------------------------------------------------------------
+    def get_run(self, run_id: str) -> dict[str, Any] | None:
+        """The run (its run event, or a placeholder while it is still open) and its trace, in order."""
+        with self.engine.connect() as conn:
+            rows = conn.execute(
+                select(events)
+                .where(events.c.run_id == run_id)
+                .order_by(events.c.start_ns, (events.c.kind == "run").desc(), events.c.end_ns.desc(), events.c.seq)
+            ).all()
+        if not rows:
+            return None
+        evs = [row_to_dict(r) for r in rows]
+        run = next((e for e in evs if e["kind"] == "run"), None)
+        return {"run_id": run_id, "run": run, "complete": run is not None, "events": evs}
+
+    def count_events(self) -> int:
+        with self.engine.connect() as conn:
+            return int(conn.execute(select(func.count()).select_from(events)).scalar_one())
+
+    def list_runs(self, filters: Filters, *, limit: int = 50, cursor: str | None = None) -> RunPage:
+        """Runs matching ``filters``, newest first, keyset-paginated."""
+        if not 1 <= limit <= 1000:
+            raise QueryError("limit", "must be between 1 and 1000")
+        r = events.alias("r")
+        cond = [r.c.kind == "run", *run_conditions(r, filters)]
+        if cursor:
+            start, seq = _decode_cursor(cursor)
+            cond.append(or_(r.c.start_ns < start, and_(r.c.start_ns == start, r.c.seq < seq)))
+        c = events.alias("c")
+        tool_calls = select(func.count()).where(c.c.run_id == r.c.run_id, c.c.kind == "tool").scalar_subquery()
+        q = (
+            select(r, tool_calls.label("tool_calls"))
+            .where(*cond)
+            .order_by(r.c.start_ns.desc(), r.c.seq.desc())
+            .limit(limit + 1)
+        )
+        with self.engine.connect() as conn:
+            rows = conn.execute(q).all()
+        page = rows[:limit]
+        out = []
+        for row in page:
+            d = row_to_dict(row)
+            d["tool_calls"] = int(row.tool_calls)
+            out.append(d)
+        nxt = _encode_cursor(page[-1].start_ns, page[-1].seq) if len(rows) > limit else None
+        return RunPage(out, nxt)
+
+    def run_ids(self, filters: Filters) -> list[str]:
+        """Every run ID matching ``filters`` (for tests and exact drill-down checks)."""
+        r = events.alias("r")
+        q = select(r.c.run_id).where(r.c.kind == "run", *run_conditions(r, filters))
+        with self.engine.connect() as conn:
+            return list(conn.execute(q).scalars())
+
+
+def run_conditions(r: Any, f: Filters) -> list[Any]:
+    """SQL conditions selecting run events (alias ``r``) that match the filters.
+
+    Run-level dimensions (project, model, scenario) are the run's own; ``tool`` selects runs
+    with at least one step on that tool; tags are the run's tags.
+    """
+    cond: list[Any] = []
+    for dim in ("project", "model", "scenario"):
+        values = getattr(f, dim)
+        if values:
+            cond.append(r.c[dim].in_(values))
+    if f.tool:
+        s = events.alias("s")
+        cond.append(exists().where(s.c.run_id == r.c.run_id, s.c.tool.in_(f.tool)))
+    for key, values in f.tags:
+        cond.append(
+            exists().where(run_tags.c.run_id == r.c.run_id, run_tags.c.key == key, run_tags.c.value.in_(values))
+        )
+    if f.from_ns is not None:
+        cond.append(r.c.start_ns >= f.from_ns)
+    if f.to_ns is not None:
+        cond.append(r.c.start_ns < f.to_ns)
+    if f.status:
+        cond.append(r.c.status.in_(f.status))
+    if f.error_class:
+        cond.append(r.c.failure_class.in_(f.error_class))
+    if f.cluster:
+        s = events.alias("s")
+        cond.append(exists().where(s.c.run_id == r.c.run_id, s.c.cluster_id.in_(f.cluster)))
+    return cond
+
+
+def _missing(ev: RunEvent) -> bool:
+    return ev.project is None or ev.scenario is None or ev.model is None
+
+
+def _dims_of(ev: RunEvent) -> dict[str, Any]:
+    return {k: getattr(ev, k) for k in INHERITED}
+
+
+def _row(ev: RunEvent) -> dict[str, Any]:
+    return {
+        "event_id": ev.event_id,
+        "run_id": ev.run_id,
+        "trace_id": ev.trace_id,
+        "span_id": ev.span_id,
+        "parent_span_id": ev.parent_span_id,
+        "kind": ev.kind,
+        "name": ev.name,
+        "start_ns": ev.start_time_unix_nano,
+        "end_ns": ev.end_time_unix_nano,
+        "status": ev.status,
+        "project": ev.project,
+        "model": ev.model,
+        "tool": ev.tool,
+        "scenario": ev.scenario,
+        "input_tokens": ev.input_tokens,
+        "output_tokens": ev.output_tokens,
+        "input_chars": ev.input_chars,
+        "output_chars": ev.output_chars,
+        "tokens_estimated": ev.tokens_estimated,
+        "error_type": ev.error_type,
+        "error_message": ev.error_message,
+        "error_class": ev.error_class,
+        "failure_class": None,
+        "cluster_id": None,
+        "tags": orjson.dumps(dict(ev.tags)).decode(),
+        "attributes": ev.attributes_json,
+    }
+
+
+def row_to_dict(row: Any) -> dict[str, Any]:
+    """A stored row in the API's event shape (contract fields plus derived ones)."""
+    from hypermindlabs.core.events import format_timestamp
+
+    m = row._mapping
+    err = None
+    if m["error_type"] is not None or m["error_message"] is not None or m["error_class"] is not None:
+        err = {"type": m["error_type"], "message": m["error_message"], "class": m["error_class"]}
+    return {
+        "seq": m["seq"],
+        "event_id": m["event_id"],
+        "run_id": m["run_id"],
+        "trace_id": m["trace_id"],
+        "span_id": m["span_id"],
+        "parent_span_id": m["parent_span_id"],
+        "kind": m["kind"],
+        "name": m["name"],
+        "start_time": format_timestamp(m["start_ns"]),
+        "end_time": format_timestamp(m["end_ns"]),
+        "start_time_unix_nano": m["start_ns"],
+        "end_time_unix_nano": m["end_ns"],
+        "duration_ms": (m["end_ns"] - m["start_ns"]) / 1e6,
+        "status": m["status"],
+        "project": m["project"],
+        "model": m["model"],
+        "tool": m["tool"],
+        "scenario": m["scenario"],
+        "tags": orjson.loads(m["tags"]),
+        "usage": {
+            "input_tokens": m["input_tokens"],
+            "output_tokens": m["output_tokens"],
+            "input_chars": m["input_chars"],
+            "output_chars": m["output_chars"],
+            "estimated": bool(m["tokens_estimated"]),
+        },
+        "error": err,
+        "failure_class": m["failure_class"],
+        "cluster_id": m["cluster_id"],
+        "attributes": orjson.loads(m["attributes"]),
+    }
+
+
+def _chunks(values: list[Any], size: int = _CHUNK) -> Iterable[list[Any]]:
+    for i in range(0, len(values), size):
+        yield values[i : i + size]
+
+
+def _encode_cursor(start_ns: int, seq: int) -> str:
+    return base64.urlsafe_b64encode(f"{start_ns}:{seq}".encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[int, int]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        start, seq = raw.split(":")
+        return int(start), int(seq)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise QueryError("cursor", "not a cursor returned by this API") from exc
+
+
+def open_store(url: str, **kwargs: Any) -> EventStore:
+    return EventStore.open(url, **kwargs)

@@ -1,0 +1,1 @@
+"""``/api/v1``: one blueprint per resource (events, runs, metrics, failures)."""
