@@ -28,7 +28,8 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from hypermindlabs.triage import classify as failure_triage
+from hypermindlabs.triage import classify as triage_classify
+from hypermindlabs.triage import normalize as triage_normalize
 from hypermindlabs.triage.classify import ALGORITHM_VERSION, classify_failure, normalize_message
 
 CORPUS_PATH = Path(__file__).resolve().parent.parent / "tests" / "data" / "triage_corpus.jsonl"
@@ -83,8 +84,8 @@ def make_failures(count: int, seed: int) -> list[Failure]:
 
 
 def _reset_memos() -> None:
-    failure_triage._classify_memo.cache_clear()  # bench only: measure the path a new failure takes
-    failure_triage._TOKEN_MEMO.clear()
+    triage_classify._classify_memo.cache_clear()  # bench only: measure the path a new failure takes
+    triage_normalize._TOKEN_MEMO.clear()
 
 
 def measure(work: Callable[[], None], count: int, repeat: int, *, cold: bool) -> tuple[float, float, float]:

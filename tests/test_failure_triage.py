@@ -25,7 +25,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from hypermindlabs.triage import classify as failure_triage
+from hypermindlabs.triage import normalize as triage_normalize
 from hypermindlabs.triage.classify import (
     ALGORITHM_VERSION,
     FAILURE_CLASSES,
@@ -587,7 +587,7 @@ def golden_problems(golden: Mapping[str, Any], current: Mapping[str, Any]) -> li
         problems.append(
             f"{len(changed)} corpus entries get a different class, template or cluster id with the same "
             f"ALGORITHM_VERSION {current['algorithm_version']!r}: normalization or classification changed. "
-            f"Bump ALGORITHM_VERSION in hypermindlabs/failure_triage.py (clusters regroup once, on purpose) "
+            f"Bump ALGORITHM_VERSION in hypermindlabs/triage/taxonomy.py (clusters regroup once, on purpose) "
             f"and regenerate with `{REGENERATE}`. First: {example!r}\n"
             f"  was {old[example]}\n  now {new[example]}"
         )
@@ -761,7 +761,7 @@ def test_messages_differing_only_in_numbers_share_a_template(
 def test_the_token_fast_paths_agree_with_the_token_patterns(prefix: str, value: str, suffix: str) -> None:
     # Internal: the str fast paths for numbers and durations must never change a template.
     token = prefix + value + suffix
-    assert failure_triage._normalize_token(token) == failure_triage._normalize_token_by_patterns(token)
+    assert triage_normalize._normalize_token(token) == triage_normalize._normalize_token_by_patterns(token)
 
 
 # --------------------------------------------------------------------------------------------------
