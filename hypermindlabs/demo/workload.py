@@ -15,6 +15,11 @@ Events follow the run event contract (DESIGN §2): per run, its child events in 
 events omit ``event_id`` or the dimensions they inherit from their run; some LLM steps report only
 characters. Every failing event carries the failure class it was generated as in
 ``attributes["demo.failure_class"]`` — ground truth for triage tests, not part of the contract.
+
+The world it draws from is :mod:`~hypermindlabs.demo.catalogue`, the error texts
+:mod:`~hypermindlabs.demo.wording`. This module stays past 600 lines on purpose: the run and step
+generators share one RNG stream whose draw order *is* the byte-for-byte output, and that order is
+easiest to keep (and review) in one file.
 """
 
 from __future__ import annotations
@@ -28,6 +33,46 @@ from datetime import UTC, datetime, timedelta
 from functools import cache
 from random import Random
 from statistics import NormalDist
+
+from hypermindlabs.demo.catalogue import (
+    BURST_DAYS,
+    BURST_HOUR,
+    BURST_HOURS,
+    BURST_TIMEOUT_P,
+    BURST_TOOL,
+    ENVS,
+    GUARDED_TOOLS,
+    HOURLY,
+    LLM_FAILS,
+    MODELS,
+    MS_PER_H,
+    POLICY_FAIL,
+    PROJECTS,
+    REG,
+    REG_PROMPT_GROWTH,
+    REG_RECOVER_P,
+    REG_SCHEMA_P,
+    REG_SLOWDOWN,
+    RELEASES,
+    RETRIEVAL_FAIL,
+    SCENARIOS,
+    TIERS,
+    TOOL_FAILS,
+    TOOLS,
+    VERBOSITY,
+    WEEKEND,
+    H,
+    fail_table,
+    pick_class,
+)
+from hypermindlabs.demo.wording import (
+    LLM_WORDING,
+    policy_error,
+    pydantic_missing,
+    requests_read_timeout,
+    retrieval_error,
+    tool_error,
+)
 
 __all__ = ["FAILURE_CLASSES", "DemoSpec", "demo_spec", "generate_events"]
 
@@ -83,242 +128,6 @@ class DemoSpec:
         return any(s <= when < e for s, e in self.burst_windows)
 
 
-# --------------------------------------------------------------------------------------------------
-# The world: projects → scenarios → tools, models with their speed, size and failure habits.
-
-# project: (traffic weight, {scenario: weight}, {model: weight})
-_PROJECTS: dict[str, tuple[float, dict[str, float], dict[str, float]]] = {
-    "acme-support": (
-        0.40,
-        {"support_triage": 0.45, "refund_request": 0.30, "order_status": 0.25},
-        {
-            "gpt-4o-mini": 0.38,
-            "gpt-4o": 0.22,
-            "claude-3-5-sonnet": 0.15,
-            "claude-3-haiku": 0.15,
-            "mistral-large": 0.10,
-        },
-    ),
-    "acme-sales": (
-        0.25,
-        {"lead_qualification": 0.40, "meeting_scheduling": 0.30, "crm_enrichment": 0.30},
-        {"claude-3-5-sonnet": 0.35, "gpt-4o": 0.30, "gpt-4o-mini": 0.20, "claude-3-haiku": 0.15},
-    ),
-    "acme-analytics": (
-        0.15,
-        {"sql_report": 0.65, "document_summary": 0.35},
-        {"gpt-4o": 0.40, "claude-3-5-sonnet": 0.30, "llama-3.1-70b": 0.30},
-    ),
-    "acme-helpdesk": (
-        0.20,
-        {"it_helpdesk": 0.55, "knowledge_qa": 0.45},
-        {"llama-3.1-70b": 0.45, "gpt-4o-mini": 0.30, "mistral-large": 0.25},
-    ),
-}
-
-# model: (provider, time to first token ms, ms per output token, context window, schema-error factor)
-_MODELS: dict[str, tuple[str, float, float, int, float]] = {
-    "gpt-4o": ("openai", 450.0, 12.0, 128000, 1.0),
-    "gpt-4o-mini": ("openai", 300.0, 7.0, 128000, 1.6),
-    "claude-3-5-sonnet": ("anthropic", 600.0, 14.0, 200000, 0.9),
-    "claude-3-haiku": ("anthropic", 250.0, 6.0, 200000, 1.6),
-    "llama-3.1-70b": ("together", 350.0, 18.0, 131072, 1.4),
-    "mistral-large": ("mistral", 500.0, 15.0, 131072, 1.2),
-}
-
-# model: (input token factor — tokenizers differ —, output verbosity factor)
-_VERBOSITY: dict[str, tuple[float, float]] = {
-    "gpt-4o": (1.0, 1.0),
-    "gpt-4o-mini": (1.0, 0.9),
-    "claude-3-5-sonnet": (1.15, 1.35),
-    "claude-3-haiku": (1.15, 0.95),
-    "llama-3.1-70b": (1.05, 1.15),
-    "mistral-large": (1.1, 1.1),
-}
-
-# tool: (median latency ms, host, pydantic args model, a required argument, a sample argument dict)
-_TOOLS: dict[str, tuple[float, str, str, str, str]] = {
-    "web_search": (850, "api.search.example.com", "WebSearchArgs", "query", "{'num_results': 5}"),
-    "http_fetch": (600, "intranet.example.com", "HttpFetchArgs", "url", "{'timeout': 10}"),
-    "crm_lookup": (300, "api.crm.example.com", "CrmLookupArgs", "contact_id", "{'fields': ['email']}"),
-    "crm_update": (380, "api.crm.example.com", "CrmUpdateArgs", "contact_id", "{'stage': 'qualified'}"),
-    "sql_query": (450, "warehouse.internal.example.com", "SqlQueryArgs", "sql", "{'limit': 100}"),
-    "send_email": (320, "smtp-relay.example.com", "SendEmailArgs", "to", "{'subject': 'Your order'}"),
-    "calendar_create": (410, "calendar.example.com", "CalendarCreateArgs", "start_time", "{'duration': 30}"),
-    "calendar_lookup": (260, "calendar.example.com", "CalendarLookupArgs", "attendee", "{'days': 7}"),
-    "order_lookup": (220, "orders.example.com", "OrderLookupArgs", "order_id", "{'include': 'items'}"),
-    "refund_issue": (540, "payments.example.com", "RefundIssueArgs", "amount", "{'order_id': 'A-{n}'}"),
-    "shipping_track": (
-        700,
-        "api.shipping.example.com",
-        "ShippingTrackArgs",
-        "tracking_number",
-        "{'carrier': 'ups'}",
-    ),
-    "ticket_create": (350, "helpdesk.example.com", "TicketCreateArgs", "subject", "{'priority': 'high'}"),
-    "ticket_update": (300, "helpdesk.example.com", "TicketUpdateArgs", "ticket_id", "{'status': 'solved'}"),
-    "slack_post": (250, "slack.com", "SlackPostArgs", "channel", "{'text': 'Daily report'}"),
-    "user_lookup": (180, "directory.example.com", "UserLookupArgs", "email", "{'active': True}"),
-    "password_reset": (400, "directory.example.com", "PasswordResetArgs", "user_id", "{'notify': True}"),
-    "pdf_extract": (1600, "docs.example.com", "PdfExtractArgs", "document_id", "{'pages': '1-4'}"),
-    "python_exec": (1200, "sandbox.example.com", "PythonExecArgs", "code", "{'timeout': 30}"),
-    "translate_text": (500, "translate.example.com", "TranslateTextArgs", "target_lang", "{'text': 'Hallo'}"),
-    "weather_lookup": (300, "api.weather.example.com", "WeatherLookupArgs", "city", "{'units': 'metric'}"),
-}
-
-# Tools whose calls pass a tool-policy check first.
-_GUARDED_TOOLS = frozenset({"send_email", "refund_issue", "password_reset", "python_exec"})
-
-# scenario: (retrieval index or None, P(retrieval), P(input guard), P(output guard),
-#            {tool: weight}, (min, max) tool calls, system prompt tokens)
-_SCENARIOS: dict[str, tuple[str | None, float, float, float, dict[str, float], tuple[int, int], int]] = {
-    "support_triage": (
-        "kb-support-v3",
-        0.9,
-        0.6,
-        0.3,
-        {"ticket_create": 3, "ticket_update": 3, "user_lookup": 2, "slack_post": 1, "translate_text": 1},
-        (1, 3),
-        1800,
-    ),
-    "refund_request": (
-        "refund-policy",
-        0.8,
-        0.5,
-        0.6,
-        {"order_lookup": 4, "refund_issue": 5, "send_email": 2, "shipping_track": 1},
-        (2, 4),
-        2200,
-    ),
-    "order_status": (
-        None,
-        0.0,
-        0.4,
-        0.2,
-        {"order_lookup": 5, "shipping_track": 4, "send_email": 1, "weather_lookup": 1},
-        (1, 3),
-        1200,
-    ),
-    "lead_qualification": (
-        "sales-playbook",
-        0.5,
-        0.2,
-        0.2,
-        {"crm_lookup": 4, "web_search": 4, "crm_update": 3},
-        (2, 4),
-        2600,
-    ),
-    "meeting_scheduling": (
-        None,
-        0.0,
-        0.2,
-        0.1,
-        {"calendar_lookup": 4, "calendar_create": 4, "send_email": 2, "crm_update": 2, "weather_lookup": 1},
-        (1, 3),
-        1400,
-    ),
-    "crm_enrichment": (
-        None,
-        0.0,
-        0.1,
-        0.1,
-        {"crm_lookup": 3, "web_search": 3, "http_fetch": 2, "crm_update": 5},
-        (2, 5),
-        1600,
-    ),
-    "sql_report": (
-        "warehouse-schema",
-        0.7,
-        0.3,
-        0.2,
-        {"sql_query": 6, "python_exec": 3, "slack_post": 1},
-        (1, 4),
-        3200,
-    ),
-    "document_summary": (
-        "contracts-v2",
-        0.9,
-        0.3,
-        0.5,
-        {"pdf_extract": 4, "translate_text": 2, "send_email": 1},
-        (1, 2),
-        2000,
-    ),
-    "it_helpdesk": (
-        "it-kb",
-        0.8,
-        0.5,
-        0.3,
-        {"user_lookup": 3, "password_reset": 2, "ticket_create": 3, "slack_post": 1},
-        (1, 3),
-        1500,
-    ),
-    "knowledge_qa": ("handbook-v5", 1.0, 0.6, 0.4, {"web_search": 1, "http_fetch": 1}, (0, 1), 1300),
-}
-
-_ENVS = (("prod", 0.85), ("staging", 0.15))
-_TIERS = (("free", 0.5), ("pro", 0.35), ("enterprise", 0.15))
-_RELEASES = ("2.1.0", "2.2.0", "2.3.0", "2.4.0")
-
-# Failure probabilities per step, by class: (probability, P(the agent recovers and carries on)).
-_LLM_FAILS = {
-    "rate_limit": (0.0040, 0.7),
-    "upstream_error": (0.0025, 0.5),
-    "context_length_exceeded": (0.0008, 0.0),
-    "policy_violation": (0.0007, 0.0),
-    "authentication": (0.0003, 0.0),
-    "unknown": (0.0003, 0.0),
-}
-_TOOL_FAILS = {
-    "tool_schema_mismatch": (0.0050, 0.2),
-    "tool_timeout": (0.0045, 0.3),
-    "upstream_error": (0.0020, 0.4),
-    "authentication": (0.0004, 0.0),
-    "unknown": (0.0004, 0.0),
-}
-_RETRIEVAL_FAIL = (0.008, 0.2)
-_POLICY_FAIL = (0.012, 0.0)
-
-# Hourly traffic shape (UTC hour of day) and the weekend damping.
-_HOURLY = (
-    0.18,
-    0.15,
-    0.13,
-    0.12,
-    0.13,
-    0.18,
-    0.30,
-    0.50,
-    0.80,
-    1.00,
-    1.05,
-    1.00,
-    0.85,
-    0.95,
-    1.05,
-    1.00,
-    0.90,
-    0.70,
-    0.50,
-    0.40,
-    0.35,
-    0.30,
-    0.25,
-    0.20,
-)
-_WEEKEND = 0.35
-
-# The injected regression: in the bad release, this slice's refund tool gets malformed arguments
-# (a new prompt template the small model misreads) and its prompts grow, so LLM steps slow down.
-_REG = {"model": "gpt-4o-mini", "scenario": "refund_request", "tool": "refund_issue"}
-_REG_SCHEMA_P, _REG_RECOVER_P, _REG_SLOWDOWN, _REG_PROMPT_GROWTH = 0.35, 0.35, 2.0, 1.5
-# The recurring burst: the CRM provider's daily sync job starves its API for three hours.
-_BURST_TOOL, _BURST_HOUR, _BURST_HOURS, _BURST_DAYS, _BURST_TIMEOUT_P = "crm_update", 13, 3, 3, 0.6
-
-_H = timedelta(hours=1)
-_MS_PER_H = 3_600_000
-
-
 def demo_spec(*, seed: int = 7, end: datetime, days: int = 14) -> DemoSpec:
     """Describe a demo workload covering ``days`` days up to ``end`` (timezone-aware).
 
@@ -336,42 +145,42 @@ def demo_spec(*, seed: int = 7, end: datetime, days: int = 14) -> DemoSpec:
     regression_at = _floor_hour(end - min(timedelta(hours=26), span / 3))
     before = regression_at - start
     releases = (
-        (_RELEASES[0], start),
-        (_RELEASES[1], _floor_hour(start + before * 0.35)),
-        (_RELEASES[2], _floor_hour(start + before * 0.7)),
-        (_RELEASES[3], regression_at),
+        (RELEASES[0], start),
+        (RELEASES[1], _floor_hour(start + before * 0.35)),
+        (RELEASES[2], _floor_hour(start + before * 0.7)),
+        (RELEASES[3], regression_at),
     )
-    day = (end - timedelta(hours=_BURST_HOUR + _BURST_HOURS)).replace(
+    day = (end - timedelta(hours=BURST_HOUR + BURST_HOURS)).replace(
         hour=0, minute=0, second=0, microsecond=0
     )
     windows = []
-    for back in range(_BURST_DAYS - 1, -1, -1):
-        b_start = day - timedelta(days=back) + timedelta(hours=_BURST_HOUR)
+    for back in range(BURST_DAYS - 1, -1, -1):
+        b_start = day - timedelta(days=back) + timedelta(hours=BURST_HOUR)
         if b_start >= start:
-            windows.append((b_start, b_start + timedelta(hours=_BURST_HOURS)))
+            windows.append((b_start, b_start + timedelta(hours=BURST_HOURS)))
     if not windows:  # a window too short for the daily slot: put one burst in its middle
         mid = _floor_hour(start + span / 2)
-        windows.append((mid, mid + _H))
+        windows.append((mid, mid + H))
     return DemoSpec(
         seed=seed,
         start=start,
         end=end,
-        projects=tuple(_PROJECTS),
-        models=tuple(_MODELS),
-        tools=tuple(_TOOLS),
-        scenarios=tuple(_SCENARIOS),
-        regression_release=_RELEASES[3],
+        projects=tuple(PROJECTS),
+        models=tuple(MODELS),
+        tools=tuple(TOOLS),
+        scenarios=tuple(SCENARIOS),
+        regression_release=RELEASES[3],
         regression_at=regression_at,
-        regression_model=_REG["model"],
-        regression_scenario=_REG["scenario"],
+        regression_model=REG["model"],
+        regression_scenario=REG["scenario"],
         burst_start=windows[0][0],
         burst_end=windows[0][1],
-        burst_tool=_BURST_TOOL,
+        burst_tool=BURST_TOOL,
         releases=releases,
-        regression_tool=_REG["tool"],
+        regression_tool=REG["tool"],
         regression_failure_class="tool_schema_mismatch",
         burst_windows=tuple(windows),
-        envs=tuple(e for e, _ in _ENVS),
+        envs=tuple(e for e, _ in ENVS),
         failure_classes=FAILURE_CLASSES,
     )
 
@@ -459,17 +268,17 @@ class _Workload:
         self.n = 0
         self.minutes: dict[int, str] = {}
         self.seconds_z = _seconds_z()
-        self.projects = _cumulative({p: v[0] for p, v in _PROJECTS.items()})
-        self.project_scenarios = {p: _cumulative(v[1]) for p, v in _PROJECTS.items()}
-        self.project_models = {p: _cumulative(v[2]) for p, v in _PROJECTS.items()}
-        self.scenario_tools = {s: _cumulative(v[4]) for s, v in _SCENARIOS.items()}
-        self.envs = _cumulative(_ENVS)
-        self.tiers = _cumulative(_TIERS)
+        self.projects = _cumulative({p: v[0] for p, v in PROJECTS.items()})
+        self.project_scenarios = {p: _cumulative(v[1]) for p, v in PROJECTS.items()}
+        self.project_models = {p: _cumulative(v[2]) for p, v in PROJECTS.items()}
+        self.scenario_tools = {s: _cumulative(v[4]) for s, v in SCENARIOS.items()}
+        self.envs = _cumulative(ENVS)
+        self.tiers = _cumulative(TIERS)
         self.releases = [(_ms(at), v) for v, at in spec.releases]
         self.reg_ms = _ms(spec.regression_at)
         self.bursts = [(_ms(s), _ms(e)) for s, e in spec.burst_windows]
-        self.llm_fails = {m: _fail_table(_LLM_FAILS, m) for m in _MODELS}
-        self.tool_fails = {m: _fail_table(_TOOL_FAILS, m) for m in _MODELS}
+        self.llm_fails = {m: fail_table(LLM_FAILS, m) for m in MODELS}
+        self.tool_fails = {m: fail_table(TOOL_FAILS, m) for m in MODELS}
 
     def pick(self, table) -> str:
         keys, cum = table
@@ -511,18 +320,18 @@ class _Workload:
 
     def run_starts(self, runs_per_day: int) -> Iterator[int]:
         start_ms, end_ms = _ms(self.spec.start), _ms(self.spec.end)
-        week = sum(_HOURLY) * (5 + 2 * _WEEKEND)
+        week = sum(HOURLY) * (5 + 2 * WEEKEND)
         per_weight = runs_per_day * 7 / week
         hour = _ms(_floor_hour(self.spec.start))
         while hour < end_ms:
             t = datetime.fromtimestamp(hour / 1000, UTC)
-            w = _HOURLY[t.hour] * (_WEEKEND if t.weekday() >= 5 else 1.0)
-            lo, hi = max(hour, start_ms), min(hour + _MS_PER_H, end_ms)
-            expected = per_weight * w * (hi - lo) / _MS_PER_H * math.exp(self.gauss(0.0, 0.08))
+            w = HOURLY[t.hour] * (WEEKEND if t.weekday() >= 5 else 1.0)
+            lo, hi = max(hour, start_ms), min(hour + MS_PER_H, end_ms)
+            expected = per_weight * w * (hi - lo) / MS_PER_H * math.exp(self.gauss(0.0, 0.08))
             count = int(expected + self.random())
             span = hi - lo
             yield from sorted(lo + int(self.random() * span) for _ in range(count))
-            hour += _MS_PER_H
+            hour += MS_PER_H
 
     # ---- runs ------------------------------------------------------------------------------------
 
@@ -545,11 +354,11 @@ class _Workload:
         model = self.pick(self.project_models[project])
         env = self.pick(self.envs)
         tier = self.pick(self.tiers)
-        index, p_retr, p_in, p_out, _, (lo, hi), sys_tokens = _SCENARIOS[scenario]
+        index, p_retr, p_in, p_out, _, (lo, hi), sys_tokens = SCENARIOS[scenario]
         run_id = f"run-{bits(96):024x}"
         trace_id = f"{bits(128):032x}"
         run_span = f"{bits(64):016x}"
-        regressed = t0 >= self.reg_ms and model == _REG["model"] and scenario == _REG["scenario"]
+        regressed = t0 >= self.reg_ms and model == REG["model"] and scenario == REG["scenario"]
         chars_only = random() < (0.6 if model == "llama-3.1-70b" else 0.02)
 
         ctx = _RunContext(
@@ -566,7 +375,7 @@ class _Workload:
         tools = self.scenario_tools[scenario]
         for k in range(calls):
             tool = self.pick(tools)
-            if tool in _GUARDED_TOOLS:
+            if tool in GUARDED_TOOLS:
                 steps.append((ctx.policy, "tool_policy:" + tool))
             steps.append((ctx.tool, tool))
             steps.append((ctx.llm, "final" if k == calls - 1 else "after_tool"))
@@ -710,10 +519,10 @@ class _RunContext:
         w = self.w
         random, q20, q25, q30, q50 = w.random, w.q20, w.q25, w.q30, w.q50
         model = self.model
-        _, ttft, per_tok, window, _ = _MODELS[model]
-        in_factor, out_factor = _VERBOSITY[model]
+        _, ttft, per_tok, window, _ = MODELS[model]
+        in_factor, out_factor = VERBOSITY[model]
         if self.regressed:
-            in_factor *= _REG_PROMPT_GROWTH
+            in_factor *= REG_PROMPT_GROWTH
         while True:
             self.llm_calls += 1
             in_tok = int(self.prompt * in_factor * q25[int(random() * _NOISE_STEPS)])
@@ -727,7 +536,7 @@ class _RunContext:
             if random() < 0.02:  # provider hiccup: the heavy tail
                 ms *= min(15.0, w.rng.paretovariate(1.6))
             if self.regressed:
-                ms *= _REG_SLOWDOWN
+                ms *= REG_SLOWDOWN
             r = random()
             total, table = w.llm_fails[model]
             if r >= total:
@@ -736,8 +545,8 @@ class _RunContext:
                 self.add_usage(ev, in_tok, out_tok)
                 self.prompt += out_tok + 250 + 250 * random()  # the reply and the next tool result
                 return end, None
-            cls, recover = _pick_class(table, r)
-            err = _LLM_WORDING[cls][_MODELS[model][0]](w.rng, model, window)
+            cls, recover = pick_class(table, r)
+            err = LLM_WORDING[cls][MODELS[model][0]](w.rng, model, window)
             end = t + int(ms * (0.05 + 0.2 * random()) if cls != "upstream_error" else ms * random())
             ev = self.event("llm", "chat " + model, t, end, err, cls)
             if random() >= recover:
@@ -757,9 +566,9 @@ class _RunContext:
     def tool(self, tool: str, t: int) -> tuple[int, tuple[dict, str] | None]:
         w = self.w
         random = w.random
-        median = _TOOLS[tool][0]
+        median = TOOLS[tool][0]
         total, table = w.tool_fails[self.model]
-        in_burst = tool == _BURST_TOOL and any(s <= t < e for s, e in w.bursts)
+        in_burst = tool == BURST_TOOL and any(s <= t < e for s, e in w.bursts)
         name = "execute_tool " + tool
         retried = False
         while True:
@@ -768,20 +577,20 @@ class _RunContext:
             if random() < 0.02:
                 ms *= min(20.0, w.rng.paretovariate(1.4))
             if self.regressed:
-                ms *= _REG_SLOWDOWN
+                ms *= REG_SLOWDOWN
             cls, recover, timeout = "", 0.0, 0
-            if self.regressed and tool == _REG["tool"] and not retried and random() < _REG_SCHEMA_P:
-                cls, recover = "tool_schema_mismatch", _REG_RECOVER_P
-                err = _pydantic_missing(w.rng, tool)
-            elif in_burst and random() < _BURST_TIMEOUT_P:
+            if self.regressed and tool == REG["tool"] and not retried and random() < REG_SCHEMA_P:
+                cls, recover = "tool_schema_mismatch", REG_RECOVER_P
+                err = pydantic_missing(w.rng, tool)
+            elif in_burst and random() < BURST_TIMEOUT_P:
                 cls, recover, timeout = "tool_timeout", 0.25, 30
-                err = _requests_read_timeout(tool, timeout)
+                err = requests_read_timeout(tool, timeout)
             else:
                 r = random()
                 if r < total:
-                    cls, recover = _pick_class(table, r)
+                    cls, recover = pick_class(table, r)
                     timeout = w.rng.choice((10, 30, 60))
-                    err = _tool_error(cls, w.rng, tool, timeout)
+                    err = tool_error(cls, w.rng, tool, timeout)
             if not cls:
                 end = t + int(ms)
                 self.event("tool", name, t, end, None, tool=tool)
@@ -809,15 +618,15 @@ class _RunContext:
             if random() < 0.01:
                 ms *= min(20.0, w.rng.paretovariate(1.5))
             end = t + int(ms) + 1
-            if random() >= _RETRIEVAL_FAIL[0]:
+            if random() >= RETRIEVAL_FAIL[0]:
                 ev = self.event("retrieval", "retrieval " + index, t, end, None)
                 ev["attributes"] = {"index": index, "top_k": 8, "documents": 3 + int(random() * 6)}
                 self.prompt += 900 + 1500 * random()
                 return end, None
             ev = self.event(
-                "retrieval", "retrieval " + index, t, end, _retrieval_error(w.rng, index), "retrieval_failure"
+                "retrieval", "retrieval " + index, t, end, retrieval_error(w.rng, index), "retrieval_failure"
             )
-            if random() >= _RETRIEVAL_FAIL[1]:
+            if random() >= RETRIEVAL_FAIL[1]:
                 return end, (ev["error"], "retrieval_failure")
             t = end + 10 + int(random() * 200)
 
@@ -825,7 +634,7 @@ class _RunContext:
         w = self.w
         end = t + 1 + int(40 * w.q40[int(w.random() * _NOISE_STEPS)])
         guard, _, tool = check.partition(":")
-        if w.random() >= _POLICY_FAIL[0]:
+        if w.random() >= POLICY_FAIL[0]:
             self.event("policy", "hypermind.guardrail " + guard, t, end, None)
             return end, None
         ev = self.event(
@@ -833,384 +642,7 @@ class _RunContext:
             "hypermind.guardrail " + guard,
             t,
             end,
-            _policy_error(w.rng, guard, tool),
+            policy_error(w.rng, guard, tool),
             "policy_violation",
         )
         return end, (ev["error"], "policy_violation")
-
-
-def _fail_table(table: dict[str, tuple[float, float]], model: str):
-    """Per-model failure table: small models fumble tool arguments more; only Azure/OpenAI filters."""
-    provider, *_, schema_factor = _MODELS[model]
-    rows = []
-    for cls, (p, recover) in table.items():
-        if cls == "tool_schema_mismatch":
-            p *= schema_factor
-        if cls == "policy_violation" and provider != "openai":
-            continue
-        if cls == "upstream_error" and provider == "anthropic":
-            p *= 2.0  # overloaded_error is the Anthropic classic
-        rows.append((cls, p, recover))
-    return sum(p for _, p, _ in rows), rows
-
-
-def _pick_class(rows: list[tuple[str, float, float]], r: float) -> tuple[str, float]:
-    acc = 0.0
-    for cls, p, recover in rows:
-        acc += p
-        if r < acc:
-            return cls, recover
-    return rows[-1][0], rows[-1][2]
-
-
-# --------------------------------------------------------------------------------------------------
-# Error wording, as real libraries and providers word it. Numbers, hosts and ids vary on purpose:
-# triage must normalize them into one cluster template.
-
-
-def _hex(rng: Random, n: int) -> str:
-    return f"{rng.getrandbits(4 * n):0{n}x}"
-
-
-def _alnum(rng: Random, n: int) -> str:
-    chars = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
-    return "".join(chars[rng.randrange(62)] for _ in range(n))
-
-
-def _uuid(rng: Random) -> str:
-    h = _hex(rng, 32)
-    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-a{h[17:20]}-{h[20:]}"
-
-
-def _openai_rate_limit(rng: Random, model: str, window: int) -> tuple[str, str]:
-    if rng.random() < 0.7:
-        limit = rng.choice((30000, 200000, 450000, 800000))
-        req = 500 + rng.randrange(6000)
-        used = limit - rng.randrange(1, req)
-        wait = f"{rng.randrange(100, 999)}ms" if rng.random() < 0.4 else f"{rng.uniform(1, 20):.3f}s"
-        what = f"tokens per min (TPM): Limit {limit}, Used {used}, Requested {req}"
-        kind = "tokens"
-    else:
-        limit = rng.choice((500, 5000, 10000))
-        what, kind, wait = (
-            f"requests per min (RPM): Limit {limit}, Used {limit}, Requested 1",
-            "requests",
-            (f"{rng.randrange(6, 999)}ms"),
-        )
-    org = rng.choice(("org-Xk2Lq9RbT1mWc8vZ0aEp4HsN", "org-7fJd2KQpLx0aZr5mWn1sTb3C"))
-    return "RateLimitError", (
-        f"Error code: 429 - {{'error': {{'message': 'Rate limit reached for {model} in organization {org} "
-        f"on {what}. Please try again in {wait}. Visit https://platform.openai.com/account/rate-limits "
-        f"to learn more.', 'type': '{kind}', 'param': None, 'code': 'rate_limit_exceeded'}}}}"
-    )
-
-
-def _anthropic_rate_limit(rng: Random, model: str, window: int) -> tuple[str, str]:
-    return "RateLimitError", (
-        "Error code: 429 - {'type': 'error', 'error': {'type': 'rate_limit_error', 'message': 'This "
-        f"request would exceed the rate limit for your organization ({_uuid(rng)}) of "
-        f"{rng.choice((40000, 80000, 400000))} input tokens per minute. For details, refer to: "
-        "https://docs.anthropic.com/en/api/rate-limits. You can see the response headers for current "
-        "usage. Please reduce the prompt length or the maximum tokens requested, or try again later. "
-        "You may also contact sales at https://www.anthropic.com/contact-sales to discuss your options "
-        "for a rate limit increase.'}}"
-    )
-
-
-def _together_rate_limit(rng: Random, model: str, window: int) -> tuple[str, str]:
-    return "RateLimitError", (
-        f"Error code: 429 - {{'id': '{_hex(rng, 16)}-{rng.choice(('IAD', 'SJC', 'ORD'))}', 'error': "
-        "{'message': 'You have been rate limited. Your rate limits are 600 RPM (10 QPS) and 180000 TPM "
-        "(3000 TPS). Please try again later.', 'type': 'rate_limit', 'param': None, 'code': None}}"
-    )
-
-
-def _mistral_rate_limit(rng: Random, model: str, window: int) -> tuple[str, str]:
-    return "SDKError", (
-        'API error occurred: Status 429\n{"object":"error","message":"Requests rate limit exceeded",'
-        f'"type":"rate_limited","param":null,"code":"1300"}} (request id {_hex(rng, 32)})'
-    )
-
-
-def _context_length(rng: Random, model: str, window: int) -> tuple[str, str]:
-    provider = _MODELS[model][0]
-    total = window + rng.randrange(50, 12000)
-    if provider == "openai":
-        functions = rng.randrange(600, 2500)
-        return "BadRequestError", (
-            "Error code: 400 - {'error': {'message': \"This model's maximum context length is "
-            f"{window} tokens. However, your messages resulted in {total} tokens ({total - functions} "
-            f"in the messages, {functions} in the functions). Please reduce the length of the messages "
-            "or functions.\", 'type': 'invalid_request_error', 'param': 'messages', "
-            "'code': 'context_length_exceeded'}}"
-        )
-    if provider == "anthropic":
-        return "BadRequestError", (
-            "Error code: 400 - {'type': 'error', 'error': {'type': 'invalid_request_error', "
-            f"'message': 'prompt is too long: {total} tokens > {window} maximum'}}}}"
-        )
-    if provider == "together":
-        completion = rng.choice((1024, 2048, 4096))
-        return "BadRequestError", (
-            "Error code: 400 - {'object': 'error', 'message': \"This model's maximum context length is "
-            f"{window} tokens. However, you requested {total} tokens ({total - completion} in the "
-            f"messages, {completion} in the completion). Please reduce the length of the messages or "
-            "completion.\", 'type': 'BadRequestError', 'param': None, 'code': 400}"
-        )
-    return "SDKError", (
-        f'API error occurred: Status 400\n{{"object":"error","message":"Prompt contains {total} tokens '
-        f'and 0 draft tokens, too large for model with {window} maximum context length",'
-        '"type":"invalid_request_message_error","param":null,"code":"3051"}'
-    )
-
-
-def _content_filter(rng: Random, model: str, window: int) -> tuple[str, str]:
-    jailbreak = rng.random() < 0.5
-    severity = rng.choice(("medium", "high"))
-
-    def cat(name: str, hit: bool) -> str:
-        return f"'{name}': {{'filtered': {hit}, 'severity': '{severity if hit else 'safe'}'}}"
-
-    hit = "" if jailbreak else rng.choice(("hate", "self_harm", "sexual", "violence"))
-    cats = ", ".join(cat(c, c == hit) for c in ("hate", "self_harm", "sexual", "violence"))
-    return "BadRequestError", (
-        "Error code: 400 - {'error': {'message': \"The response was filtered due to the prompt "
-        "triggering Azure OpenAI's content management policy. Please modify your prompt and retry. To "
-        "learn more about our content filtering policies please read our documentation: "
-        "https://go.microsoft.com/fwlink/?linkid=2198766\", 'type': None, 'param': 'prompt', "
-        "'code': 'content_filter', 'status': 400, 'innererror': {'code': 'ResponsibleAIPolicyViolation', "
-        f"'content_filter_result': {{{cats}, 'jailbreak': {{'filtered': {jailbreak}, "
-        f"'detected': {jailbreak}}}}}}}}}}}"
-    )
-
-
-def _llm_auth(rng: Random, model: str, window: int) -> tuple[str, str]:
-    provider = _MODELS[model][0]
-    if provider == "openai":
-        return "AuthenticationError", (
-            "Error code: 401 - {'error': {'message': 'Incorrect API key provided: sk-proj-"
-            f"{'*' * 20}{_alnum(rng, 4)}. You can find your API key at "
-            "https://platform.openai.com/account/api-keys.', 'type': 'invalid_request_error', "
-            "'param': None, 'code': 'invalid_api_key'}}"
-        )
-    if provider == "anthropic":
-        return "AuthenticationError", (
-            "Error code: 401 - {'type': 'error', 'error': {'type': 'authentication_error', "
-            "'message': 'invalid x-api-key'}, "
-            f"'request_id': 'req_011C{_alnum(rng, 20)}'}}"
-        )
-    if provider == "together":
-        return "AuthenticationError", (
-            "Error code: 401 - {'message': 'Invalid API key provided. You can find your API key at "
-            "https://api.together.xyz/settings/api-keys.', 'type_': 'invalid_request_error', "
-            "'code': 'invalid_api_key'}"
-        )
-    return "SDKError", (
-        f'API error occurred: Status 401\n{{"message":"Unauthorized","request_id":"{_hex(rng, 32)}"}}'
-    )
-
-
-def _llm_5xx(rng: Random, model: str, window: int) -> tuple[str, str]:
-    provider = _MODELS[model][0]
-    if provider == "anthropic":
-        return rng.choice(("InternalServerError", "OverloadedError")), (
-            "Error code: 529 - {'type': 'error', 'error': {'type': 'overloaded_error', "
-            f"'message': 'Overloaded'}}, 'request_id': 'req_011C{_alnum(rng, 20)}'}}"
-        )
-    if provider == "openai":
-        if rng.random() < 0.5:
-            return "InternalServerError", (
-                "Error code: 502 - <html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"
-                "<center><h1>502 Bad Gateway</h1></center>\r\n<hr><center>cloudflare</center>\r\n"
-                "</body>\r\n</html>"
-            )
-        return "InternalServerError", (
-            "Error code: 500 - {'error': {'message': 'The server had an error while processing your "
-            "request. Sorry about that! You can retry your request, or contact us through our help "
-            "center at help.openai.com if the error persists. (Please include the request ID "
-            f"req_{_hex(rng, 32)} in your message.)', 'type': 'server_error', 'param': None, "
-            "'code': None}}"
-        )
-    if provider == "together":
-        return "InternalServerError", (
-            "Error code: 503 - {'error': {'message': 'The server is overloaded or not ready yet.', "
-            f"'type': 'server_error', 'param': None, 'code': None}}, 'id': '{_hex(rng, 16)}'}}"
-        )
-    return "SDKError", (
-        'API error occurred: Status 503\n{"object":"error","message":"Service unavailable.",'
-        f'"type":"internal_server_error","param":null,"code":"1000","request_id":"{_hex(rng, 32)}"}}'
-    )
-
-
-def _llm_unknown(rng: Random, model: str, window: int) -> tuple[str, str]:
-    return rng.choice(
-        (
-            ("KeyError", "'choices'"),
-            ("AttributeError", "'NoneType' object has no attribute 'get'"),
-            ("RuntimeError", "Agent stopped due to iteration limit or time limit."),
-            ("IndexError", "list index out of range"),
-        )
-    )
-
-
-_LLMErr = Callable[[Random, str, int], tuple[str, str]]
-_LLM_WORDING: dict[str, dict[str, _LLMErr]] = {
-    "rate_limit": {
-        "openai": _openai_rate_limit,
-        "anthropic": _anthropic_rate_limit,
-        "together": _together_rate_limit,
-        "mistral": _mistral_rate_limit,
-    },
-    "context_length_exceeded": dict.fromkeys(("openai", "anthropic", "together", "mistral"), _context_length),
-    "policy_violation": {"openai": _content_filter},
-    "authentication": dict.fromkeys(("openai", "anthropic", "together", "mistral"), _llm_auth),
-    "upstream_error": dict.fromkeys(("openai", "anthropic", "together", "mistral"), _llm_5xx),
-    "unknown": dict.fromkeys(("openai", "anthropic", "together", "mistral"), _llm_unknown),
-}
-
-
-def _pydantic_missing(rng: Random, tool: str) -> tuple[str, str]:
-    _, _, args_model, field, sample = _TOOLS[tool]
-    sample = sample.replace("{n}", str(rng.randrange(10000, 99999)))
-    return "ValidationError", (
-        f"1 validation error for {args_model}\n{field}\n  Field required [type=missing, "
-        f"input_value={sample}, input_type=dict]\n"
-        "    For further information visit https://errors.pydantic.dev/2.8/v/missing"
-    )
-
-
-def _requests_read_timeout(tool: str, timeout: int) -> tuple[str, str]:
-    host = _TOOLS[tool][1]
-    return "ReadTimeout", (
-        f"HTTPSConnectionPool(host='{host}', port=443): Read timed out. (read timeout={timeout})"
-    )
-
-
-def _tool_error(cls: str, rng: Random, tool: str, timeout: int) -> tuple[str, str]:
-    _, host, args_model, field, _ = _TOOLS[tool]
-    r = rng.random()
-    if cls == "tool_schema_mismatch":
-        if r < 0.3:
-            return "ValidationError", f"'{field}' is a required property"
-        if r < 0.45:
-            value = rng.choice((f"{rng.randrange(2, 90)} units", "next week", f"#{rng.randrange(100, 999)}"))
-            return "ValidationError", f"'{value}' is not of type 'integer'"
-        if r < 0.7:
-            return _pydantic_missing(rng, tool)
-        col = rng.randrange(12, 240)
-        what = rng.choice(
-            (
-                "Expecting ',' delimiter",
-                "Unterminated string starting at",
-                "Expecting property name enclosed in double quotes",
-                "Expecting value",
-            )
-        )
-        return "JSONDecodeError", f"{what}: line 1 column {col} (char {col - 1})"
-    if cls == "tool_timeout":
-        if tool == "sql_query" and r < 0.6:
-            return "QueryCanceled", "canceling statement due to statement timeout"
-        if r < 0.45:
-            return _requests_read_timeout(tool, timeout)
-        if r < 0.65:
-            return "ReadTimeout", "The read operation timed out"
-        if r < 0.85:
-            return "ConnectTimeout", (
-                f"HTTPSConnectionPool(host='{host}', port=443): Max retries exceeded with url: "
-                f"/v2/{tool.split('_')[0]}/{rng.randrange(1000, 99999)} (Caused by ConnectTimeoutError("
-                f"<urllib3.connection.HTTPSConnection object at 0x7f{_hex(rng, 10)}>, 'Connection to "
-                f"{host} timed out. (connect timeout={timeout})'))"
-            )
-        return "TimeoutError", f"Tool '{tool}' timed out after {timeout} seconds"
-    if cls == "upstream_error":
-        code, reason = rng.choice(
-            (
-                (502, "Bad Gateway"),
-                (503, "Service Unavailable"),
-                (504, "Gateway Timeout"),
-                (500, "Internal Server Error"),
-            )
-        )
-        return "HTTPError", (
-            f"{code} Server Error: {reason} for url: https://{host}/v2/{tool.split('_')[0]}/"
-            f"{rng.randrange(1000, 999999)}"
-        )
-    if cls == "authentication":
-        if r < 0.6:
-            return "HTTPError", (
-                f"401 Client Error: Unauthorized for url: https://{host}/v2/{tool.split('_')[0]}/"
-                f"{rng.randrange(1000, 999999)}"
-            )
-        return "HTTPStatusError", (
-            f"Client error '403 Forbidden' for url 'https://{host}/v1/{tool}'\nFor more information "
-            "check: https://developer.mozilla.org/en-US/docs/Web/HTTP/Status/403"
-        )
-    return rng.choice(
-        (
-            ("TypeError", "Object of type Decimal is not JSON serializable"),
-            ("KeyError", f"'{field}'"),
-            (
-                "UnicodeDecodeError",
-                f"'utf-8' codec can't decode byte 0x{_hex(rng, 2)} in position "
-                f"{rng.randrange(10, 5000)}: invalid start byte",
-            ),
-        )
-    )
-
-
-def _retrieval_error(rng: Random, index: str) -> tuple[str, str]:
-    r = rng.random()
-    if r < 0.35:
-        return "RetrievalError", (
-            f"Retriever returned 0 documents from index '{index}' "
-            f"(top_k=8, score_threshold=0.{rng.randrange(60, 90)})"
-        )
-    if r < 0.55:
-        return "UnexpectedResponse", (
-            'Unexpected Response: 404 (Not Found)\nRaw response content:\nb\'{"status":{"error":'
-            f'"Not found: Collection `{index}` doesn\\\'t exist!"}},"time":{rng.randrange(8, 60)}e-06}}\''
-        )
-    if r < 0.75:
-        return "PineconeApiException", (
-            "(400)\nReason: Bad Request\nHTTP response headers: HTTPHeaderDict({'content-type': "
-            f"'application/json', 'content-length': '103', 'x-pinecone-request-latency-ms': "
-            f"'{rng.randrange(3, 90)}', 'x-pinecone-request-id': '{rng.randrange(10**18, 10**19)}', "
-            '\'server\': \'envoy\'})\nHTTP response body: {"code":3,"message":"Vector dimension 1536 '
-            'does not match the dimension of the index 3072","details":[]}\n'
-        )
-    if r < 0.9:
-        return "DataException", f"different vector dimensions 1536 and {rng.choice((384, 768, 1024, 3072))}"
-    ip = f"10.0.{rng.randrange(0, 16)}.{rng.randrange(2, 250)}"
-    return "OperationalError", (
-        f'connection failed: connection to server at "{ip}", port 5432 failed: FATAL:  sorry, too many '
-        "clients already"
-    )
-
-
-def _policy_error(rng: Random, guard: str, tool: str) -> tuple[str, str]:
-    if guard == "tool_policy":
-        if tool == "send_email":
-            domain = rng.choice(("gmail.com", "yahoo.com", "proton.me", "outlook.com"))
-            return "PolicyViolationError", (
-                f"Tool call 'send_email' blocked by policy 'outbound-email-allowlist': recipient domain "
-                f"'{domain}' is not allowed"
-            )
-        if tool == "refund_issue":
-            return "PolicyViolationError", (
-                "Tool call 'refund_issue' blocked by policy 'refund-limit': amount "
-                f"{rng.randrange(501, 5000)}.00 EUR exceeds the 500.00 EUR limit for automated refunds"
-            )
-        return "PolicyViolationError", f"Tool call '{tool}' blocked by policy 'human-approval-required'"
-    r = rng.random()
-    if r < 0.4:
-        which = "InputGuardrail" if guard == "input_guard" else "OutputGuardrail"
-        return f"{which}TripwireTriggered", f"Guardrail {which} triggered tripwire"
-    if r < 0.7:
-        entities = rng.choice(("EMAIL_ADDRESS", "PHONE_NUMBER", "CREDIT_CARD", "EMAIL_ADDRESS, PHONE_NUMBER"))
-        return "GuardrailBlocked", (
-            f"Blocked by guardrail 'pii_detector': detected {entities} (score={rng.uniform(0.8, 1.0):.2f})"
-        )
-    return "ValidationError", (
-        f"Validation failed for field with errors: Found {rng.randrange(1, 4)} toxic sentence(s) in the "
-        "text (threshold=0.5)"
-    )
