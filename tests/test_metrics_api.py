@@ -469,7 +469,8 @@ def test_unaligned_windows_widen_to_whole_minutes_and_say_so(world) -> None:
 
 
 def test_metrics_are_read_from_rollups_only_never_from_raw_events(world) -> None:
-    from hypermindlabs.rollups.query import parse_metrics_query, summary, timeseries
+    from hypermindlabs.rollups.answers import summary, timeseries
+    from hypermindlabs.web.params import parse_metrics_query
 
     _, _, store = world
     statements: list[str] = []

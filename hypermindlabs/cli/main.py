@@ -199,9 +199,9 @@ def cmd_rebuild_rollups(args: argparse.Namespace) -> int:
 
 
 def cmd_triage(args: argparse.Namespace) -> int:
-    from hypermindlabs.core.filters import QueryError
+    from hypermindlabs.core.errors import FieldError
     from hypermindlabs.triage.report import cluster_report
-    from hypermindlabs.web.api.v1.failures import cluster_query
+    from hypermindlabs.web.params import parse_cluster_query
 
     settings = _settings(args)
     store = EventStore.open(settings.database_url)
@@ -213,8 +213,8 @@ def cmd_triage(args: argparse.Namespace) -> int:
         key, _, value = tag.partition("=")
         params[f"tag.{key}"] = [value]
     try:
-        report = cluster_report(store, cluster_query(params, time.time_ns()))
-    except QueryError as exc:
+        report = cluster_report(store, parse_cluster_query(params, now_ns=time.time_ns()))
+    except FieldError as exc:
         print(f"hypermind-obs triage: {exc.field}: {exc.reason}", file=sys.stderr)
         return 2
     store.close()

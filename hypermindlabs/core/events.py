@@ -23,6 +23,23 @@ from typing import Any
 
 import orjson
 
+from hypermindlabs.core.errors import EventValidationError
+from hypermindlabs.core.vocabulary import (
+    DIMENSIONS,
+    INHERITED,
+    KINDS,
+    MAX_ATTRIBUTES_BYTES,
+    MAX_DIMENSION_LEN,
+    MAX_ERROR_MESSAGE_LEN,
+    MAX_ID_LEN,
+    MAX_NAME_LEN,
+    MAX_TAG_VALUE_LEN,
+    MAX_TAGS,
+    STATUSES,
+    TAG_KEY_RULE,
+    is_tag_key,
+)
+
 __all__ = [
     "KINDS",
     "STATUSES",
@@ -34,19 +51,6 @@ __all__ = [
     "chars_to_tokens",
 ]
 
-KINDS: tuple[str, ...] = ("run", "llm", "tool", "retrieval", "policy")
-STATUSES: tuple[str, ...] = ("ok", "error")
-DIMENSIONS: tuple[str, ...] = ("project", "model", "tool", "scenario")
-INHERITED: tuple[str, ...] = ("project", "scenario", "model")
-
-MAX_ID_LEN = 128
-MAX_DIMENSION_LEN = 256
-MAX_NAME_LEN = 512
-MAX_TAGS = 64
-MAX_TAG_KEY_LEN = 64
-MAX_TAG_VALUE_LEN = 256
-MAX_ERROR_MESSAGE_LEN = 8192
-MAX_ATTRIBUTES_BYTES = 65536
 # A token is about four characters of English text for the tokenizers in use; the proxy is
 # flagged as estimated everywhere it is shown.
 CHARS_PER_TOKEN = 4
@@ -70,17 +74,7 @@ _ERROR_FIELDS = frozenset({"type", "message", "class"})
 _RFC3339 = re.compile(r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|z|[+-]\d{2}:\d{2})")
 _HEX = re.compile(r"[0-9a-f]+")
 _LOWER_HEX = re.compile(r"[0-9a-f]{16}|[0-9a-f]{32}")
-_TAG_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]*")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
-
-
-class EventValidationError(ValueError):
-    """The one error a bad event raises: ``field`` names what is wrong, ``reason`` says why."""
-
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field = field
-        self.reason = reason
 
 
 @dataclass(frozen=True, slots=True)
@@ -429,11 +423,8 @@ def parse_event(obj: Any) -> RunEvent:
         if len(tags_obj) > MAX_TAGS:
             raise EventValidationError("tags", f"at most {MAX_TAGS} tags")
         for key, value in tags_obj.items():
-            if not _TAG_KEY.fullmatch(key) or len(key) > MAX_TAG_KEY_LEN:
-                raise EventValidationError(
-                    f"tags.{key[:64]}",
-                    f"tag keys are 1–{MAX_TAG_KEY_LEN} of [A-Za-z0-9_.-], starting with a letter or _",
-                )
+            if not isinstance(key, str) or not is_tag_key(key):
+                raise EventValidationError(f"tags.{key[:64]}", TAG_KEY_RULE)
             if not isinstance(value, str):
                 raise EventValidationError(f"tags.{key}", f"expected a string value, got {_type(value)}")
             if len(value) > MAX_TAG_VALUE_LEN:

@@ -11,23 +11,16 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlencode
 
-from hypermindlabs.core.events import EventValidationError, parse_timestamp
+from hypermindlabs.core.errors import EventValidationError, QueryError
+from hypermindlabs.core.events import format_timestamp, parse_timestamp
+from hypermindlabs.core.vocabulary import DIMENSIONS, MAX_FILTER_VALUE_LEN, STATUSES, TAG_KEY_RULE, is_tag_key
 
 __all__ = ["Filters", "QueryError", "parse_filters", "parse_time"]
 
-DIMENSION_PARAMS: tuple[str, ...] = ("project", "model", "tool", "scenario")
+DIMENSION_PARAMS: tuple[str, ...] = DIMENSIONS
 RUN_PARAMS: tuple[str, ...] = ("status", "error_class", "cluster")
 _RELATIVE = re.compile(r"now(?:\s*-\s*(\d+)\s*(ms|s|m|h|d|w))?")
 _UNIT_NS = {"ms": 10**6, "s": 10**9, "m": 60 * 10**9, "h": 3600 * 10**9, "d": 86400 * 10**9, "w": 7 * 86400 * 10**9}
-
-
-class QueryError(ValueError):
-    """A bad query parameter; the API answers 400 with ``{"error", "field"}``."""
-
-    def __init__(self, field: str, reason: str) -> None:
-        super().__init__(f"{field}: {reason}")
-        self.field = field
-        self.reason = reason
 
 
 @dataclass(frozen=True)
@@ -69,8 +62,6 @@ def _ns_to_query(ns: int) -> str:
     # Epoch ms when exact (Grafana's form); RFC 3339 with ns otherwise, so drill-down stays exact.
     if ns % 1_000_000 == 0:
         return str(ns // 1_000_000)
-    from hypermindlabs.core.events import format_timestamp
-
     return format_timestamp(ns)
 
 
@@ -93,8 +84,8 @@ def _values(raw: Sequence[str], param: str) -> tuple[str, ...]:
         for v in item.split(","):
             v = v.strip()
             if v:
-                if len(v) > 256:
-                    raise QueryError(param, "value longer than 256 characters")
+                if len(v) > MAX_FILTER_VALUE_LEN:
+                    raise QueryError(param, f"value longer than {MAX_FILTER_VALUE_LEN} characters")
                 out.append(v)
     return tuple(dict.fromkeys(out))
 
@@ -109,8 +100,8 @@ def parse_filters(args: Mapping[str, Sequence[str]], *, now_ns: int, allowed_ext
             kw[param] = _values(raw, param)
         elif param.startswith("tag."):
             key = param[4:]
-            if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.\-]{0,63}", key):
-                raise QueryError(param, "tag keys are 1–64 of [A-Za-z0-9_.-], starting with a letter or _")
+            if not is_tag_key(key):
+                raise QueryError(param, TAG_KEY_RULE)
             tags[key] = _values(raw, param)
         elif param in ("from", "to"):
             kw[f"{param}_ns"] = parse_time(raw[-1], param, now_ns=now_ns)
@@ -120,7 +111,7 @@ def parse_filters(args: Mapping[str, Sequence[str]], *, now_ns: int, allowed_ext
             allowed = sorted({*DIMENSION_PARAMS, *RUN_PARAMS, "from", "to", "tag.<key>", *allowed_extra})
             raise QueryError(param, f"unknown parameter; allowed: {', '.join(allowed)}")
     if "status" in kw:
-        bad = [s for s in kw["status"] if s not in ("ok", "error")]
+        bad = [s for s in kw["status"] if s not in STATUSES]
         if bad:
             raise QueryError("status", "must be ok or error")
     if kw.get("from_ns") is not None and kw.get("to_ns") is not None and kw["to_ns"] <= kw["from_ns"]:

@@ -2,7 +2,9 @@
 
 - :mod:`~hypermindlabs.rollups.facts` (pure): what a finished run contributes, per cube.
 - :mod:`~hypermindlabs.rollups.writer`: the append hook and the rebuild from raw events.
-- :mod:`~hypermindlabs.rollups.query`: summary and timeseries answers from rollups only.
+- :mod:`~hypermindlabs.rollups.query`: the metrics query and its plan (which cube per tier).
+- :mod:`~hypermindlabs.rollups.read`: summing the planned cells into per-group aggregates.
+- :mod:`~hypermindlabs.rollups.answers`: summary and timeseries answers from rollups only.
 """
 
 from __future__ import annotations

@@ -13,6 +13,7 @@ from werkzeug.exceptions import HTTPException
 from hypermindlabs.config import Settings
 from hypermindlabs.export.telemetry import Telemetry
 from hypermindlabs.store import EventStore
+from hypermindlabs.web.params import register_error_handler
 from hypermindlabs.web.responses import error_response, json_response
 
 __all__ = ["create_app"]
@@ -44,6 +45,7 @@ def create_app(
     app.register_blueprint(pages.bp)
     app.register_blueprint(failures.bp)
     app.register_blueprint(metrics.bp)
+    register_error_handler(app)
 
     @app.before_request
     def _auth() -> Response | None:

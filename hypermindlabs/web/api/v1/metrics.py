@@ -1,23 +1,18 @@
 """``GET /api/v1/metrics/summary`` and ``GET /api/v1/metrics/timeseries``: numbers from rollups.
 
 Parameters, row fields and the drill-down contract are in docs/api-metrics.md; the reading is
-:mod:`hypermindlabs.rollups.query` (never a scan of raw events).
+:mod:`hypermindlabs.rollups` (never a scan of raw events).
 """
 
 from __future__ import annotations
 
 from flask import Blueprint, Response, g, request
 
-from hypermindlabs.core.filters import QueryError
-from hypermindlabs.rollups.query import parse_metrics_query, summary, timeseries
-from hypermindlabs.web.responses import error_response, json_response, store
+from hypermindlabs.rollups.answers import summary, timeseries
+from hypermindlabs.web.params import parse_metrics_query
+from hypermindlabs.web.responses import json_response, store
 
 bp = Blueprint("api_metrics", __name__, url_prefix="/api/v1/metrics")
-
-
-@bp.errorhandler(QueryError)
-def _query_error(exc: QueryError) -> Response:
-    return error_response(400, exc.reason, exc.field)
 
 
 @bp.get("/summary")

@@ -1,0 +1,90 @@
+"""The shared vocabulary: kinds, statuses, dimensions, the tag-key rule, limits and chunking.
+
+Every module imports these; none retypes them. Metric, label, rule and dashboard *names* are
+the other half of the vocabulary and live in :mod:`hypermindlabs.conventions`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from typing import TypeVar
+
+__all__ = [
+    "KINDS",
+    "STEP_KINDS",
+    "STATUSES",
+    "DIMENSIONS",
+    "RUN_DIMENSIONS",
+    "INHERITED",
+    "TAG_KEY_RE",
+    "TAG_KEY_RULE",
+    "is_tag_key",
+    "MAX_ID_LEN",
+    "MAX_DIMENSION_LEN",
+    "MAX_NAME_LEN",
+    "MAX_TAGS",
+    "MAX_TAG_KEY_LEN",
+    "MAX_TAG_VALUE_LEN",
+    "MAX_ERROR_MESSAGE_LEN",
+    "MAX_ATTRIBUTES_BYTES",
+    "MAX_FILTER_VALUE_LEN",
+    "PAGE_LIMIT_DEFAULT",
+    "PAGE_LIMIT_MAX",
+    "SQL_CHUNK",
+    "chunks",
+]
+
+#: Event kinds (DESIGN §2): a run and its child steps.
+KINDS: tuple[str, ...] = ("run", "llm", "tool", "retrieval", "policy")
+STEP_KINDS: tuple[str, ...] = tuple(k for k in KINDS if k != "run")
+STATUSES: tuple[str, ...] = ("ok", "error")
+#: The dimension tags of an event, in the order the API lists them.
+DIMENSIONS: tuple[str, ...] = ("project", "model", "tool", "scenario")
+#: The dimensions that are the run's own (``tool`` selects runs by their steps).
+RUN_DIMENSIONS: tuple[str, ...] = ("project", "model", "scenario")
+#: What a child event inherits from its run when it omits it.
+INHERITED: tuple[str, ...] = ("project", "scenario", "model")
+
+#: Tag keys: 1–64 of [A-Za-z0-9_.-], starting with a letter or ``_`` (events, filters, group_by).
+TAG_KEY_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,63}")
+TAG_KEY_RULE = "tag keys are 1–64 of [A-Za-z0-9_.-], starting with a letter or _"
+
+MAX_ID_LEN = 128
+MAX_DIMENSION_LEN = 256
+MAX_NAME_LEN = 512
+MAX_TAGS = 64
+MAX_TAG_KEY_LEN = 64
+MAX_TAG_VALUE_LEN = 256
+#: The error-message cap: stored messages are cut here (and triage scans at most this much).
+MAX_ERROR_MESSAGE_LEN = 8192
+MAX_ATTRIBUTES_BYTES = 65536
+#: A filter value (query parameter) longer than a stored dimension can never match.
+MAX_FILTER_VALUE_LEN = MAX_DIMENSION_LEN
+
+PAGE_LIMIT_DEFAULT = 50
+PAGE_LIMIT_MAX = 1000
+
+#: Bound on ``IN (...)`` lists and bulk statements: SQLite allows 32766 parameters, keep well below.
+SQL_CHUNK = 500
+
+_T = TypeVar("_T")
+
+
+def is_tag_key(key: str) -> bool:
+    """Whether ``key`` is a valid tag key (:data:`TAG_KEY_RULE`).
+
+    >>> is_tag_key("release"), is_tag_key("9lives"), is_tag_key("a" * 65)
+    (True, False, False)
+    """
+    return TAG_KEY_RE.fullmatch(key) is not None
+
+
+def chunks(values: Sequence[_T], size: int = SQL_CHUNK) -> Iterator[Sequence[_T]]:
+    """``values`` in slices of at most ``size``.
+
+    >>> [list(c) for c in chunks([1, 2, 3], 2)]
+    [[1, 2], [3]]
+    """
+    for i in range(0, len(values), size):
+        yield values[i : i + size]

@@ -1,0 +1,204 @@
+"""Metrics answers: summary rows and timeseries, shaped from the aggregates with their drill-down.
+
+Every row's ``runs_url`` lists the runs behind its numbers over the *effective* window (see
+:mod:`hypermindlabs.rollups.query`), and says whether that list is exact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+from hypermindlabs.core.events import format_timestamp
+from hypermindlabs.core.sketch import quantiles
+from hypermindlabs.rollups.facts import MEASURES
+from hypermindlabs.rollups.query import MetricsQuery, cover, plan
+from hypermindlabs.rollups.read import Agg, read_cells
+
+__all__ = ["summary", "timeseries", "QUANTILES"]
+
+QUANTILES: tuple[float, ...] = (0.5, 0.95, 0.99)
+_NS = 10**9
+
+
+# -- answers ------------------------------------------------------------------------------------
+def _names(q: MetricsQuery) -> list[str]:
+    """Group key layout: the SQL-grouped dimensions, [time], then error_class (if grouped)."""
+    return [g for g in q.group_by if g != "error_class" and not (g == "kind" and q.level == "run")]
+
+
+def _group_dict(q: MetricsQuery, key: tuple[Any, ...]) -> dict[str, Any]:
+    sql_names = _names(q)
+    out = dict(zip(sql_names, key[: len(sql_names)], strict=True))
+    if "kind" in q.group_by and q.level == "run":
+        out["kind"] = "run"
+    if "error_class" in q.group_by:
+        out["error_class"] = key[-1]
+    return {g: out[g] for g in q.group_by}
+
+
+def _fields(q: MetricsQuery, agg: Agg | None) -> dict[str, Any]:
+    sums = dict(zip(MEASURES, [int(v) for v in agg.sums] if agg else [0] * len(MEASURES), strict=True))
+    n = sums["n"]
+    errors = agg.errors if agg else 0
+    p = quantiles(agg.bins, QUANTILES) if agg else [None] * len(QUANTILES)
+    out: dict[str, Any] = {("runs" if q.level == "run" else "steps"): n, "count": n, "errors": errors}
+    out["success_rate"] = (n - errors) / n if n else None
+    out["failure_rate"] = errors / n if n else None
+    out["latency_ms"] = {
+        "p50": p[0], "p95": p[1], "p99": p[2], "mean": sums["duration_us"] / n / 1000 if n else None,
+    }  # fmt: skip
+    out["tokens"] = {
+        "input": sums["input_tokens"], "output": sums["output_tokens"],
+        "input_proxy": sums["input_tokens_proxy"], "output_proxy": sums["output_tokens_proxy"],
+    }  # fmt: skip
+    if q.level == "run":
+        out["tool_calls"] = sums["tool_calls"]
+        out["tool_calls_per_run"] = sums["tool_calls"] / n if n else None
+        out["llm_calls"] = sums["llm_calls"]
+    classes = sorted((agg.classes if agg else {}).items(), key=lambda kv: (-kv[1], kv[0] or ""))
+    out["error_classes"] = [{"error_class": c, "count": k, "rate": k / n} for c, k in classes]
+    return out
+
+
+def _runs_url(q: MetricsQuery, group: Mapping[str, Any], from_ns: int, to_ns: int, agg: Agg | None,
+              classified_ok: bool) -> tuple[str | None, bool]:  # fmt: skip
+    """The drill-down and whether it lists exactly the runs behind the row."""
+    f = q.filters
+    exact = q.level == "run"
+    if q.level == "step":
+        # Runs containing these steps: step status / failure class are not run filters.
+        f = replace(f, status=(), error_class=())
+    f = replace(f, from_ns=from_ns, to_ns=to_ns)
+    tags = dict(f.tags)
+    for g, v in group.items():
+        if g == "kind":
+            exact = exact and v == "run"
+            continue
+        if g == "error_class":
+            if q.level == "step":
+                continue
+            if v is None:
+                f = replace(f, status=("ok",), error_class=())
+                exact = exact and not classified_ok
+            else:
+                f = replace(f, error_class=(v,))
+                exact = exact and not (agg is not None and agg.null_class_errors)
+            continue
+        if v is None:
+            return None, False  # "no value" cannot be asked of the run list
+        if g.startswith("tag."):
+            tags[g[4:]] = (v,)
+        else:
+            f = replace(f, **{g: (v,)})
+    f = replace(f, tags=tuple(sorted(tags.items())))
+    qs = f.query_string()
+    return "/api/v1/runs" + (f"?{qs}" if qs else ""), exact
+
+
+def _header(q: MetricsQuery, plan: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "kind": ",".join(q.kinds),
+        "level": q.level,
+        "from": format_timestamp(q.from_ns),
+        "to": format_timestamp(q.to_ns),
+        "from_ms": q.from_ns // 10**6,
+        "to_ms": q.to_ns // 10**6,
+        "requested": {
+            "from": format_timestamp(q.requested_from_ns),
+            "to": format_timestamp(q.requested_to_ns),
+        },
+        "group_by": list(q.group_by),
+        "filters": {k: v for k, v in q.filters.to_query().items() if k not in ("from", "to")},
+        "source": plan,
+    }
+
+
+def _order(aggs: Mapping[tuple[Any, ...], Agg], q: MetricsQuery) -> list[tuple[Any, ...]]:
+    def sort_key(k: tuple[Any, ...]) -> tuple[Any, ...]:
+        return (-aggs[k].sums[0], tuple((v is None, str(v)) for v in k))
+
+    return sorted(aggs, key=sort_key)
+
+
+def summary(conn: Connection, q: MetricsQuery) -> dict[str, Any]:
+    """Rows per group over the effective window: counts, rates, percentiles, tokens, drill-down."""
+    tiers = plan(q)
+    segments = cover(q.from_ns, q.to_ns, sorted(tiers, reverse=True))
+    by_tier: dict[int, list[tuple[int, int]]] = {}
+    for tier, a, b in segments:
+        by_tier.setdefault(tier, []).append((a, b))
+    aggs: dict[tuple[Any, ...], Agg] = {}
+    sources = []
+    for tier, ranges in sorted(by_tier.items(), reverse=True):
+        cube = tiers[tier]
+        for window in ranges:  # one range scan each (an OR of ranges would scan the tier)
+            read_cells(conn, q, cube, tier, window, aggs, None, None)
+        sources.append(
+            {
+                "cube": cube.name,
+                "tier_seconds": tier,
+                "buckets": sum((b - a) // (tier * _NS) for a, b in ranges),
+            }
+        )
+    classified_ok = any(a.classified_ok for a in aggs.values())
+    keys = _order(aggs, q)
+    rows = []
+    for key in keys[: q.limit]:
+        group = _group_dict(q, key)
+        row = {"group": group, **_fields(q, aggs[key])}
+        row["runs_url"], row["runs_url_exact"] = _runs_url(
+            q, group, q.from_ns, q.to_ns, aggs[key], classified_ok
+        )
+        rows.append(row)
+    if not q.group_by and not rows:
+        row = {"group": {}, **_fields(q, None)}
+        row["runs_url"], row["runs_url_exact"] = _runs_url(q, {}, q.from_ns, q.to_ns, None, False)
+        rows.append(row)
+    return {**_header(q, sources), "rows": rows, "truncated": len(keys) > q.limit}
+
+
+def timeseries(conn: Connection, q: MetricsQuery) -> dict[str, Any]:
+    """One series per group, one point per step (dense: empty steps have count 0)."""
+    assert q.step_s is not None  # noqa: S101 - parse_metrics_query sets it for timeseries
+    step_ns = q.step_s * _NS
+    tiers = plan(q)
+    tier = max(t for t in tiers if q.step_s % t == 0)
+    cube = tiers[tier]
+    points: dict[tuple[Any, ...], Agg] = {}
+    read_cells(conn, q, cube, tier, (q.from_ns, q.to_ns), points, q.from_ns, step_ns)
+    ng = len(_names(q))
+    has_class = "error_class" in q.group_by
+
+    def split(key: tuple[Any, ...]) -> tuple[tuple[Any, ...], int]:
+        series_key = key[:ng] + ((key[-1],) if has_class else ())
+        return series_key, int(key[ng])
+
+    series: dict[tuple[Any, ...], dict[int, Agg]] = {}
+    for key, agg in points.items():
+        sk, t = split(key)
+        series.setdefault(sk, {})[t] = agg
+    totals = {sk: Agg(sums=[sum(a.sums[0] for a in pts.values())]) for sk, pts in series.items()}
+    classified_ok = any(a.classified_ok for a in points.values())
+    keys = _order(totals, q)
+    if not keys and not q.group_by:
+        keys = [()]
+    n_points = (q.to_ns - q.from_ns) // step_ns
+    out = []
+    for sk in keys[: q.limit]:
+        group = _group_dict(q, sk)
+        pts = series.get(sk, {})
+        rows = []
+        for i in range(n_points):
+            t0 = q.from_ns + i * step_ns
+            agg = pts.get(i)
+            row = {"t": t0 // 10**6, "time": format_timestamp(t0), **_fields(q, agg)}
+            row["runs_url"], row["runs_url_exact"] = _runs_url(q, group, t0, t0 + step_ns, agg, classified_ok)
+            rows.append(row)
+        out.append({"group": group, "points": rows})
+    sources = [{"cube": cube.name, "tier_seconds": tier, "buckets": (q.to_ns - q.from_ns) // (tier * _NS)}]
+    return {**_header(q, sources), "step_seconds": q.step_s, "step_auto": q.step_auto, "series": out,
+            "truncated": len(keys) > q.limit}  # fmt: skip

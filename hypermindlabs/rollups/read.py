@@ -1,0 +1,275 @@
+"""Reading rollup cells into per-group aggregates: the two strategies (slice-first, joined).
+
+The cheapest cube per tier is chosen by :func:`hypermindlabs.rollups.query.plan`; this module
+sums that cube's cells over whole buckets. Latency percentiles come from the bins summed per group.
+"""
+
+from __future__ import annotations
+
+import operator
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import and_, exists, func, literal_column, select
+from sqlalchemy.engine import Connection
+
+from hypermindlabs.rollups.facts import MEASURES, Cube, part_of
+from hypermindlabs.rollups.query import MetricsQuery, member_keys
+from hypermindlabs.store.schema import rollup_cells, rollup_slice_members, rollup_slices
+
+__all__ = ["Agg", "read_cells", "error_class_of"]
+
+_plus = operator.add
+
+
+# -- reading ------------------------------------------------------------------------------------
+@dataclass
+class Agg:
+    sums: list[int] = field(default_factory=lambda: [0] * len(MEASURES))
+    errors: int = 0
+    classes: dict[str | None, int] = field(default_factory=dict)
+    bins: dict[int, int] = field(default_factory=dict)
+    # Drill-down exactness: the group took error runs without a failure class ("unknown"), or
+    # the window has ok runs with a failure class (listed by status=ok but grouped elsewhere).
+    null_class_errors: bool = False
+    classified_ok: bool = False
+
+
+def _group_columns(q: MetricsQuery, cube: Cube, s: Any) -> tuple[list[Any], list[Any]]:
+    """(select columns, extra joins) for the SQL-grouped dimensions (:func:`_names`) on this cube."""
+    cols: list[Any] = []
+    joins: list[Any] = []
+    for g in q.group_by:
+        if g in ("error_class",) or (g == "kind" and q.level == "run"):
+            continue  # from status / failure_class, or constant
+        member = g == "tool" and q.level == "run" or g.startswith("tag.")
+        if not member:
+            cols.append(s.c[g])
+        elif cube.members in ("tool", "tag"):
+            cols.append(s.c.mvalue)
+        else:
+            m = rollup_slice_members.alias(f"g_{len(joins)}")
+            on = [m.c.slice_id == s.c.slice_id, m.c.key == g]
+            values = _member_filter(q, g)
+            if values:
+                on.append(m.c.value.in_(values))
+            joins.append((m, and_(*on)))
+            cols.append(m.c.value)
+    return cols, joins
+
+
+def _member_filter(q: MetricsQuery, key: str) -> tuple[str, ...]:
+    if key == "tool":
+        return q.filters.tool
+    return dict(q.filters.tags).get(key[4:], ())
+
+
+def _conditions(q: MetricsQuery, cube: Cube, s: Any) -> list[Any]:
+    f = q.filters
+    cond: list[Any] = []  # the level, cube and step kind are the cells' part
+    for dim in ("project", "scenario", "model") + (("tool",) if q.level == "step" else ()):
+        if getattr(f, dim):
+            cond.append(s.c[dim].in_(getattr(f, dim)))
+    if f.status:
+        cond.append(s.c.status.in_(f.status))
+    if f.error_class:
+        cond.append(s.c.failure_class.in_(f.error_class))
+    keys = member_keys(q)
+    if cube.members in ("tool", "tag"):
+        cond.append(s.c.mkey == keys[0])
+        if _member_filter(q, keys[0]):
+            cond.append(s.c.mvalue.in_(_member_filter(q, keys[0])))
+    elif cube.members == "all":
+        for key in keys:
+            values = _member_filter(q, key)
+            if values and key not in q.group_by:  # a grouped key filters in its join
+                m = rollup_slice_members
+                cond.append(
+                    exists().where(m.c.slice_id == s.c.slice_id, m.c.key == key, m.c.value.in_(values))
+                )
+    return cond
+
+
+def read_cells(
+    conn: Connection,
+    q: MetricsQuery,
+    cube: Cube,
+    tier: int,
+    window: tuple[int, int],
+    aggs: dict[tuple[Any, ...], Agg],
+    origin_ns: int | None,
+    step_ns: int | None,
+) -> None:
+    """Add the cells of one cube, tier and window to ``aggs`` (keyed by group values [, step])."""
+    if cube.members == "all":
+        _read_joined(conn, q, cube, tier, window, aggs, origin_ns, step_ns)
+    else:
+        _read_by_slice(conn, q, cube, tier, window, aggs, origin_ns, step_ns)
+
+
+# Up to this many matching slices are passed to the cells query as a list; more are filtered in
+# Python (the cells of the whole cube and window are then grouped by slice).
+_MAX_SLICE_LIST = 5000
+
+
+def _read_by_slice(
+    conn: Connection,
+    q: MetricsQuery,
+    cube: Cube,
+    tier: int,
+    window: tuple[int, int],
+    aggs: dict[tuple[Any, ...], Agg],
+    origin_ns: int | None,
+    step_ns: int | None,
+) -> None:
+    """The small cubes (hundreds to a few thousand slices): pick the matching slices first, then
+    sum the cells per slice id without a join, and group the slices in Python. A join would
+    look a slice up for every cell; this looks each up once."""
+    s, c = rollup_slices, rollup_cells
+    gcols, _ = _group_columns(q, cube, s)
+    conditions = _conditions(q, cube, s)
+    where = [s.c.level == q.level, s.c.cube == cube.name, *conditions]
+    if q.level == "step":
+        where.append(s.c.kind.in_(q.kinds))
+    slices = {
+        row[0]: row[1:]
+        for row in _rows(conn, select(s.c.slice_id, *gcols, s.c.status, s.c.failure_class).where(*where))
+    }
+    if not slices:
+        return
+    ng = len(gcols)
+    want_class = "error_class" in q.group_by
+    # Per slice: its group key (minus the time) and its outcome.
+    keyed = {}
+    for sid, attrs in slices.items():
+        status, fclass = attrs[ng], attrs[ng + 1]
+        keyed[sid] = (attrs[:ng], error_class_of(status, fclass) if want_class else None, status, fclass)
+    by_slice: list[Any] = [c.c.slice_id]
+    if step_ns is not None:
+        by_slice.append(literal_column(f"(rollup_cells.bucket_ns - {int(origin_ns or 0)}) / {int(step_ns)}"))
+    listed = bool(conditions) and len(slices) <= _MAX_SLICE_LIST
+    sums = [func.sum(c.c[m]) for m in MEASURES]
+    for kind in q.kinds if q.level == "step" else (None,):
+        cells = [c.c.part == part_of(cube, kind), c.c.tier == tier, c.c.bucket_ns >= window[0],
+                 c.c.bucket_ns < window[1]]  # fmt: skip
+        if listed:
+            cells.append(c.c.slice_id.in_(list(slices)))
+        nt = len(by_slice)
+        for row in _rows(conn, select(*by_slice, *sums).where(*cells).group_by(*by_slice)):
+            k = keyed.get(row[0])
+            if k is None:
+                continue
+            attrs, eclass, status, fclass = k
+            key = attrs + row[1:nt] + ((eclass,) if want_class else ())
+            agg = aggs.get(key)
+            if agg is None:
+                agg = aggs[key] = Agg()
+            vals = row[nt:]
+            agg.sums = list(map(_plus, agg.sums, vals))
+            n = int(vals[0])
+            if status == "error":
+                cls = error_class_of(status, fclass)
+                agg.errors += n
+                agg.classes[cls] = agg.classes.get(cls, 0) + n
+                agg.null_class_errors |= fclass is None
+            elif fclass is not None:
+                agg.classified_ok = True
+        for row in _rows(
+            conn, select(*by_slice, c.c.bin, func.sum(c.c.n)).where(*cells).group_by(*by_slice, c.c.bin)
+        ):
+            k = keyed.get(row[0])
+            if k is None:
+                continue
+            key = k[0] + row[1:nt] + ((k[1],) if want_class else ())
+            b = aggs[key].bins
+            b[row[nt]] = b.get(row[nt], 0) + int(row[nt + 1])
+
+
+def _read_joined(
+    conn: Connection,
+    q: MetricsQuery,
+    cube: Cube,
+    tier: int,
+    window: tuple[int, int],
+    aggs: dict[tuple[Any, ...], Agg],
+    origin_ns: int | None,
+    step_ns: int | None,
+) -> None:
+    """The ``full`` cube (slices are many, cells few per slice): join each cell to its slice."""
+    s, c = rollup_slices, rollup_cells
+    gcols, joins = _group_columns(q, cube, s)
+    needs_slices = bool(gcols) or "error_class" in q.group_by
+    if step_ns is not None:
+        # The point's index, by integer division (both dialects truncate integer division; the
+        # operands are ints we made, so inlining them is safe).
+        gcols.append(literal_column(f"(rollup_cells.bucket_ns - {int(origin_ns or 0)}) / {int(step_ns)}"))
+    conditions = _conditions(q, cube, s)
+    needs_slices = needs_slices or bool(conditions)
+    # Cells first: the (part, tier, bucket) prefix of their key is the window; slices are then
+    # looked up by primary key.
+    with_slices: Any = c.join(s, s.c.slice_id == c.c.slice_id)
+    for m, on in joins:
+        with_slices = with_slices.join(m, on)
+    ng = len(gcols)
+    want_class = "error_class" in q.group_by
+    outcome = [s.c.status, s.c.failure_class]
+    sums = [func.sum(c.c[m]) for m in MEASURES]
+    for kind in q.kinds if q.level == "step" else (None,):
+        where = [c.c.part == part_of(cube, kind), c.c.tier == tier, c.c.bucket_ns >= window[0],
+                 c.c.bucket_ns < window[1], *conditions]  # fmt: skip
+        if needs_slices:
+            # One pass: per group, outcome and bin, the measures (the slice lookups dominate).
+            keys = [*gcols, *outcome, c.c.bin]
+            rows = _rows(conn, select(*keys, *sums).select_from(with_slices).where(*where).group_by(*keys))
+            _add_outcomes(aggs, rows, ng, want_class, with_bins=True)
+        else:
+            # Two passes: the outcomes need the slices but give few rows; the bins (most rows)
+            # are summed from the cells alone.
+            keys = [*gcols, *outcome]
+            rows = _rows(conn, select(*keys, *sums).select_from(with_slices).where(*where).group_by(*keys))
+            _add_outcomes(aggs, rows, ng, want_class, with_bins=False)
+            keys = [*gcols, c.c.bin]
+            for row in _rows(conn, select(*keys, func.sum(c.c.n)).where(*where).group_by(*keys)):
+                b = aggs[row[:ng]].bins
+                b[row[ng]] = b.get(row[ng], 0) + int(row[ng + 1])  # PostgreSQL sums are numeric
+
+
+def _add_outcomes(
+    aggs: dict[tuple[Any, ...], Agg],
+    rows: list[tuple[Any, ...]],
+    ng: int,
+    want_class: bool,
+    *,
+    with_bins: bool,
+) -> None:
+    """Rows of (group values…, status, failure class, [bin,] measures…) into the aggregates."""
+    first = ng + 3 if with_bins else ng + 2
+    for row in rows:
+        status, fclass = row[ng], row[ng + 1]
+        eclass = error_class_of(status, fclass)
+        key = row[:ng] + (eclass,) if want_class else row[:ng]
+        agg = aggs.get(key)
+        if agg is None:
+            agg = aggs[key] = Agg()
+        vals = row[first:]
+        agg.sums = list(map(_plus, agg.sums, vals))  # PostgreSQL sums are numeric: int() at the end
+        n = int(vals[0])
+        if with_bins:
+            agg.bins[row[ng + 2]] = agg.bins.get(row[ng + 2], 0) + n
+        if status == "error":
+            agg.errors += n
+            agg.classes[eclass] = agg.classes.get(eclass, 0) + n
+            agg.null_class_errors |= fclass is None
+        elif fclass is not None:
+            agg.classified_ok = True
+
+
+def error_class_of(status: str, failure_class: str | None) -> str | None:
+    """The error_class group: the stored failure class; unknown for a failure without one."""
+    return failure_class if failure_class is not None else ("unknown" if status == "error" else None)
+
+
+def _rows(conn: Connection, stmt: Any) -> list[tuple[Any, ...]]:
+    # Plain tuples from the driver: the rows here need no type processing (ints and strings),
+    # and skipping SQLAlchemy's per-row wrapping halves the fetch. Statements stay cached.
+    return conn.execute(stmt).cursor.fetchall()
