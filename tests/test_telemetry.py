@@ -17,7 +17,8 @@ from opentelemetry.trace import StatusCode
 
 from hypermindlabs import conventions as c
 from hypermindlabs.config import ConfigError, Settings
-from hypermindlabs.export.telemetry import Telemetry, make_meter_provider, make_tracer_provider
+from hypermindlabs.export.providers import make_meter_provider, make_tracer_provider
+from hypermindlabs.export.telemetry import Telemetry
 from hypermindlabs.sdk.run_manager import RunManager
 from tests.conftest import FIXED_NOW_NS
 
