@@ -6,7 +6,6 @@ Every append is one transaction: the valid events of a batch are stored whole, o
 
 from __future__ import annotations
 
-import base64
 import logging
 import threading
 from collections.abc import Callable, Iterable, Sequence
@@ -19,16 +18,18 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import and_, bindparam, create_engine, event, exists, func, or_, select, update
+from sqlalchemy import bindparam, create_engine, event, func, or_, select, update
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.exc import IntegrityError
 
 from hypermindlabs.core.events import INHERITED, RunEvent
-from hypermindlabs.core.filters import Filters, QueryError
+from hypermindlabs.core.filters import Filters
+from hypermindlabs.store import runs
 from hypermindlabs.store.dialect import unnest_insert
+from hypermindlabs.store.runs import RunPage, run_conditions
 from hypermindlabs.store.schema import events, run_tags
 
-__all__ = ["EventStore", "AppendResult", "Rejection", "RunPage", "open_store", "normalize_url"]
+__all__ = ["EventStore", "AppendResult", "Rejection", "RunPage", "normalize_url", "run_conditions"]
 
 log = logging.getLogger(__name__)
 _MIGRATIONS = Path(__file__).parent / "migrations"
@@ -58,12 +59,6 @@ class AppendResult:
         self.accepted += other.accepted
         self.duplicates += other.duplicates
         self.rejected.extend(other.rejected)
-
-
-@dataclass(frozen=True)
-class RunPage:
-    runs: list[dict[str, Any]]
-    next_cursor: str | None
 
 
 def normalize_url(url: str) -> str:
@@ -363,17 +358,7 @@ class EventStore:
     # -- reads -----------------------------------------------------------------------------
     def get_run(self, run_id: str) -> dict[str, Any] | None:
         """The run (its run event, or a placeholder while it is still open) and its trace, in order."""
-        with self.engine.connect() as conn:
-            rows = conn.execute(
-                select(events)
-                .where(events.c.run_id == run_id)
-                .order_by(events.c.start_ns, (events.c.kind == "run").desc(), events.c.end_ns.desc(), events.c.seq)
-            ).all()
-        if not rows:
-            return None
-        evs = [row_to_dict(r) for r in rows]
-        run = next((e for e in evs if e["kind"] == "run"), None)
-        return {"run_id": run_id, "run": run, "complete": run is not None, "events": evs}
+        return runs.get_run(self.engine, run_id)
 
     def count_events(self) -> int:
         with self.engine.connect() as conn:
@@ -381,70 +366,11 @@ class EventStore:
 
     def list_runs(self, filters: Filters, *, limit: int = 50, cursor: str | None = None) -> RunPage:
         """Runs matching ``filters``, newest first, keyset-paginated."""
-        if not 1 <= limit <= 1000:
-            raise QueryError("limit", "must be between 1 and 1000")
-        r = events.alias("r")
-        cond = [r.c.kind == "run", *run_conditions(r, filters)]
-        if cursor:
-            start, seq = _decode_cursor(cursor)
-            cond.append(or_(r.c.start_ns < start, and_(r.c.start_ns == start, r.c.seq < seq)))
-        c = events.alias("c")
-        tool_calls = select(func.count()).where(c.c.run_id == r.c.run_id, c.c.kind == "tool").scalar_subquery()
-        q = (
-            select(r, tool_calls.label("tool_calls"))
-            .where(*cond)
-            .order_by(r.c.start_ns.desc(), r.c.seq.desc())
-            .limit(limit + 1)
-        )
-        with self.engine.connect() as conn:
-            rows = conn.execute(q).all()
-        page = rows[:limit]
-        out = []
-        for row in page:
-            d = row_to_dict(row)
-            d["tool_calls"] = int(row.tool_calls)
-            out.append(d)
-        nxt = _encode_cursor(page[-1].start_ns, page[-1].seq) if len(rows) > limit else None
-        return RunPage(out, nxt)
+        return runs.list_runs(self.engine, filters, limit=limit, cursor=cursor)
 
     def run_ids(self, filters: Filters) -> list[str]:
         """Every run ID matching ``filters`` (for tests and exact drill-down checks)."""
-        r = events.alias("r")
-        q = select(r.c.run_id).where(r.c.kind == "run", *run_conditions(r, filters))
-        with self.engine.connect() as conn:
-            return list(conn.execute(q).scalars())
-
-
-def run_conditions(r: Any, f: Filters) -> list[Any]:
-    """SQL conditions selecting run events (alias ``r``) that match the filters.
-
-    Run-level dimensions (project, model, scenario) are the run's own; ``tool`` selects runs
-    with at least one step on that tool; tags are the run's tags.
-    """
-    cond: list[Any] = []
-    for dim in ("project", "model", "scenario"):
-        values = getattr(f, dim)
-        if values:
-            cond.append(r.c[dim].in_(values))
-    if f.tool:
-        s = events.alias("s")
-        cond.append(exists().where(s.c.run_id == r.c.run_id, s.c.tool.in_(f.tool)))
-    for key, values in f.tags:
-        cond.append(
-            exists().where(run_tags.c.run_id == r.c.run_id, run_tags.c.key == key, run_tags.c.value.in_(values))
-        )
-    if f.from_ns is not None:
-        cond.append(r.c.start_ns >= f.from_ns)
-    if f.to_ns is not None:
-        cond.append(r.c.start_ns < f.to_ns)
-    if f.status:
-        cond.append(r.c.status.in_(f.status))
-    if f.error_class:
-        cond.append(r.c.failure_class.in_(f.error_class))
-    if f.cluster:
-        s = events.alias("s")
-        cond.append(exists().where(s.c.run_id == r.c.run_id, s.c.cluster_id.in_(f.cluster)))
-    return cond
+        return runs.run_ids(self.engine, filters)
 
 
 def _missing(ev: RunEvent) -> bool:
@@ -486,65 +412,6 @@ def _row(ev: RunEvent) -> dict[str, Any]:
     }
 
 
-def row_to_dict(row: Any) -> dict[str, Any]:
-    """A stored row in the API's event shape (contract fields plus derived ones)."""
-    from hypermindlabs.core.events import format_timestamp
-
-    m = row._mapping
-    err = None
-    if m["error_type"] is not None or m["error_message"] is not None or m["error_class"] is not None:
-        err = {"type": m["error_type"], "message": m["error_message"], "class": m["error_class"]}
-    return {
-        "seq": m["seq"],
-        "event_id": m["event_id"],
-        "run_id": m["run_id"],
-        "trace_id": m["trace_id"],
-        "span_id": m["span_id"],
-        "parent_span_id": m["parent_span_id"],
-        "kind": m["kind"],
-        "name": m["name"],
-        "start_time": format_timestamp(m["start_ns"]),
-        "end_time": format_timestamp(m["end_ns"]),
-        "start_time_unix_nano": m["start_ns"],
-        "end_time_unix_nano": m["end_ns"],
-        "duration_ms": (m["end_ns"] - m["start_ns"]) / 1e6,
-        "status": m["status"],
-        "project": m["project"],
-        "model": m["model"],
-        "tool": m["tool"],
-        "scenario": m["scenario"],
-        "tags": orjson.loads(m["tags"]),
-        "usage": {
-            "input_tokens": m["input_tokens"],
-            "output_tokens": m["output_tokens"],
-            "input_chars": m["input_chars"],
-            "output_chars": m["output_chars"],
-            "estimated": bool(m["tokens_estimated"]),
-        },
-        "error": err,
-        "failure_class": m["failure_class"],
-        "cluster_id": m["cluster_id"],
-        "attributes": orjson.loads(m["attributes"]),
-    }
-
-
 def _chunks(values: list[Any], size: int = _CHUNK) -> Iterable[list[Any]]:
     for i in range(0, len(values), size):
         yield values[i : i + size]
-
-
-def _encode_cursor(start_ns: int, seq: int) -> str:
-    return base64.urlsafe_b64encode(f"{start_ns}:{seq}".encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> tuple[int, int]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        start, seq = raw.split(":")
-        return int(start), int(seq)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise QueryError("cursor", "not a cursor returned by this API") from exc
-
-
-def open_store(url: str, **kwargs: Any) -> EventStore:
-    return EventStore.open(url, **kwargs)

@@ -1,0 +1,124 @@
+"""Reading runs: one run's trace, filtered run listings with keyset pagination, drill-down conditions.
+
+Functions of a connection; :class:`~hypermindlabs.store.EventStore` exposes them as methods.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import and_, exists, func, or_, select
+from sqlalchemy.engine import Engine
+
+from hypermindlabs.core.errors import QueryError
+from hypermindlabs.core.filters import Filters
+from hypermindlabs.core.record import event_json
+from hypermindlabs.core.vocabulary import PAGE_LIMIT_MAX, RUN_DIMENSIONS
+from hypermindlabs.store.schema import events, run_tags
+
+__all__ = ["RunPage", "get_run", "list_runs", "run_ids", "run_conditions"]
+
+
+@dataclass(frozen=True)
+class RunPage:
+    runs: list[dict[str, Any]]
+    next_cursor: str | None
+
+
+def get_run(engine: Engine, run_id: str) -> dict[str, Any] | None:
+    """The run (its run event, or a placeholder while it is still open) and its trace, in order."""
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(events)
+            .where(events.c.run_id == run_id)
+            .order_by(events.c.start_ns, (events.c.kind == "run").desc(), events.c.end_ns.desc(), events.c.seq)
+        ).all()
+    if not rows:
+        return None
+    evs = [event_json(r._mapping) for r in rows]
+    run = next((e for e in evs if e["kind"] == "run"), None)
+    return {"run_id": run_id, "run": run, "complete": run is not None, "events": evs}
+
+
+def list_runs(engine: Engine, filters: Filters, *, limit: int = 50, cursor: str | None = None) -> RunPage:
+    """Runs matching ``filters``, newest first, keyset-paginated."""
+    if not 1 <= limit <= PAGE_LIMIT_MAX:
+        raise QueryError("limit", f"must be between 1 and {PAGE_LIMIT_MAX}")
+    r = events.alias("r")
+    cond = [r.c.kind == "run", *run_conditions(r, filters)]
+    if cursor:
+        start, seq = _decode_cursor(cursor)
+        cond.append(or_(r.c.start_ns < start, and_(r.c.start_ns == start, r.c.seq < seq)))
+    c = events.alias("c")
+    tool_calls = select(func.count()).where(c.c.run_id == r.c.run_id, c.c.kind == "tool").scalar_subquery()
+    q = (
+        select(r, tool_calls.label("tool_calls"))
+        .where(*cond)
+        .order_by(r.c.start_ns.desc(), r.c.seq.desc())
+        .limit(limit + 1)
+    )
+    with engine.connect() as conn:
+        rows = conn.execute(q).all()
+    page = rows[:limit]
+    out = []
+    for row in page:
+        d = event_json(row._mapping)
+        d["tool_calls"] = int(row.tool_calls)
+        out.append(d)
+    nxt = _encode_cursor(page[-1].start_ns, page[-1].seq) if len(rows) > limit else None
+    return RunPage(out, nxt)
+
+
+def run_ids(engine: Engine, filters: Filters) -> list[str]:
+    """Every run ID matching ``filters`` (for tests and exact drill-down checks)."""
+    r = events.alias("r")
+    q = select(r.c.run_id).where(r.c.kind == "run", *run_conditions(r, filters))
+    with engine.connect() as conn:
+        return list(conn.execute(q).scalars())
+
+
+def run_conditions(r: Any, f: Filters) -> list[Any]:
+    """SQL conditions selecting run events (alias ``r``) that match the filters.
+
+    Run-level dimensions (project, model, scenario) are the run's own; ``tool`` selects runs
+    with at least one step on that tool; tags are the run's tags.
+    """
+    cond: list[Any] = []
+    for dim in RUN_DIMENSIONS:
+        values = getattr(f, dim)
+        if values:
+            cond.append(r.c[dim].in_(values))
+    if f.tool:
+        s = events.alias("s")
+        cond.append(exists().where(s.c.run_id == r.c.run_id, s.c.tool.in_(f.tool)))
+    for key, values in f.tags:
+        cond.append(
+            exists().where(run_tags.c.run_id == r.c.run_id, run_tags.c.key == key, run_tags.c.value.in_(values))
+        )
+    if f.from_ns is not None:
+        cond.append(r.c.start_ns >= f.from_ns)
+    if f.to_ns is not None:
+        cond.append(r.c.start_ns < f.to_ns)
+    if f.status:
+        cond.append(r.c.status.in_(f.status))
+    if f.error_class:
+        cond.append(r.c.failure_class.in_(f.error_class))
+    if f.cluster:
+        s = events.alias("s")
+        cond.append(exists().where(s.c.run_id == r.c.run_id, s.c.cluster_id.in_(f.cluster)))
+    return cond
+
+
+def _encode_cursor(start_ns: int, seq: int) -> str:
+    return base64.urlsafe_b64encode(f"{start_ns}:{seq}".encode()).decode().rstrip("=")
+
+
+def _decode_cursor(cursor: str) -> tuple[int, int]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        start, seq = raw.split(":")
+        return int(start), int(seq)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise QueryError("cursor", "not a cursor returned by this API") from exc
