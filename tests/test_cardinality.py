@@ -12,6 +12,7 @@ from hypermindlabs import conventions as c
 from hypermindlabs.config import ConfigError, Settings
 from hypermindlabs.export.cardinality import Cardinality, parse_budgets, sanitize_label_value
 from hypermindlabs.export.telemetry import Telemetry
+from hypermindlabs.store.label_admissions import LabelAdmissions
 from hypermindlabs.store.schema import label_admissions
 from tests.test_telemetry import T0, stored_row
 
@@ -172,19 +173,20 @@ def test_a_hundred_thousand_distinct_models_stay_within_budget_with_folds_counte
 
 def test_the_admitted_set_is_the_same_after_a_restart_and_in_another_process(make_store):
     first = make_store()
-    a = Cardinality({"model": 2}, engine=first.engine)
+    a = Cardinality({"model": 2}, admissions=first.label_admissions)
     assert [a.cap("model", m) for m in ("x", "y", "z")] == ["x", "y", c.OVERFLOW_VALUE]
     other_process = make_store()  # another engine (connection pool) on the same database
-    b = Cardinality({"model": 2}, engine=other_process.engine)
+    b = Cardinality({"model": 2}, admissions=other_process.label_admissions)
     assert b.admitted("model") == {"x", "y"}
     assert [b.cap("model", m) for m in ("z", "y", "w", "x")] == [c.OVERFLOW_VALUE, "y", c.OVERFLOW_VALUE, "x"]
-    restarted = Cardinality({"model": 2}, engine=first.engine)
+    restarted = Cardinality({"model": 2}, admissions=first.label_admissions)
     assert restarted.admitted("model") == {"x", "y"}
 
 
 def test_two_processes_racing_for_the_last_places_agree_and_never_exceed_the_budget(make_store):
     budget = 5
-    caps = [Cardinality({"tool": budget}, engine=make_store().engine) for _ in range(2)]
+    stores = [make_store() for _ in range(2)]
+    caps = [Cardinality({"tool": budget}, admissions=s.label_admissions) for s in stores]
     values = [f"tool-{i}" for i in range(40)]
     results: list[dict[str, str | None]] = [{}, {}]
     barrier = threading.Barrier(4)
@@ -199,7 +201,7 @@ def test_two_processes_racing_for_the_last_places_agree_and_never_exceed_the_bud
         t.start()
     for t in threads:
         t.join()
-    with caps[0]._engine.connect() as conn:  # type: ignore[union-attr]
+    with stores[0].engine.connect() as conn:
         stored = set(conn.execute(text("SELECT value FROM label_admissions WHERE label = 'tool'")).scalars())
     assert len(stored) == budget
     for k in (0, 1):
@@ -213,9 +215,9 @@ def test_two_processes_racing_for_the_last_places_agree_and_never_exceed_the_bud
 
 def test_telemetry_instances_on_one_database_export_the_same_admitted_values(make_store):
     settings = Settings(label_budgets="model=3")
-    one = Telemetry.from_settings(settings, engine=make_store().engine)
+    one = Telemetry.from_settings(settings, admissions=make_store().label_admissions)
     one.record_rows([model_row(i, f"m{i}") for i in range(5)])
-    two = Telemetry.from_settings(settings, engine=make_store().engine)
+    two = Telemetry.from_settings(settings, admissions=make_store().label_admissions)
     two.record_rows([model_row(i, f"m{i}") for i in range(5, 10)] + [model_row(10, "m1")])
     assert one.caps.admitted("model") == two.caps.admitted("model") == {"m0", "m1", "m2"}
     assert two.caps.folds()["model"] == 5
@@ -224,7 +226,7 @@ def test_telemetry_instances_on_one_database_export_the_same_admitted_values(mak
 def test_when_the_database_fails_new_values_fold_and_are_counted_and_admission_resumes_later(tmp_path):
     engine = create_engine(f"sqlite:///{tmp_path / 'no-table.db'}")  # label_admissions missing
     clock = Clock()
-    caps = Cardinality({"model": 3}, engine=engine, monotonic=clock, retry_after_s=30)
+    caps = Cardinality({"model": 3}, admissions=LabelAdmissions(engine), monotonic=clock, retry_after_s=30)
     assert caps.cap("model", "a") == c.OVERFLOW_VALUE
     assert caps.cap("model", "b") == c.OVERFLOW_VALUE  # within the pause: not even tried
     assert caps.folds()["model"] == 2
@@ -236,5 +238,5 @@ def test_when_the_database_fails_new_values_fold_and_are_counted_and_admission_r
 
 def test_an_unreachable_database_at_start_up_is_survived(tmp_path):
     engine = create_engine(f"sqlite:///{tmp_path / 'missing-dir' / 'x.db'}")
-    caps = Cardinality({"model": 3}, engine=engine)
+    caps = Cardinality({"model": 3}, admissions=LabelAdmissions(engine))
     assert caps.cap("model", "a") == c.OVERFLOW_VALUE and caps.folds()["model"] == 1

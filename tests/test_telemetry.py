@@ -243,7 +243,7 @@ def test_building_telemetry_leaves_the_global_otel_providers_alone():
 
 
 def test_run_manager_with_the_store_hook_feeds_telemetry(store):
-    tel = Telemetry.from_settings(Settings(), engine=store.engine).attach(store)
+    tel = Telemetry.from_settings(Settings(), admissions=store.label_admissions).attach(store)
     tel.attach(store)  # attaching twice does not double count
     with RunManager(store, project="support") as rm:
         for i in range(3):

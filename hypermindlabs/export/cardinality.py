@@ -25,10 +25,6 @@ import re
 import threading
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
-
-from sqlalchemy import text
-from sqlalchemy.engine import Engine
 
 from hypermindlabs.config import ConfigError
 from hypermindlabs.conventions import (
@@ -37,6 +33,7 @@ from hypermindlabs.conventions import (
     MAX_LABEL_VALUE_CHARS,
     OVERFLOW_VALUE,
 )
+from hypermindlabs.store.label_admissions import LabelAdmissions
 
 __all__ = ["Cardinality", "parse_budgets", "sanitize_label_value"]
 
@@ -45,21 +42,6 @@ log = logging.getLogger(__name__)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 _MAX_BUDGET = 100_000
 
-# The same statements on SQLite and PostgreSQL. The insert is conditional on the budget and runs
-# serialized per label (SQLite: the single writer lock the INSERT takes; PostgreSQL: an advisory
-# transaction lock), so the table never holds more than the budget and every process reading it
-# back agrees on the admitted set.
-_INSERT = text(
-    "INSERT INTO label_admissions (label, value, admitted_ns) "
-    "SELECT CAST(:label AS VARCHAR(64)), CAST(:value AS VARCHAR(256)), CAST(:now AS BIGINT) "
-    "WHERE (SELECT count(*) FROM label_admissions WHERE label = CAST(:label AS VARCHAR(64))) < :budget "
-    "ON CONFLICT (label, value) DO NOTHING"
-)
-_ADMITTED = text(
-    "SELECT value FROM label_admissions WHERE label = :label ORDER BY admitted_ns, value LIMIT :budget"
-)
-_ALL = text("SELECT label, value FROM label_admissions ORDER BY label, admitted_ns, value")
-_PG_LOCK = text("SELECT pg_advisory_xact_lock(:key)")
 
 
 def parse_budgets(spec: str | None, *, base: Mapping[str, int] = DEFAULT_LABEL_BUDGETS) -> dict[str, int]:
@@ -114,8 +96,8 @@ def sanitize_label_value(value: str) -> str:
 class Cardinality:
     """Per-label budgets with stable, shared admission. Thread-safe; never raises into callers.
 
-    ``engine`` is the event store's SQLAlchemy engine (the ``label_admissions`` table must exist,
-    migration 0002); without one the admitted set lives in memory only. ``clock`` gives Unix ns
+    ``admissions`` is the store's :class:`~hypermindlabs.store.label_admissions.LabelAdmissions`;
+    without it the admitted set lives in memory only. ``clock`` gives Unix ns
     for the admission time; ``monotonic`` (seconds) times the pause after a database failure.
     """
 
@@ -123,13 +105,13 @@ class Cardinality:
         self,
         budgets: Mapping[str, int] | None = None,
         *,
-        engine: Engine | None = None,
+        admissions: LabelAdmissions | None = None,
         clock: Callable[[], int] = time.time_ns,
         monotonic: Callable[[], float] = time.monotonic,
         retry_after_s: float = 30.0,
     ) -> None:
         self.budgets: dict[str, int] = dict(DEFAULT_LABEL_BUDGETS if budgets is None else budgets)
-        self._engine = engine
+        self._admissions = admissions
         self._clock = clock
         self._monotonic = monotonic
         self._retry_after_s = retry_after_s
@@ -140,8 +122,7 @@ class Cardinality:
         self._cache: dict[str, dict[str, str]] = {label: {} for label in self.budgets}
         self._folds: dict[str, int] = dict.fromkeys(self.budgets, 0)
         self._db_down_until = 0.0
-        self._pg = engine is not None and engine.dialect.name == "postgresql"
-        if engine is not None:
+        if admissions is not None:
             self._load()
 
     # -- the fast path ---------------------------------------------------------------------
@@ -180,7 +161,7 @@ class Cardinality:
             if len(admitted) >= budget:
                 self._folds[label] += 1
                 return OVERFLOW_VALUE
-            if self._engine is None:
+            if self._admissions is None:
                 admitted.add(value)
                 self._remember(label, raw, value)
                 return value
@@ -212,20 +193,13 @@ class Cardinality:
             self._cache[label][raw] = value
 
     def _admit_in_db(self, label: str, value: str, budget: int) -> set[str]:
-        assert self._engine is not None  # noqa: S101 - only called with an engine
-        params = {"label": label, "value": value, "now": self._clock(), "budget": budget}
-        with self._engine.begin() as conn:
-            if self._pg:
-                conn.execute(_PG_LOCK, {"key": _lock_key(label)})
-            conn.execute(_INSERT, params)
-            rows = conn.execute(_ADMITTED, {"label": label, "budget": budget}).scalars()
-            return set(rows)
+        assert self._admissions is not None  # noqa: S101 - only called with admissions
+        return self._admissions.admit(label, value, now_ns=self._clock(), budget=budget)
 
     def _load(self) -> None:
-        assert self._engine is not None  # noqa: S101
+        assert self._admissions is not None  # noqa: S101
         try:
-            with self._engine.connect() as conn:
-                rows: list[Any] = list(conn.execute(_ALL))
+            rows = self._admissions.all()
         except Exception:  # noqa: BLE001 - start with an empty set; admission re-reads the table
             log.warning("label caps: could not load admitted label values", exc_info=True)
             return
@@ -235,9 +209,3 @@ class Cardinality:
             if admitted is not None and len(admitted) < self.budgets[label]:
                 admitted.add(value)
                 self._cache[label][value] = value
-
-
-def _lock_key(label: str) -> int:
-    # A stable signed 64-bit key per label for pg_advisory_xact_lock (no hash(): it is salted).
-    digest = hashlib.sha256(f"hypermind.label_admissions:{label}".encode()).digest()
-    return int.from_bytes(digest[:8], "big", signed=True)

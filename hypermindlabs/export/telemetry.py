@@ -50,6 +50,7 @@ from hypermindlabs.export.providers import (
     make_tracer_provider,
     traces_url,
 )
+from hypermindlabs.store.label_admissions import LabelAdmissions
 
 __all__ = ["Telemetry"]
 
@@ -131,11 +132,11 @@ class Telemetry:
         cls,
         settings: Settings,
         *,
-        engine: Any = None,
+        admissions: LabelAdmissions | None = None,
         span_exporter: SpanExporter | None = None,
         clock: Callable[[], int] = time.time_ns,
     ) -> Telemetry:
-        """The production wiring: caps from settings (admissions in ``engine``'s database), spans
+        """The production wiring: caps from settings (admitted values shared through ``admissions``), spans
         to OTLP/HTTP only when ``settings.otlp_endpoint`` is set (or ``span_exporter`` is given).
 
         Raises ConfigError at start-up for invalid budgets or endpoint.
@@ -163,7 +164,7 @@ class Telemetry:
             meter_provider=meter_provider,
             reader=reader,
             tracer_provider=tracer_provider,
-            cardinality=Cardinality(budgets, engine=engine, clock=clock),
+            cardinality=Cardinality(budgets, admissions=admissions, clock=clock),
             losses=losses,
         )
 

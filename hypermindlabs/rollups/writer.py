@@ -1,19 +1,19 @@
 """Maintaining the rollups: the append hook (same transaction as the events) and the rebuild.
 
-Dialect-specific SQL lives in :class:`_Sql` only (UPSERT, the PostgreSQL writer lock).
+Dialect differences (bulk UPSERT, the writer lock) are in :mod:`hypermindlabs.store.dialect`.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence, Set
+from collections.abc import Callable, Iterable, Mapping, Set
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, delete, func, or_, select, text
+from sqlalchemy import and_, bindparam, case, delete, func, or_, select
 from sqlalchemy.engine import Connection
 
 from hypermindlabs.rollups.facts import MEASURES, Accumulator, SliceKey, add_run, part_of_key, slice_id
-from hypermindlabs.store.dialect import conflict_clause, unnest_insert
+from hypermindlabs.store.dialect import advisory_xact_lock, bulk_write, lock_tables_exclusive
 from hypermindlabs.store.schema import (
     events,
     rollup_cells,
@@ -39,94 +39,47 @@ Progress = Callable[[int, int], None]
 _CELL_KEY = ("part", "tier", "bucket_ns", "slice_id", "bin")
 
 
-class _Sql:
-    """The dialect-specific statements, compiled once per dialect and run with executemany."""
+_TABLES = {"cells": rollup_cells, "slices": rollup_slices, "members": rollup_slice_members}
+_COLUMNS = {
+    "cells": [*_CELL_KEY, *MEASURES],
+    "slices": [c.name for c in rollup_slices.columns],
+    "members": ["slice_id", "key", "value"],
+}
+_UPSERTS: dict[str, dict[str, Any]] = {
+    "cells": {"conflict": "add", "keys": _CELL_KEY, "add": MEASURES},
+    "slices": {"conflict": "ignore", "keys": ("slice_id",)},
+    "members": {"conflict": "ignore", "keys": ("slice_id", "key", "value")},
+}
 
-    def __init__(self, conn: Connection) -> None:
-        self.dialect = conn.dialect
-        self.name = conn.dialect.name
-        if self.name == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        elif self.name == "sqlite":
-            from sqlalchemy.dialects.sqlite import insert
-        else:  # pragma: no cover - EventStore only opens these two
-            raise ValueError(f"rollups support sqlite and postgresql, not {self.name}")
-        self._statements: dict[str, tuple[str, list[str] | None]] = {}
 
-        def upsert(table: Any, keys: Sequence[str], add: Sequence[str]) -> Any:
-            stmt = insert(table)
-            return stmt.on_conflict_do_update(
-                index_elements=list(keys), set_={c: table.c[c] + stmt.excluded[c] for c in add}
-            )
+def _write_many(conn: Connection, name: str, rows: list[tuple[Any, ...]]) -> None:
+    """UPSERT rows (tuples in ``_COLUMNS[name]`` order) into one of the rollup tables."""
+    bulk_write(conn, _TABLES[name], _COLUMNS[name], rows, **_UPSERTS[name])
 
-        def ignore(table: Any, keys: Sequence[str]) -> Any:
-            return insert(table).on_conflict_do_nothing(index_elements=list(keys))
 
-        self._build = {
-            "cells": lambda: upsert(rollup_cells, _CELL_KEY, MEASURES),
-            "slices": lambda: ignore(rollup_slices, ("slice_id",)),
-            "members": lambda: ignore(rollup_slice_members, ("slice_id", "key", "value")),
-        }
-        self._columns = {
-            "cells": [*_CELL_KEY, *MEASURES],
-            "slices": [c.name for c in rollup_slices.columns],
-            "members": ["slice_id", "key", "value"],
-        }
-
-    def executemany(self, conn: Connection, name: str, rows: list[tuple[Any, ...]]) -> None:
-        """Run one of the statements for many rows given as tuples in ``self._columns`` order."""
-        if not rows:
-            return
-        if name not in self._statements:
-            compiled = self._build[name]().compile(dialect=self.dialect, column_keys=self._columns[name])
-            order = list(compiled.positiontup) if compiled.positional else None
-            self._statements[name] = (str(compiled), order)
-        sql, order = self._statements[name]
-        cols = self._columns[name]
-        if self.name == "postgresql":
-            table = {"cells": rollup_cells, "slices": rollup_slices, "members": rollup_slice_members}[name]
-            unnest_insert(conn, table, cols, rows, conflict_clause(sql))
-            return
-        if order == cols:
-            params: list[Any] = rows
-        elif order is not None:
-            idx = [cols.index(k) for k in order]
-            params = [tuple(r[i] for i in idx) for r in rows]
-        else:
-            params = [dict(zip(cols, r, strict=True)) for r in rows]
-        conn.exec_driver_sql(sql, params)
-
-    def lock(self, conn: Connection) -> None:
-        # PostgreSQL writers run concurrently. Two batches touching one run (its run event in
-        # one, a late child in the other) must not both compute that run's fact from snapshots
-        # missing the other's events; holding one transaction-scoped lock while reading and
-        # writing rollups makes each hook see the committed work of the previous one (READ
-        # COMMITTED takes a fresh snapshot per statement). It also orders the UPSERTs, so hot
-        # rollup rows cannot deadlock. SQLite has a single writer already.
-        if self.name == "postgresql":
-            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_LOCK_KEY})
+def _lock(conn: Connection) -> None:
+    # PostgreSQL writers run concurrently. Two batches touching one run (its run event in
+    # one, a late child in the other) must not both compute that run's fact from snapshots
+    # missing the other's events; holding one transaction-scoped lock while reading and
+    # writing rollups makes each hook see the committed work of the previous one (READ
+    # COMMITTED takes a fresh snapshot per statement). It also orders the UPSERTs, so hot
+    # rollup rows cannot deadlock. SQLite has a single writer already.
+    advisory_xact_lock(conn, _PG_LOCK_KEY)
 
 
 class RollupHook:
     """``EventStore.append_hooks`` entry: updates the rollups with the newly stored events."""
 
     def __init__(self) -> None:
-        self._sql: _Sql | None = None
         # Slice ids seen committed. Slices are never deleted (a rebuild recomputes cells and
         # re-adds missing slices), so an id once seen stays valid; ids this transaction inserts
         # enter the cache only when a later batch finds them, i.e. after they were committed.
         self.known_slices: set[int] = set()
 
-    def sql(self, conn: Connection) -> _Sql:
-        if self._sql is None or self._sql.dialect is not conn.dialect:
-            self._sql = _Sql(conn)
-        return self._sql
-
     def __call__(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
         if not rows:
             return
-        sql = self.sql(conn)
-        sql.lock(conn)
+        _lock(conn)
         by_run: dict[str, list[dict[str, Any]]] = {}
         for r in rows:
             by_run.setdefault(r["run_id"], []).append(r)
@@ -155,7 +108,7 @@ class RollupHook:
                 # retract the old one, add the new one; their own step facts are added.
                 add_run(acc, run, prev_children, -1, steps=())
                 add_run(acc, run, prev_children + new_children, steps=new_children)
-        write(conn, sql, acc, known=self.known_slices)
+        write(conn, acc, known=self.known_slices)
 
 
 def _stored_counts(conn: Connection, run_ids: list[str]) -> dict[str, tuple[int, bool]]:
@@ -186,7 +139,7 @@ def _fetch_runs(
     return out
 
 
-def write(conn: Connection, sql: _Sql, acc: Accumulator, *, known: set[int] | None = None) -> None:
+def write(conn: Connection, acc: Accumulator, *, known: set[int] | None = None) -> None:
     """Write an accumulator's cells: slices first, then UPSERT measure = measure + delta, in key order."""
     cells = acc.nonzero()
     if not cells:
@@ -194,9 +147,9 @@ def write(conn: Connection, sql: _Sql, acc: Accumulator, *, known: set[int] | No
     kids = {k[0] for k in cells}
     ids = {kid: slice_id(acc.keys[kid]) for kid in kids}
     parts = {kid: part_of_key(acc.keys[kid]) for kid in kids}
-    _ensure_slices(conn, sql, {sid: acc.keys[kid] for kid, sid in ids.items()}, known)
+    _ensure_slices(conn, {sid: acc.keys[kid] for kid, sid in ids.items()}, known)
     rows = sorted((parts[k], t, b, ids[k], bn, *v) for (k, t, b, bn), v in cells.items())
-    sql.executemany(conn, "cells", rows)
+    _write_many(conn, "cells", rows)
     if acc.retracted:
         # A retracted run leaves empty cells behind where no other fact remains: drop them, so
         # the table holds exactly what a rebuild would write.
@@ -210,9 +163,7 @@ def write(conn: Connection, sql: _Sql, acc: Accumulator, *, known: set[int] | No
             conn.execute(stmt, emptied)
 
 
-def _ensure_slices(
-    conn: Connection, sql: _Sql, by_id: Mapping[int, SliceKey], known: set[int] | None
-) -> None:
+def _ensure_slices(conn: Connection, by_id: Mapping[int, SliceKey], known: set[int] | None) -> None:
     todo = sorted(i for i in by_id if known is None or i not in known)
     existing: set[int] = set()
     col = rollup_slices.c.slice_id
@@ -225,8 +176,8 @@ def _ensure_slices(
     missing = [i for i in todo if i not in existing]
     if not missing:
         return
-    sql.executemany(conn, "slices", [(i, *by_id[i][:11]) for i in missing])
-    sql.executemany(conn, "members", sorted((i, k, v) for i in missing for k, v in by_id[i][11]))
+    _write_many(conn, "slices", [(i, *by_id[i][:11]) for i in missing])
+    _write_many(conn, "members", sorted((i, k, v) for i in missing for k, v in by_id[i][11]))
 
 
 def _chunks(values: list[Any], size: int = _CHUNK) -> Iterable[list[Any]]:
@@ -241,11 +192,9 @@ def rebuild_on(conn: Connection, *, progress: Progress | None = None, runs_per_w
     Runs are read in start-time order (keyset pages over the run events), each with all its
     events, and written through the same UPSERTs as the append hook. Returns the runs counted.
     """
-    sql = _Sql(conn)
-    sql.lock(conn)
-    if sql.name == "postgresql":
-        # Writers wait (reads go on, seeing the old rollups) until the rebuild commits.
-        conn.execute(text("LOCK TABLE rollup_slices, rollup_slice_members, rollup_cells IN EXCLUSIVE MODE"))
+    _lock(conn)
+    # Writers wait (reads go on, seeing the old rollups) until the rebuild commits.
+    lock_tables_exclusive(conn, (rollup_slices, rollup_slice_members, rollup_cells))
     # Slices are a dictionary of dimension combinations, never deleted (writers cache them);
     # the cells are recomputed, and slices missing from the dictionary are added back.
     conn.execute(delete(rollup_cells))
@@ -276,11 +225,11 @@ def rebuild_on(conn: Connection, *, progress: Progress | None = None, runs_per_w
         done += len(page)
         pending += len(page)
         if pending >= runs_per_write:
-            write(conn, sql, acc)
+            write(conn, acc)
             acc, pending = Accumulator(), 0
         if progress:
             progress(done, total)
-    write(conn, sql, acc)
+    write(conn, acc)
     return done
 
 

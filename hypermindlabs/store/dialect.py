@@ -1,22 +1,157 @@
-"""PostgreSQL bulk writes: one statement per batch instead of one per row.
+"""Every difference between SQLite and PostgreSQL, in one module.
 
-psycopg's ``executemany`` sends one statement per row (pipelined), which costs a server round of
-parse/execute per row; sending each column as one array and ``unnest``-ing them server-side
-writes a whole batch in one statement. ``unnest`` keeps the rows' order.
+- engines: URL forms users type, SQLite's WAL pragmas and single writer, PostgreSQL's pool;
+- bulk writes: SQLite runs one compiled statement with the DBAPI's ``executemany``; PostgreSQL
+  sends each column as one array and ``unnest``-s them server-side (psycopg's ``executemany``
+  would cost a server round of parse/execute per row), in one statement per batch;
+- upserts: ``ON CONFLICT`` built with each dialect's own ``insert`` construct;
+- locks: PostgreSQL writers run concurrently and take transaction-scoped advisory locks (or table
+  locks) where they must serialize; SQLite already has a single writer, so those are no-ops.
+
+Nothing outside the store imports this module.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
-from typing import Any
+from pathlib import Path
+from typing import Any, Literal
 
 import psycopg
-from sqlalchemy import Table
+from sqlalchemy import Table, create_engine, event, text
 from sqlalchemy import exc as sa_exc
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine, make_url
+
+__all__ = [
+    "normalize_url",
+    "open_engine",
+    "single_writer",
+    "bulk_write",
+    "advisory_xact_lock",
+    "lock_tables_exclusive",
+    "lock_key",
+    "is_postgresql",
+]
+
+Conflict = Literal["error", "ignore", "add"]
 
 
-def conflict_clause(compiled_sql: str) -> str:
+def normalize_url(url: str) -> str:
+    """Accept the URLs users type (``postgresql://``, ``postgres://``, a bare path) for SQLAlchemy."""
+    if url.startswith("postgres://"):
+        url = "postgresql://" + url[len("postgres://") :]
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url[len("postgresql://") :]
+    if "://" not in url:
+        url = "sqlite:///" + url
+    return url
+
+
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+    cur = dbapi_conn.cursor()
+    # WAL lets readers (the dashboard) run while the ingest path writes; NORMAL is durable
+    # across application crashes, which is the guarantee an observability store needs.
+    cur.execute("PRAGMA journal_mode=WAL")
+    cur.execute("PRAGMA synchronous=NORMAL")
+    cur.execute("PRAGMA busy_timeout=30000")
+    cur.close()
+
+
+def open_engine(url: str) -> Engine:
+    """An engine for ``url`` (SQLite file or PostgreSQL), configured for this store."""
+    url = normalize_url(url)
+    sa_url = make_url(url)
+    engine_kwargs: dict[str, Any] = {"future": True}
+    if sa_url.get_backend_name() == "sqlite":
+        if sa_url.database and sa_url.database != ":memory:":
+            Path(sa_url.database).parent.mkdir(parents=True, exist_ok=True)
+        engine_kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
+    else:
+        engine_kwargs.update(pool_pre_ping=True, pool_size=8, max_overflow=8)
+    engine = create_engine(url, **engine_kwargs)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "connect", _sqlite_pragmas)
+    return engine
+
+
+def is_postgresql(bind: Engine | Connection) -> bool:
+    return bind.dialect.name == "postgresql"
+
+
+def single_writer(engine: Engine) -> bool:
+    """Whether the database has one writer at a time (SQLite): the store then serializes its own
+    threads instead of letting them wait on the database lock."""
+    return engine.dialect.name == "sqlite"
+
+
+# -- bulk writes --------------------------------------------------------------------------------
+_COMPILED: dict[tuple[str, str, tuple[str, ...], Conflict, tuple[str, ...], tuple[str, ...]], tuple[str, Any]] = {}
+
+
+def _statement(
+    conn: Connection, table: Table, cols: tuple[str, ...], conflict: Conflict, keys: tuple[str, ...],
+    add: tuple[str, ...],
+) -> tuple[str, list[str] | None]:
+    """The compiled INSERT (and its positional parameter order), once per dialect and shape."""
+    cache_key = (conn.dialect.name, table.name, cols, conflict, keys, add)
+    hit = _COMPILED.get(cache_key)
+    if hit is None:
+        if conn.dialect.name == "postgresql":
+            from sqlalchemy.dialects.postgresql import insert
+        elif conn.dialect.name == "sqlite":
+            from sqlalchemy.dialects.sqlite import insert
+        else:  # pragma: no cover - the store only opens these two
+            raise ValueError(f"the store supports sqlite and postgresql, not {conn.dialect.name}")
+        stmt: Any = insert(table)
+        if conflict == "ignore":
+            stmt = stmt.on_conflict_do_nothing(index_elements=list(keys))
+        elif conflict == "add":
+            stmt = stmt.on_conflict_do_update(
+                index_elements=list(keys), set_={c: table.c[c] + stmt.excluded[c] for c in add}
+            )
+        compiled = stmt.compile(dialect=conn.dialect, column_keys=list(cols))
+        hit = _COMPILED[cache_key] = (str(compiled), list(compiled.positiontup) if compiled.positional else None)
+    return hit
+
+
+def bulk_write(
+    conn: Connection,
+    table: Table,
+    cols: Sequence[str],
+    rows: Sequence[Sequence[Any]],
+    *,
+    conflict: Conflict = "error",
+    keys: Sequence[str] = (),
+    add: Sequence[str] = (),
+) -> None:
+    """INSERT ``rows`` (tuples in ``cols`` order) into ``table`` in one statement (PostgreSQL) or one
+    ``executemany`` (SQLite), skipping SQLAlchemy's per-row parameter processing (values are plain).
+
+    ``conflict``: ``error`` (an IntegrityError, raised the SQLAlchemy way), ``ignore`` (ON CONFLICT
+    DO NOTHING on ``keys``) or ``add`` (ON CONFLICT DO UPDATE ``add`` columns += the new values).
+    With ``add``, keys must be unique within ``rows`` (PostgreSQL refuses to update a row twice in
+    one statement).
+    """
+    if not rows:
+        return
+    cols_t = tuple(cols)
+    sql, order = _statement(conn, table, cols_t, conflict, tuple(keys), tuple(add))
+    if conn.dialect.name == "postgresql":
+        _unnest_insert(conn, table, cols_t, rows, _conflict_clause(sql))
+        return
+    params: Any
+    if order is None:
+        params = [dict(zip(cols_t, r, strict=True)) for r in rows]
+    elif order == list(cols_t):
+        params = rows
+    else:
+        idx = [cols_t.index(k) for k in order]
+        params = [tuple(r[i] for i in idx) for r in rows]
+    conn.exec_driver_sql(sql, params)
+
+
+def _conflict_clause(compiled_sql: str) -> str:
     """The ``ON CONFLICT …`` tail of a compiled INSERT (empty when it has none)."""
     at = compiled_sql.find(" ON CONFLICT ")
     if at < 0:
@@ -26,20 +161,13 @@ def conflict_clause(compiled_sql: str) -> str:
     return tail if ret < 0 else tail[:ret]
 
 
-def unnest_insert(
+def _unnest_insert(
     conn: Connection, table: Table, cols: Sequence[str], rows: Sequence[Sequence[Any]], conflict: str = ""
 ) -> None:
-    """INSERT ``rows`` (tuples in ``cols`` order) into ``table`` in one statement.
-
-    With ``ON CONFLICT … DO UPDATE``, keys must be unique within ``rows`` (PostgreSQL refuses to
-    update one row twice in one statement).
-    """
-    if not rows:
-        return
     compile_type = conn.dialect.type_compiler_instance.process
     arrays = ", ".join(f"%s::{compile_type(table.c[c].type)}[]" for c in cols)
     stmt = f"INSERT INTO {table.name} ({', '.join(cols)}) SELECT * FROM unnest({arrays}){conflict}"
-    cursor = conn.connection.driver_connection.cursor()
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
     try:
         cursor.execute(stmt, [list(col) for col in zip(*rows, strict=True)])
     except psycopg.IntegrityError as exc:
@@ -47,3 +175,27 @@ def unnest_insert(
         raise sa_exc.IntegrityError(stmt, None, exc) from exc
     finally:
         cursor.close()
+
+
+# -- locks --------------------------------------------------------------------------------------
+def lock_key(name: str) -> int:
+    """A stable signed 64-bit advisory-lock key for ``name`` (no ``hash()``: it is salted per process)."""
+    digest = hashlib.sha256(name.encode()).digest()
+    return int.from_bytes(digest[:8], "big", signed=True)
+
+
+def advisory_xact_lock(conn: Connection, key: int) -> None:
+    """Serialize with other PostgreSQL writers holding ``key`` until this transaction ends.
+
+    SQLite: nothing to do, the transaction already holds the database's single writer lock once
+    it writes (and the store serializes its own writers).
+    """
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+
+
+def lock_tables_exclusive(conn: Connection, tables: Sequence[Table]) -> None:
+    """Make writers of ``tables`` wait until this transaction commits; readers go on (PostgreSQL
+    EXCLUSIVE mode). SQLite: its single writer lock already does this."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text(f"LOCK TABLE {', '.join(t.name for t in tables)} IN EXCLUSIVE MODE"))

@@ -18,14 +18,15 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import bindparam, create_engine, event, func, or_, select, update
-from sqlalchemy.engine import Connection, Engine, make_url
+from sqlalchemy import bindparam, func, or_, select, update
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
 from hypermindlabs.core.events import INHERITED, RunEvent
 from hypermindlabs.core.filters import Filters
 from hypermindlabs.store import runs
-from hypermindlabs.store.dialect import unnest_insert
+from hypermindlabs.store.dialect import bulk_write, normalize_url, open_engine, single_writer
+from hypermindlabs.store.label_admissions import LabelAdmissions
 from hypermindlabs.store.runs import RunPage, run_conditions
 from hypermindlabs.store.schema import events, run_tags
 
@@ -61,27 +62,6 @@ class AppendResult:
         self.rejected.extend(other.rejected)
 
 
-def normalize_url(url: str) -> str:
-    """Accept the URLs users type (``postgresql://``, ``postgres://``, a bare path) for SQLAlchemy."""
-    if url.startswith("postgres://"):
-        url = "postgresql://" + url[len("postgres://") :]
-    if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url[len("postgresql://") :]
-    if "://" not in url:
-        url = "sqlite:///" + url
-    return url
-
-
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
-    cur = dbapi_conn.cursor()
-    # WAL lets readers (the dashboard) run while the ingest path writes; NORMAL is durable
-    # across application crashes, which is the guarantee an observability store needs.
-    cur.execute("PRAGMA journal_mode=WAL")
-    cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA busy_timeout=30000")
-    cur.close()
-
-
 class EventStore:
     """Append-only event storage with run lookup and filtered run listing."""
 
@@ -89,9 +69,8 @@ class EventStore:
         self.engine = engine
         self.dialect = engine.dialect.name
         self.enricher = enricher
-        self._write_lock = threading.Lock() if self.dialect == "sqlite" else None
-        self._insert_sql: str | None = None
-        self._insert_keys: list[str] | None = None
+        self._write_lock = threading.Lock() if single_writer(engine) else None
+        self.label_admissions = LabelAdmissions(engine)
         # In the append transaction (rollups): hook(conn, rows). After commit (telemetry): hook(rows).
         # ``rows`` are the newly stored events as column dicts (see schema.events).
         self.append_hooks: list[Callable[[Connection, list[dict[str, Any]]], None]] = []
@@ -100,18 +79,7 @@ class EventStore:
     # -- lifecycle -------------------------------------------------------------------------
     @classmethod
     def open(cls, url: str, *, migrate: bool = True, rollups: bool = True, **kwargs: Any) -> EventStore:
-        url = normalize_url(url)
-        sa_url = make_url(url)
-        engine_kwargs: dict[str, Any] = {"future": True}
-        if sa_url.get_backend_name() == "sqlite":
-            if sa_url.database and sa_url.database != ":memory:":
-                Path(sa_url.database).parent.mkdir(parents=True, exist_ok=True)
-            engine_kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
-        else:
-            engine_kwargs.update(pool_pre_ping=True, pool_size=8, max_overflow=8)
-        engine = create_engine(url, **engine_kwargs)
-        if engine.dialect.name == "sqlite":
-            event.listen(engine, "connect", _sqlite_pragmas)
+        engine = open_engine(url)
         if "enricher" not in kwargs:  # classification at ingest (failure triage)
             from hypermindlabs.triage.report import enrich
 
@@ -271,19 +239,9 @@ class EventStore:
         return result, rows
 
     def _insert_events(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
-        # The hot path of ingest: a statement compiled once and the DBAPI's executemany,
-        # skipping SQLAlchemy's per-row parameter processing (the values are already plain).
-        if self._insert_sql is None:
-            compiled = events.insert().compile(dialect=self.engine.dialect, column_keys=list(rows[0]))
-            self._insert_sql = str(compiled)
-            self._insert_keys = list(compiled.positiontup) if compiled.positional else None
-        keys = self._insert_keys
-        if self.dialect == "postgresql":
-            cols = list(rows[0])
-            unnest_insert(conn, events, cols, [tuple(r[k] for k in cols) for r in rows])
-            return
-        params = [tuple(r[k] for k in keys) for r in rows] if keys is not None else rows
-        conn.exec_driver_sql(self._insert_sql, params)
+        # The hot path of ingest: one bulk statement per batch (see store.dialect).
+        cols = list(rows[0])
+        bulk_write(conn, events, cols, [tuple(r[k] for k in cols) for r in rows])
 
     def _existing(self, conn: Connection, column: Any, values: list[str]) -> set[str]:
         found: set[str] = set()

@@ -38,7 +38,7 @@ def create_app(
     from hypermindlabs.web.api.v1 import events, failures, metrics, runs
 
     st = app.extensions["hypermind.store"]
-    scrape.init_app(app, (telemetry or Telemetry.from_settings(settings, engine=st.engine)).attach(st))
+    scrape.init_app(app, (telemetry or Telemetry.from_settings(settings, admissions=st.label_admissions)).attach(st))
 
     app.register_blueprint(events.bp)
     app.register_blueprint(runs.bp)
