@@ -26,6 +26,7 @@ from hypermindlabs.core.events import INHERITED, RunEvent
 from hypermindlabs.core.filters import Filters
 from hypermindlabs.store import runs
 from hypermindlabs.store.dialect import bulk_write, normalize_url, open_engine, single_writer
+from hypermindlabs.store.failures import failed_children, set_failure_labels
 from hypermindlabs.store.label_admissions import LabelAdmissions
 from hypermindlabs.store.runs import RunPage, run_conditions
 from hypermindlabs.store.schema import events, run_tags
@@ -292,26 +293,14 @@ class EventStore:
     def _reenrich_failed_children(self, conn: Connection, run_ids: list[str]) -> None:
         # Classification reads the stored dimensions, so a child that just inherited them is
         # classified again: the stored cluster is then the same whatever order events arrived in.
-        cols = [events.c.seq, events.c.kind, events.c.status, events.c.tool, events.c.model, events.c.error_type,
-                events.c.error_message, events.c.error_class, events.c.failure_class, events.c.cluster_id]  # fmt: skip
-        stmt = (
-            update(events)
-            .where(events.c.seq == bindparam("k_seq"))
-            .values(failure_class=bindparam("n_class"), cluster_id=bindparam("n_cluster"))
-        )
-        for chunk in _chunks(run_ids):
-            rows = conn.execute(
-                select(*cols).where(events.c.run_id.in_(chunk), events.c.kind != "run", events.c.status == "error")
-            ).all()
-            ups = []
-            for r in rows:
-                got = self.enricher(dict(r._mapping))  # type: ignore[misc]
-                if (got.get("failure_class"), got.get("cluster_id")) != (r.failure_class, r.cluster_id):
-                    ups.append(
-                        {"k_seq": r.seq, "n_class": got.get("failure_class"), "n_cluster": got.get("cluster_id")}
-                    )
-            if ups:
-                conn.execute(stmt, ups)
+        enrich = self.enricher
+        assert enrich is not None  # noqa: S101 - only called with an enricher
+
+        def relabel(row: Any) -> tuple[str | None, str | None]:
+            got = enrich(dict(row))
+            return got.get("failure_class"), got.get("cluster_id")
+
+        set_failure_labels(conn, failed_children(conn, run_ids), relabel)
 
     # -- reads -----------------------------------------------------------------------------
     def get_run(self, run_id: str) -> dict[str, Any] | None:

@@ -17,8 +17,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import and_, bindparam, select, update
-
 from hypermindlabs.core.filters import Filters
 from hypermindlabs.triage.classify import ALGORITHM_VERSION, Failure, classify_failure, cluster_state
 
@@ -62,48 +60,14 @@ class ClusterQuery:
 
 def cluster_report(store: Any, q: ClusterQuery) -> dict[str, Any]:
     """Clusters of failures in [from, to) with counts, trend, state, hint and drill-down."""
-    from hypermindlabs.store import run_conditions
-    from hypermindlabs.store.schema import events, run_tags
+    from hypermindlabs.store.failures import failure_rows
 
     span = q.to_ns - q.from_ns
-    prev_from = q.from_ns - span
-    r = events.alias("r")
-    e = events.alias("e")
-    base = replace(q.filters, from_ns=prev_from, to_ns=q.to_ns, extra={})
-    cond = [r.c.kind == "run", *run_conditions(r, base)]
-    stmt = (
-        select(e.c.cluster_id, e.c.failure_class, e.c.run_id, e.c.kind, e.c.tool, e.c.model, e.c.error_type,
-               e.c.error_message, e.c.error_class, r.c.start_ns.label("run_start"), r.c.scenario.label("run_scenario"))
-        .select_from(e.join(r, and_(r.c.run_id == e.c.run_id)))
-        .where(e.c.cluster_id.is_not(None), *cond)
+    got = failure_rows(
+        store.engine, q.filters, prev_from_ns=q.from_ns - span, from_ns=q.from_ns, to_ns=q.to_ns,
+        tag_keys=CONCENTRATION_TAGS,
     )  # fmt: skip
-    failed_runs_stmt = select(r.c.run_id).where(*cond, r.c.status == "error", r.c.start_ns >= q.from_ns)
-    with store.engine.connect() as conn:
-        rows = conn.execute(stmt).all()
-        failed_runs = len(conn.execute(failed_runs_stmt).all())
-        cluster_ids = list({row.cluster_id for row in rows if row.run_start >= q.from_ns})
-        first_seen: dict[str, int] = {}
-        last_seen: dict[str, int] = {}
-        for i in range(0, len(cluster_ids), 500):
-            chunk = cluster_ids[i : i + 500]
-            from sqlalchemy import func
-
-            for cid, lo, hi in conn.execute(
-                select(events.c.cluster_id, func.min(events.c.start_ns), func.max(events.c.start_ns))
-                .where(events.c.cluster_id.in_(chunk))
-                .group_by(events.c.cluster_id)
-            ):
-                first_seen[cid], last_seen[cid] = lo, hi
-        run_ids = list({row.run_id for row in rows if row.run_start >= q.from_ns})
-        tags: dict[str, dict[str, str]] = defaultdict(dict)
-        for i in range(0, len(run_ids), 500):
-            chunk = run_ids[i : i + 500]
-            for rid, key, value in conn.execute(
-                select(run_tags.c.run_id, run_tags.c.key, run_tags.c.value).where(
-                    run_tags.c.run_id.in_(chunk), run_tags.c.key.in_(CONCENTRATION_TAGS)
-                )
-            ):
-                tags[rid][key] = value
+    rows, failed_runs, first_seen, last_seen, tags = got.rows, got.failed_runs, got.first_seen, got.last_seen, got.tags
 
     step = max(1, math.ceil(span / q.buckets))
     cur_runs: dict[str, set[str]] = defaultdict(set)
@@ -133,7 +97,7 @@ def cluster_report(store: Any, q: ClusterQuery) -> dict[str, Any]:
     clusters = []
     for cid, runs in cur_runs.items():
         row = info[cid]["row"]
-        f = _classify_row(row._mapping)
+        f = _classify_row(row._asdict())
         count, previous = len(runs), len(prev_runs.get(cid, ()))
         conc: dict[str, list[dict[str, Any]]] = {}
         for key in CONCENTRATION_TAGS:
@@ -178,41 +142,17 @@ def _top(counts: Counter[str], n: int) -> list[tuple[str, int]]:
     return sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[:n]
 
 
+def relabel(row: Any) -> tuple[str | None, str | None]:
+    """(failure_class, cluster_id) of a stored failed event: what the store writes back."""
+    f = _classify_row(row)
+    return f.failure_class, f.cluster_id
+
+
 def reclassify(store: Any, *, batch: int = 5000, progress: Callable[[int], Any] | None = None) -> tuple[int, int]:
     """Re-run classification over every failed event (after an algorithm version change).
 
     Returns (failed events examined, rows changed).
     """
-    from hypermindlabs.store.schema import events
+    from hypermindlabs.store.failures import relabel_failures
 
-    examined = changed = 0
-    last = 0
-    cols = [events.c.seq, events.c.run_id, events.c.kind, events.c.status, events.c.start_ns, events.c.tool,
-            events.c.model, events.c.error_type, events.c.error_message, events.c.error_class,
-            events.c.failure_class, events.c.cluster_id]  # fmt: skip
-    upd = (
-        update(events)
-        .where(events.c.seq == bindparam("k_seq"))
-        .values(failure_class=bindparam("n_class"), cluster_id=bindparam("n_cluster"))
-    )
-    while True:
-        with store.engine.begin() as conn:
-            rows = [dict(r._mapping) for r in conn.execute(
-                select(*cols).where(events.c.seq > last, events.c.status == "error").order_by(events.c.seq).limit(batch)
-            )]  # fmt: skip
-            if not rows:
-                break
-            last = rows[-1]["seq"]
-            old = {r["seq"]: (r["failure_class"], r["cluster_id"]) for r in rows}
-            for r in rows:
-                f = _classify_row(r)
-                r["failure_class"], r["cluster_id"] = f.failure_class, f.cluster_id
-            ups = [{"k_seq": r["seq"], "n_class": r["failure_class"], "n_cluster": r["cluster_id"]}
-                   for r in rows if old[r["seq"]] != (r["failure_class"], r["cluster_id"])]  # fmt: skip
-            if ups:
-                conn.execute(upd, ups)
-            examined += len(rows)
-            changed += len(ups)
-        if progress is not None:
-            progress(len(rows))
-    return examined, changed
+    return relabel_failures(store.engine, relabel, batch=batch, progress=progress)

@@ -1,0 +1,150 @@
+"""Reading and relabelling stored failures: the rows failure clusters are computed from.
+
+Triage owns the meaning (classification, clusters, trends: :mod:`hypermindlabs.triage`); this
+module owns the SQL. A relabel function is passed in, so the store never imports triage.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from typing import Any, NamedTuple
+
+from sqlalchemy import and_, bindparam, func, select, update
+from sqlalchemy.engine import Connection, Engine
+
+from hypermindlabs.core.filters import Filters
+from hypermindlabs.core.vocabulary import chunks
+from hypermindlabs.store.runs import run_conditions
+from hypermindlabs.store.schema import events, run_tags
+
+__all__ = ["FailureRow", "FailureRows", "failure_rows", "Relabel", "set_failure_labels", "relabel_failures"]
+
+#: A failed event's columns → its (failure_class, cluster_id).
+Relabel = Callable[[Mapping[str, Any]], tuple[str | None, str | None]]
+
+
+class FailureRow(NamedTuple):
+    """A clustered failed event with its run's start and scenario."""
+
+    cluster_id: str
+    failure_class: str | None
+    run_id: str
+    kind: str
+    tool: str | None
+    model: str | None
+    error_type: str | None
+    error_message: str | None
+    error_class: str | None
+    run_start: int
+    run_scenario: str | None
+
+
+@dataclass
+class FailureRows:
+    """What a cluster report needs from the store, for the window and the one before it."""
+
+    rows: list[FailureRow]
+    failed_runs: int
+    first_seen: dict[str, int] = field(default_factory=dict)
+    last_seen: dict[str, int] = field(default_factory=dict)
+    tags: dict[str, dict[str, str]] = field(default_factory=lambda: defaultdict(dict))
+
+
+def failure_rows(
+    engine: Engine, filters: Filters, *, prev_from_ns: int, from_ns: int, to_ns: int, tag_keys: Sequence[str]
+) -> FailureRows:
+    """Clustered failed events of runs matching ``filters`` that started in ``[prev_from, to)``,
+    the number of failed runs in ``[from, to)``, each current cluster's first and last sighting
+    ever, and the ``tag_keys`` tags of the current window's runs."""
+    r = events.alias("r")
+    e = events.alias("e")
+    base = replace(filters, from_ns=prev_from_ns, to_ns=to_ns, extra={})
+    cond = [r.c.kind == "run", *run_conditions(r, base)]
+    stmt = (
+        select(e.c.cluster_id, e.c.failure_class, e.c.run_id, e.c.kind, e.c.tool, e.c.model, e.c.error_type,
+               e.c.error_message, e.c.error_class, r.c.start_ns.label("run_start"), r.c.scenario.label("run_scenario"))
+        .select_from(e.join(r, and_(r.c.run_id == e.c.run_id)))
+        .where(e.c.cluster_id.is_not(None), *cond)
+    )  # fmt: skip
+    failed_runs_stmt = select(r.c.run_id).where(*cond, r.c.status == "error", r.c.start_ns >= from_ns)
+    with engine.connect() as conn:
+        rows = [FailureRow(*row) for row in conn.execute(stmt)]
+        out = FailureRows(rows=rows, failed_runs=len(conn.execute(failed_runs_stmt).all()))
+        cluster_ids = list({row.cluster_id for row in rows if row.run_start >= from_ns})
+        for chunk in chunks(cluster_ids):
+            for cid, lo, hi in conn.execute(
+                select(events.c.cluster_id, func.min(events.c.start_ns), func.max(events.c.start_ns))
+                .where(events.c.cluster_id.in_(chunk))
+                .group_by(events.c.cluster_id)
+            ):
+                out.first_seen[cid], out.last_seen[cid] = lo, hi
+        run_ids = list({row.run_id for row in rows if row.run_start >= from_ns})
+        for chunk in chunks(run_ids):
+            for rid, key, value in conn.execute(
+                select(run_tags.c.run_id, run_tags.c.key, run_tags.c.value).where(
+                    run_tags.c.run_id.in_(chunk), run_tags.c.key.in_(tag_keys)
+                )
+            ):
+                out.tags[rid][key] = value
+    return out
+
+
+_SET_LABELS = (
+    update(events)
+    .where(events.c.seq == bindparam("k_seq"))
+    .values(failure_class=bindparam("n_class"), cluster_id=bindparam("n_cluster"))
+)
+#: The columns a relabel function reads.
+RELABEL_COLUMNS: tuple[str, ...] = (
+    "seq", "run_id", "kind", "status", "start_ns", "tool", "model", "error_type", "error_message", "error_class",
+    "failure_class", "cluster_id",
+)  # fmt: skip
+
+
+def set_failure_labels(conn: Connection, rows: Sequence[Mapping[str, Any]], relabel: Relabel) -> int:
+    """Relabel stored failed events (column mappings with ``seq``) whose labels changed; returns how many."""
+    ups = []
+    for r in rows:
+        cls, cluster = relabel(r)
+        if (cls, cluster) != (r["failure_class"], r["cluster_id"]):
+            ups.append({"k_seq": r["seq"], "n_class": cls, "n_cluster": cluster})
+    if ups:
+        conn.execute(_SET_LABELS, ups)
+    return len(ups)
+
+
+def failed_children(conn: Connection, run_ids: Sequence[str]) -> list[dict[str, Any]]:
+    """The failed child events of ``run_ids`` (to relabel after they inherited their run's dimensions)."""
+    cols = [events.c[k] for k in RELABEL_COLUMNS]
+    out: list[dict[str, Any]] = []
+    for chunk in chunks(run_ids):
+        q = select(*cols).where(events.c.run_id.in_(chunk), events.c.kind != "run", events.c.status == "error")
+        out.extend(dict(r._mapping) for r in conn.execute(q))
+    return out
+
+
+def relabel_failures(
+    engine: Engine, relabel: Relabel, *, batch: int = 5000, progress: Callable[[int], Any] | None = None
+) -> tuple[int, int]:
+    """Run ``relabel`` over every stored failed event, one transaction per batch.
+
+    Returns (failed events examined, rows changed).
+    """
+    examined = changed = 0
+    last = 0
+    cols = [events.c[k] for k in RELABEL_COLUMNS]
+    while True:
+        with engine.begin() as conn:
+            rows = [dict(r._mapping) for r in conn.execute(
+                select(*cols).where(events.c.seq > last, events.c.status == "error").order_by(events.c.seq).limit(batch)
+            )]  # fmt: skip
+            if not rows:
+                break
+            last = rows[-1]["seq"]
+            changed += set_failure_labels(conn, rows, relabel)
+            examined += len(rows)
+        if progress is not None:
+            progress(len(rows))
+    return examined, changed
