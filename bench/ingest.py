@@ -25,12 +25,14 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from hypermindlabs.config import Settings  # noqa: E402
 from hypermindlabs.core.events import inherit_within, parse_event  # noqa: E402
 from hypermindlabs.demo import demo_spec, generate_events  # noqa: E402
 from hypermindlabs.ingest import ingest_objects  # noqa: E402
 from hypermindlabs.sdk.run_manager import RunManager  # noqa: E402
-from hypermindlabs.store.event_store import EventStore, _row  # noqa: E402
+from hypermindlabs.store.event_store import _row  # noqa: E402
 from hypermindlabs.store.schema import events as events_table  # noqa: E402
+from hypermindlabs.wiring import build_pipeline  # noqa: E402
 
 BATCH = 5000
 
@@ -65,7 +67,7 @@ def fresh_url(kind: str, tmp: Path, pg: str | None) -> tuple[str, callable]:
 
 def raw_insert(url: str, rows: list[dict]) -> float:
     """The baseline: the same rows, pre-built, inserted with the DBAPI's executemany per batch."""
-    store = EventStore.open(url)
+    store = build_pipeline(Settings(database_url=url), export=False).store
     cols = list(rows[0].keys())
     sql = str(events_table.insert().compile(dialect=store.engine.dialect, column_keys=cols))
     params = [tuple(r[c] for c in cols) for r in rows] if store.dialect == "sqlite" else rows
@@ -117,7 +119,7 @@ def http_ingest(url: str, bodies: list[bytes], n: int) -> float:
 
 
 def in_process_ingest(url: str, evs: list[dict]) -> float:
-    store = EventStore.open(url)
+    store = build_pipeline(Settings(database_url=url), export=False).store
     t = time.perf_counter()
     for i in range(0, len(evs), BATCH):
         ingest_objects(store, evs[i : i + BATCH])
@@ -127,7 +129,7 @@ def in_process_ingest(url: str, evs: list[dict]) -> float:
 
 
 def run_manager(url: str, n_runs: int) -> tuple[float, int]:
-    store = EventStore.open(url)
+    store = build_pipeline(Settings(database_url=url), export=False).store
     rm = RunManager(store, project="bench", scenario="s", batch_size=2000, max_buffer=1_000_000)
     t = time.perf_counter()
     for i in range(n_runs):

@@ -29,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from hypermindlabs.config import Settings  # noqa: E402
 from hypermindlabs.demo import demo_spec, generate_events  # noqa: E402
 from hypermindlabs.ingest import ingest_objects  # noqa: E402
-from hypermindlabs.store import EventStore  # noqa: E402
+from hypermindlabs.wiring import build_pipeline  # noqa: E402
 
 SEED = 11
 DAYS = 14
@@ -75,7 +75,7 @@ def build(path: Path, n: int) -> dict:
     if path.exists() and marker.exists():
         return json.loads(marker.read_text())
     runs_per_day = max(1, round(n / DAYS / events_per_run()))
-    store = EventStore.open(f"sqlite:///{path}")
+    store = build_pipeline(Settings(database_url=f"sqlite:///{path}"), export=False).store
     # A 1 GiB page cache for the build only (the default 2 MB makes every index insert of a
     # multi-GB database a read); queries are timed with the store's own settings.
     sa.event.listen(store.engine, "connect", lambda dbapi, _: dbapi.execute("PRAGMA cache_size=-1048576"))
@@ -111,11 +111,12 @@ def build(path: Path, n: int) -> dict:
 def time_queries(path: Path, repeat: int) -> dict[str, list[float]]:
     from hypermindlabs.web import create_app
 
-    store = EventStore.open(f"sqlite:///{path}")
+    pipeline = build_pipeline(Settings(database_url=f"sqlite:///{path}"))
+    store = pipeline.store
     with store.engine.begin() as conn:  # databases cached before migration 0003 gained this index
         conn.exec_driver_sql("CREATE INDEX IF NOT EXISTS ix_rollup_slices_cube ON rollup_slices (level, cube)")
     now_ns = int(END.timestamp()) * 10**9
-    client = create_app(Settings(database_url="unused"), store=store, clock=lambda: now_ns).test_client()
+    client = create_app(Settings(database_url="unused"), pipeline=pipeline, clock=lambda: now_ns).test_client()
     out: dict[str, list[float]] = {}
     for name, url in QUERIES:
         r = client.get(url)  # warm the page cache and the statement caches

@@ -43,6 +43,7 @@ from hypermindlabs.config import Settings  # noqa: E402
 from hypermindlabs.export.telemetry import Telemetry  # noqa: E402
 from hypermindlabs.sdk.run_manager import RunManager  # noqa: E402
 from hypermindlabs.store import EventStore  # noqa: E402
+from hypermindlabs.wiring import build_pipeline  # noqa: E402
 
 EVENTS_PER_RUN = 3
 REPEATS = 5
@@ -64,6 +65,11 @@ def bare_record_ns(n: int = 50_000) -> float:
     return (time.perf_counter_ns() - t) / n
 
 
+def _store(url: str) -> EventStore:
+    # The product's pipeline without its telemetry: each measurement attaches the one it times.
+    return build_pipeline(Settings(database_url=url), export=False).store
+
+
 class Databases:
     def __init__(self, pg: str | None) -> None:
         self.pg = pg
@@ -72,7 +78,7 @@ class Databases:
 
     def fresh(self) -> EventStore:
         if self.pg is None:
-            return EventStore.open(f"sqlite:///{self.tmp / uuid.uuid4().hex}.db")
+            return _store(f"sqlite:///{self.tmp / uuid.uuid4().hex}.db")
         import psycopg
 
         schema = f"bench_{uuid.uuid4().hex[:10]}"
@@ -85,7 +91,7 @@ class Databases:
 
         self.drops.append(drop)
         sep = "&" if "?" in self.pg else "?"
-        return EventStore.open(f"{self.pg}{sep}options=-csearch_path%3D{schema}")
+        return _store(f"{self.pg}{sep}options=-csearch_path%3D{schema}")
 
     def close(self) -> None:
         for drop in self.drops:

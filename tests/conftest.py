@@ -9,12 +9,13 @@ from __future__ import annotations
 import os
 import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pytest
 
 from hypermindlabs.config import Settings
 from hypermindlabs.store import EventStore
+from hypermindlabs.wiring import Pipeline, build_pipeline
 
 PG_URL = os.environ.get("HYPERMIND_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -53,13 +54,26 @@ def postgres_available() -> bool:
     return _pg_ok
 
 
-def _pg_schema_store(schema: str, **kwargs) -> EventStore:
+def pg_schema_url(schema: str) -> str:
+    sep = "&" if "?" in PG_URL else "?"
+    return f"{PG_URL}{sep}options=-csearch_path%3D{schema}"
+
+
+def open_pipeline(url: str, **kwargs) -> Pipeline:
+    """The product's pipeline on ``url``, built by the composition root as every entry point does."""
+    return build_pipeline(Settings(database_url=url), **kwargs)
+
+
+def _pg_schema_pipeline(schema: str, **kwargs) -> Pipeline:
     import psycopg
 
     with psycopg.connect(PG_URL, autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')
-    sep = "&" if "?" in PG_URL else "?"
-    return EventStore.open(f"{PG_URL}{sep}options=-csearch_path%3D{schema}", **kwargs)
+    return open_pipeline(pg_schema_url(schema), **kwargs)
+
+
+def _pg_schema_store(schema: str, **kwargs) -> EventStore:
+    return _pg_schema_pipeline(schema, **kwargs).store
 
 
 def _drop_schema(schema: str) -> None:
@@ -77,42 +91,52 @@ def backend(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def make_store(backend: str, tmp_path) -> Iterator:
-    """Factory for fresh stores on the test's backend (several may share one database)."""
-    made: list[EventStore] = []
+def make_pipeline(backend: str, tmp_path) -> Iterator:
+    """Factory for fresh pipelines on the test's backend (several may share one database)."""
+    made: list[Pipeline] = []
     schema = f"t_{uuid.uuid4().hex[:12]}"
     created = False
 
-    def factory(**kwargs) -> EventStore:
+    def factory(**kwargs) -> Pipeline:
         nonlocal created
         if backend == "sqlite":
-            s = EventStore.open(f"sqlite:///{tmp_path / 'events.db'}", **kwargs)
+            p = open_pipeline(f"sqlite:///{tmp_path / 'events.db'}", **kwargs)
         elif not created:
-            s = _pg_schema_store(schema, **kwargs)
+            p = _pg_schema_pipeline(schema, **kwargs)
             created = True
         else:
-            sep = "&" if "?" in PG_URL else "?"
-            s = EventStore.open(f"{PG_URL}{sep}options=-csearch_path%3D{schema}", **kwargs)
-        made.append(s)
-        return s
+            p = open_pipeline(pg_schema_url(schema), **kwargs)
+        made.append(p)
+        return p
 
     yield factory
-    for s in made:
-        s.close()
+    for p in made:
+        p.close()
     if backend == "postgres" and created:
         _drop_schema(schema)
 
 
 @pytest.fixture
-def store(make_store) -> EventStore:
-    return make_store()
+def make_store(make_pipeline) -> Callable[..., EventStore]:
+    """Factory for fresh stores (each the store of a fresh pipeline) on the test's backend."""
+    return lambda **kwargs: make_pipeline(**kwargs).store
 
 
 @pytest.fixture
-def app(store: EventStore):
+def pipeline(make_pipeline) -> Pipeline:
+    return make_pipeline()
+
+
+@pytest.fixture
+def store(pipeline: Pipeline) -> EventStore:
+    return pipeline.store
+
+
+@pytest.fixture
+def app(pipeline: Pipeline):
     from hypermindlabs.web import create_app
 
-    return create_app(Settings(database_url="unused"), store=store, clock=lambda: FIXED_NOW_NS)
+    return create_app(Settings(database_url="unused"), pipeline=pipeline, clock=lambda: FIXED_NOW_NS)
 
 
 @pytest.fixture

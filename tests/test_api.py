@@ -147,8 +147,8 @@ def test_healthz_and_unknown_api_routes(client):
     assert r.status_code == 404 and r.is_json
 
 
-def test_a_bearer_token_protects_the_api_but_not_healthz(store):
-    app = create_app(Settings(database_url="unused", api_token="s3cret"), store=store)
+def test_a_bearer_token_protects_the_api_but_not_healthz(pipeline):
+    app = create_app(Settings(database_url="unused", api_token="s3cret"), pipeline=pipeline)
     c = app.test_client()
     assert c.get("/healthz").status_code == 200
     assert c.get("/api/v1/runs").status_code == 401
@@ -156,8 +156,8 @@ def test_a_bearer_token_protects_the_api_but_not_healthz(store):
     assert c.get("/api/v1/runs", headers={"Authorization": "Bearer s3cret"}).status_code == 200
 
 
-def test_oversized_batches_are_refused_whole(store):
-    app = create_app(Settings(database_url="unused", max_batch_events=3), store=store)
+def test_oversized_batches_are_refused_whole(pipeline, store):
+    app = create_app(Settings(database_url="unused", max_batch_events=3), pipeline=pipeline)
     r = app.test_client().post("/api/v1/events", json=[run(i) for i in range(4)])
     assert r.status_code == 413 and r.get_json()["field"] == "body"
     assert store.count_events() == 0

@@ -102,12 +102,13 @@ def _answer(client: Any, url: str, headers: dict[str, str] | None = None) -> dic
     return {"status": resp.status_code, "content_type": resp.mimetype, "body": body}
 
 
-def _record(make_store: Any) -> dict[str, Any]:
-    from hypermindlabs.cli import load_demo
+def _record(make_pipeline: Any) -> dict[str, Any]:
+    from hypermindlabs.demo import load_demo
     from hypermindlabs.web import create_app
 
-    store = make_store()
-    app = create_app(Settings(database_url="unused"), store=store, clock=lambda: NOW_NS)
+    pipeline = make_pipeline()
+    store = pipeline.store
+    app = create_app(Settings(database_url="unused"), pipeline=pipeline, clock=lambda: NOW_NS)
     result = load_demo(store, seed=SEED, days=DAYS, runs_per_day=RUNS_PER_DAY, end=END, progress=False)
     assert result.accepted > 1000 and not result.rejected
     client = app.test_client()
@@ -133,8 +134,8 @@ def _dump(answers: dict[str, Any]) -> bytes:
     return orjson.dumps(answers, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n"
 
 
-def test_fixed_api_calls_on_the_fixed_demo_database_answer_byte_identical_json(make_store, backend):
-    answers = _record(make_store)
+def test_fixed_api_calls_on_the_fixed_demo_database_answer_byte_identical_json(make_pipeline, backend):
+    answers = _record(make_pipeline)
     got = _dump(answers)
     if REGENERATE and backend == "sqlite":
         GOLDEN.write_bytes(got)

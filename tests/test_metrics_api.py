@@ -47,21 +47,19 @@ EFF_TO = T0 + DAY + 25 * HOUR + 11 * MIN
 @pytest.fixture(scope="module", params=["sqlite", "postgres"])
 def world(request, tmp_path_factory):
     """One store with the synthetic runs per backend, shared (read only) by this module's tests."""
-    from hypermindlabs.store import EventStore
     from hypermindlabs.web import create_app
-    from tests.conftest import PG_URL, _drop_schema, _pg_schema_store, postgres_available, require
+    from tests.conftest import PG_URL, _drop_schema, _pg_schema_pipeline, open_pipeline, postgres_available, require
 
     schema = f"t_{uuid.uuid4().hex[:12]}"
     if request.param == "postgres":
         require(postgres_available(), f"PostgreSQL at {PG_URL}")
-        store = _pg_schema_store(schema, enricher=enrich)
+        pipeline = _pg_schema_pipeline(schema, enricher=enrich)
     else:
-        store = EventStore.open(
-            f"sqlite:///{tmp_path_factory.mktemp('world') / 'events.db'}", enricher=enrich
-        )
+        pipeline = open_pipeline(f"sqlite:///{tmp_path_factory.mktemp('world') / 'events.db'}", enricher=enrich)
+    store = pipeline.store
     runs = build_runs(42, 150, T0, 2 * DAY)
     ingest(store, to_events(runs, seed=42), batch=300)
-    app = create_app(Settings(database_url="unused"), store=store, clock=lambda: FIXED_NOW_NS)
+    app = create_app(Settings(database_url="unused"), pipeline=pipeline, clock=lambda: FIXED_NOW_NS)
     yield app.test_client(), runs, store
     store.close()
     if request.param == "postgres":
@@ -348,13 +346,14 @@ def _edge_runs(edge: int) -> list[Run]:
     [T0 + 2 * DAY, T0 + 2 * DAY + 5 * HOUR, T0 + 2 * DAY + 5 * HOUR + 45 * MIN, T0 + 2 * DAY + 7 * MIN],
     ids=["day edge", "hour edge", "quarter edge", "minute edge"],
 )
-def test_a_run_on_a_bucket_edge_is_counted_once_in_the_bucket_it_starts(make_store, edge: int) -> None:
+def test_a_run_on_a_bucket_edge_is_counted_once_in_the_bucket_it_starts(make_pipeline, edge: int) -> None:
     from hypermindlabs.web import create_app
 
-    store = make_store(enricher=enrich)
+    pipeline = make_pipeline(enricher=enrich)
+    store = pipeline.store
     ingest(store, to_events(_edge_runs(edge)))
     client = create_app(
-        Settings(database_url="unused"), store=store, clock=lambda: FIXED_NOW_NS
+        Settings(database_url="unused"), pipeline=pipeline, clock=lambda: FIXED_NOW_NS
     ).test_client()
 
     def runs_in(a: int, b: int, **extra: str) -> int:
@@ -375,10 +374,11 @@ def test_a_run_on_a_bucket_edge_is_counted_once_in_the_bucket_it_starts(make_sto
     assert counts == {edge - MIN: 1, edge: 2}
 
 
-def test_mixed_timestamp_units_land_in_the_same_bucket_with_the_same_duration(make_store) -> None:
+def test_mixed_timestamp_units_land_in_the_same_bucket_with_the_same_duration(make_pipeline) -> None:
     from hypermindlabs.web import create_app
 
-    store = make_store(enricher=enrich)
+    pipeline = make_pipeline(enricher=enrich)
+    store = pipeline.store
     start, end = T0 + 3 * HOUR + 17 * MIN + 12_345 * MS, T0 + 3 * HOUR + 17 * MIN + 14_845 * MS
     forms = {
         "rfc3339": ("2025-12-29T03:17:12.345Z", "2025-12-29T03:17:14.845Z"),
@@ -403,7 +403,7 @@ def test_mixed_timestamp_units_land_in_the_same_bucket_with_the_same_duration(ma
     )
     ingest(store, evs)
     client = create_app(
-        Settings(database_url="unused"), store=store, clock=lambda: FIXED_NOW_NS
+        Settings(database_url="unused"), pipeline=pipeline, clock=lambda: FIXED_NOW_NS
     ).test_client()
     minute = start - start % MIN
     body = _get(

@@ -39,7 +39,7 @@ from hypermindlabs.config import Settings
 from hypermindlabs.export.exposition import build_registry, exemplar_labels
 from hypermindlabs.store import EventStore
 from hypermindlabs.web import create_app
-from tests.conftest import FIXED_NOW_NS, require_binary
+from tests.conftest import FIXED_NOW_NS, open_pipeline, require_binary
 
 T0 = FIXED_NOW_NS - 3600 * 10**9
 OPENMETRICS = "application/openmetrics-text; version=1.0.0; charset=utf-8"
@@ -255,8 +255,8 @@ def test_untrusted_label_values_round_trip_as_data_in_both_formats(client):
         assert models == {"gpt-4o", "claude-3-5-sonnet", 'we"ird\\ model\ufffdname ünï'}
 
 
-def test_metrics_needs_the_bearer_token_when_one_is_configured(store):
-    app = create_app(Settings(database_url="unused", api_token="s3cret"), store=store)
+def test_metrics_needs_the_bearer_token_when_one_is_configured(pipeline):
+    app = create_app(Settings(database_url="unused", api_token="s3cret"), pipeline=pipeline)
     client = app.test_client()
     assert client.get("/metrics").status_code == 401
     assert client.get("/metrics", headers={"Authorization": "Bearer s3cret"}).status_code == 200
@@ -338,8 +338,9 @@ def test_a_real_prometheus_scrapes_openmetrics_with_exemplar_storage_and_agrees_
     from werkzeug.serving import make_server
 
     prometheus = require_binary("prometheus")
-    store = EventStore.open(f"sqlite:///{tmp_path / 'events.db'}")
-    app = create_app(Settings(database_url="unused"), store=store)
+    pipeline = open_pipeline(f"sqlite:///{tmp_path / 'events.db'}")
+    store = pipeline.store
+    app = create_app(Settings(database_url="unused"), pipeline=pipeline)
     post(app.test_client(), dataset())
     server = make_server("127.0.0.1", 0, app, threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()

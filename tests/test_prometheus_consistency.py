@@ -17,9 +17,8 @@ import requests
 
 from hypermindlabs import conventions as c
 from hypermindlabs.config import Settings
-from hypermindlabs.store import EventStore
 from hypermindlabs.web import create_app
-from tests.conftest import require_binary
+from tests.conftest import open_pipeline, require_binary
 
 pytestmark = pytest.mark.prometheus
 MINUTE_NS = 60 * 10**9
@@ -93,8 +92,9 @@ class _Prometheus:
 def test_prometheus_increase_over_a_window_agrees_with_the_store_api_and_exemplars_name_stored_runs(tmp_path):
     from werkzeug.serving import make_server
 
-    store = EventStore.open(f"sqlite:///{tmp_path / 'events.db'}")
-    app = create_app(Settings(database_url="unused"), store=store)
+    pipeline = open_pipeline(f"sqlite:///{tmp_path / 'events.db'}")
+    store = pipeline.store
+    app = create_app(Settings(database_url="unused"), pipeline=pipeline)
     server = make_server("127.0.0.1", 0, app, threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     api = f"http://127.0.0.1:{server.server_port}/api/v1"

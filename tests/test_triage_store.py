@@ -51,9 +51,9 @@ def test_cluster_ids_do_not_depend_on_order_batching_or_arrival_of_the_run(make_
     expected = _clusters(reference)
 
     # Shuffled, in small batches: children often arrive in a batch before their run, or after it.
-    from hypermindlabs.store import EventStore
+    from tests.conftest import open_pipeline
 
-    other = EventStore.open(f"sqlite:///{tmp_path / 'shuffled.db'}")
+    other = open_pipeline(f"sqlite:///{tmp_path / 'shuffled.db'}").store
     shuffled = list(demo_events)
     random.Random(5).shuffle(shuffled)
     for i in range(0, len(shuffled), 37):

@@ -1,5 +1,5 @@
 """``hypermind-obs``: the command line (serve, ingest, demo, triage, reclassify, rebuild-rollups)."""
 
-from hypermindlabs.cli.main import build_parser, load_demo, main, serve
+from hypermindlabs.cli.main import build_parser, main, serve
 
-__all__ = ["build_parser", "load_demo", "main", "serve"]
+__all__ = ["build_parser", "main", "serve"]

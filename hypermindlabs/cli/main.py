@@ -13,7 +13,8 @@ from pathlib import Path
 from typing import IO
 
 from hypermindlabs.config import ConfigError, Settings
-from hypermindlabs.store import AppendResult, EventStore
+from hypermindlabs.store import AppendResult
+from hypermindlabs.wiring import Pipeline, build_pipeline
 
 log = logging.getLogger("hypermind-obs")
 
@@ -35,7 +36,7 @@ def _settings(args: argparse.Namespace) -> Settings:
     )
 
 
-def serve(settings: Settings, store: EventStore | None = None, *, threads: int = 8) -> None:
+def serve(settings: Settings, pipeline: Pipeline | None = None, *, threads: int = 8) -> None:
     if not _is_loopback(settings.host) and not settings.api_token:
         raise ConfigError(
             f"refusing to bind {settings.host} (beyond loopback) without HYPERMIND_API_TOKEN; "
@@ -45,7 +46,7 @@ def serve(settings: Settings, store: EventStore | None = None, *, threads: int =
 
     from hypermindlabs.web import create_app
 
-    app = create_app(settings, store=store)
+    app = create_app(settings, pipeline=pipeline)
     print(f"hypermind-obs: serving on http://{settings.host}:{settings.port}/  (Ctrl-C to stop)", flush=True)
     print(f"hypermind-obs: database {_redact(settings.database_url)}", flush=True)
     # Batches of thousands of events are megabytes: read them in large chunks and keep them
@@ -86,7 +87,7 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     from hypermindlabs.ingest import ingest_objects, iter_file_batches
 
     settings = _settings(args)
-    store = EventStore.open(settings.database_url)
+    store = build_pipeline(settings).store
     total = AppendResult()
     count = 0
     sources: dict[int, str] = {}
@@ -122,33 +123,12 @@ def cmd_ingest(args: argparse.Namespace) -> int:
     return 1 if total.rejected else 0
 
 
-def load_demo(store: EventStore, *, seed: int, days: int, runs_per_day: int, end: datetime,
-              progress: bool = True) -> AppendResult:  # fmt: skip
-    """Generate the demo workload and store it through the same ingest path as the API."""
-    from tqdm import tqdm
-
-    from hypermindlabs.demo import demo_spec, generate_events
-    from hypermindlabs.ingest import ingest_objects
-
-    spec = demo_spec(seed=seed, end=end, days=days)
-    total = AppendResult()
-    batch: list[dict] = []
-    with tqdm(desc="demo events", unit=" ev", disable=not progress or None, file=sys.stderr) as bar:
-        for ev in generate_events(spec, runs_per_day=runs_per_day):
-            batch.append(ev)
-            if len(batch) >= 5000:
-                total.merge(ingest_objects(store, batch))
-                bar.update(len(batch))
-                batch = []
-        if batch:
-            total.merge(ingest_objects(store, batch))
-            bar.update(len(batch))
-    return total
-
-
 def cmd_demo(args: argparse.Namespace) -> int:
+    from hypermindlabs.demo.load import load_demo
+
     settings = _settings(args)
-    store = EventStore.open(settings.database_url)
+    pipeline = build_pipeline(settings)
+    store = pipeline.store
     existing = store.count_events()
     if existing and not args.force:
         print(
@@ -171,7 +151,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     if args.no_serve:
         store.close()
         return 0
-    serve(settings, store)
+    serve(settings, pipeline)
     return 0
 
 
@@ -182,7 +162,7 @@ def cmd_rebuild_rollups(args: argparse.Namespace) -> int:
     from hypermindlabs.rollups import rebuild_rollups
 
     settings = _settings(args)
-    store = EventStore.open(settings.database_url)
+    store = build_pipeline(settings).store
     print(f"hypermind-obs rebuild-rollups: recomputing the rollups of {_redact(settings.database_url)} from its "
           "raw events in one transaction (writers wait until it commits) …", flush=True)  # fmt: skip
     started = time.monotonic()
@@ -204,7 +184,7 @@ def cmd_triage(args: argparse.Namespace) -> int:
     from hypermindlabs.web.params import parse_cluster_query
 
     settings = _settings(args)
-    store = EventStore.open(settings.database_url)
+    store = build_pipeline(settings).store
     params: dict[str, list[str]] = {"from": [args.since]}
     for name in ("project", "model", "tool", "scenario"):
         if getattr(args, name):
@@ -243,7 +223,7 @@ def cmd_reclassify(args: argparse.Namespace) -> int:
     from hypermindlabs.triage.report import reclassify
 
     settings = _settings(args)
-    store = EventStore.open(settings.database_url)
+    store = build_pipeline(settings).store
     with tqdm(desc="failed events", unit=" ev", disable=args.quiet or None, file=sys.stderr) as bar:
         examined, changed = reclassify(store, progress=bar.update)
     print(f"hypermind-obs reclassify: triage algorithm v{ALGORITHM_VERSION}: {examined} failed events examined, "

@@ -12,9 +12,9 @@ from __future__ import annotations
 from typing import Any
 
 from hypermindlabs.rollups.facts import CUBES, TIERS, Cube
-from hypermindlabs.rollups.writer import RollupHook, install_rollups, rebuild_on
+from hypermindlabs.rollups.writer import RollupHook, rebuild_on
 
-__all__ = ["CUBES", "TIERS", "Cube", "RollupHook", "install_rollups", "rebuild_on", "rebuild_rollups"]
+__all__ = ["CUBES", "TIERS", "Cube", "RollupHook", "rebuild_on", "rebuild_rollups"]
 
 
 def rebuild_rollups(store: Any, *, progress: Any = None) -> int:

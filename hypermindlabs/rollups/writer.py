@@ -21,7 +21,7 @@ from hypermindlabs.store.schema import (
     rollup_slices,
 )
 
-__all__ = ["RollupHook", "install_rollups", "rebuild_on", "EVENT_FIELDS"]
+__all__ = ["RollupHook", "rebuild_on", "EVENT_FIELDS"]
 
 log = logging.getLogger(__name__)
 
@@ -231,10 +231,3 @@ def rebuild_on(conn: Connection, *, progress: Progress | None = None, runs_per_w
             progress(done, total)
     write(conn, acc)
     return done
-
-
-def install_rollups(store: Any) -> RollupHook:
-    """Maintain rollups on every append of ``store`` (an EventStore), in its transaction."""
-    hook = RollupHook()
-    store.append_hooks.append(hook)
-    return hook

@@ -24,7 +24,7 @@ import queue
 import threading
 import time
 import weakref
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -266,8 +266,10 @@ def _error_dict(error: BaseException | str, error_class: str | None) -> dict[str
 class RunManager:
     """Creates runs and ships their events to a sink in the background.
 
-    ``sink`` is an :class:`EventStore` (events are validated and appended in batches) or any
-    callable taking a list of event dicts (an HTTP poster, a test collector…).
+    ``store`` is an :class:`EventStore` built by the composition root (events are validated and
+    appended in batches through the ingest door, so they are classified, rolled up and exported
+    like any other): ``RunManager(build_pipeline(settings).store)``. ``sink`` is any callable
+    taking a list of event dicts instead (an HTTP poster, a test collector…).
     """
 
     def __init__(
@@ -283,7 +285,6 @@ class RunManager:
         batch_size: int = 1_000,
         flush_interval_s: float = 0.2,
         clock: Callable[[], int] = time.time_ns,
-        observers: Sequence[Callable[[list[dict[str, Any]]], Any]] = (),
     ) -> None:
         if (store is None) == (sink is None):
             raise ValueError("RunManager needs exactly one of store= or sink=")
@@ -294,7 +295,6 @@ class RunManager:
         self._batch_size = batch_size
         self._interval = flush_interval_s
         self._clock = clock
-        self._observers = list(observers)
         self.stats = RunManagerStats()
         self._stats_lock = threading.Lock()
         self._closed = False
@@ -370,11 +370,6 @@ class RunManager:
             self._count_drop("dropped_invalid", invalid)
         with self._stats_lock:
             self.stats.written += len(batch) - invalid
-        for observer in self._observers:
-            try:
-                observer(batch)
-            except Exception:  # noqa: BLE001
-                log.exception("hypermind: observer failed")
 
     def flush(self, timeout: float | None = 10.0) -> bool:
         """Wait until everything recorded so far is written; False on timeout."""

@@ -7,12 +7,27 @@ happens to an event after it is stored (rollups, exported series, triage) is pas
 """
 
 from hypermindlabs.store.event_store import (
+    AppendHook,
     AppendResult,
+    CommitHook,
+    Enricher,
     EventStore,
     Rejection,
     RunPage,
+    migrate_schema,
     normalize_url,
     run_conditions,
 )
 
-__all__ = ["AppendResult", "EventStore", "Rejection", "RunPage", "normalize_url", "run_conditions"]
+__all__ = [
+    "AppendHook",
+    "AppendResult",
+    "CommitHook",
+    "Enricher",
+    "EventStore",
+    "Rejection",
+    "RunPage",
+    "migrate_schema",
+    "normalize_url",
+    "run_conditions",
+]

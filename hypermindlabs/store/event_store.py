@@ -31,7 +31,8 @@ from hypermindlabs.store.label_admissions import LabelAdmissions
 from hypermindlabs.store.runs import RunPage, run_conditions
 from hypermindlabs.store.schema import events, run_tags
 
-__all__ = ["EventStore", "AppendResult", "Rejection", "RunPage", "normalize_url", "run_conditions"]
+__all__ = ["EventStore", "AppendResult", "AppendHook", "CommitHook", "Enricher", "Rejection", "RunPage",
+           "migrate_schema", "normalize_url", "run_conditions"]  # fmt: skip
 
 log = logging.getLogger(__name__)
 _MIGRATIONS = Path(__file__).parent / "migrations"
@@ -63,43 +64,66 @@ class AppendResult:
         self.rejected.extend(other.rejected)
 
 
-class EventStore:
-    """Append-only event storage with run lookup and filtered run listing."""
+def migrate_schema(engine: Engine) -> None:
+    """Bring the database to the latest schema (Alembic ``upgrade head``, in one transaction)."""
+    cfg = Config()
+    cfg.set_main_option("script_location", str(_MIGRATIONS))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "head")
 
-    def __init__(self, engine: Engine, *, enricher: Enricher | None = None) -> None:
+
+AppendHook = Callable[[Connection, list[dict[str, Any]]], None]
+"""Runs in the append transaction with the newly stored events (column dicts of ``schema.events``)."""
+CommitHook = Callable[[list[dict[str, Any]]], None]
+"""Runs after commit with the newly stored events, once each; its failure is logged, never raised."""
+
+
+class EventStore:
+    """Append-only event storage with run lookup and filtered run listing.
+
+    What happens to an event beyond storing it is passed in (the composition root,
+    :mod:`hypermindlabs.wiring`, does it): ``enricher`` adds derived columns (triage's failure
+    class and cluster), ``append_hooks`` run in the append transaction (rollups), ``commit_hooks``
+    after commit (exported metrics). The store imports nothing above ``core``.
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        enricher: Enricher | None = None,
+        append_hooks: Sequence[AppendHook] = (),
+        commit_hooks: Sequence[CommitHook] = (),
+    ) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
         self.enricher = enricher
         self._write_lock = threading.Lock() if single_writer(engine) else None
         self.label_admissions = LabelAdmissions(engine)
-        # In the append transaction (rollups): hook(conn, rows). After commit (telemetry): hook(rows).
-        # ``rows`` are the newly stored events as column dicts (see schema.events).
-        self.append_hooks: list[Callable[[Connection, list[dict[str, Any]]], None]] = []
-        self.commit_hooks: list[Callable[[list[dict[str, Any]]], None]] = []
+        self.append_hooks: list[AppendHook] = list(append_hooks)
+        self.commit_hooks: list[CommitHook] = list(commit_hooks)
 
     # -- lifecycle -------------------------------------------------------------------------
     @classmethod
-    def open(cls, url: str, *, migrate: bool = True, rollups: bool = True, **kwargs: Any) -> EventStore:
-        engine = open_engine(url)
-        if "enricher" not in kwargs:  # classification at ingest (failure triage)
-            from hypermindlabs.triage.report import enrich
-
-            kwargs["enricher"] = enrich
-        store = cls(engine, **kwargs)
+    def open(
+        cls,
+        url: str,
+        *,
+        migrate: bool = True,
+        enricher: Enricher | None = None,
+        append_hooks: Sequence[AppendHook] = (),
+        commit_hooks: Sequence[CommitHook] = (),
+    ) -> EventStore:
+        """A store on ``url`` with exactly the enricher and hooks given (none by default: a bare
+        store; :func:`hypermindlabs.wiring.build_pipeline` gives the product's pipeline)."""
+        store = cls(open_engine(url), enricher=enricher, append_hooks=append_hooks, commit_hooks=commit_hooks)
         if migrate:
             store.migrate()
-        if rollups:  # materialized aggregates, in the append transaction (hypermindlabs.rollups)
-            from hypermindlabs.rollups import install_rollups
-
-            install_rollups(store)
         return store
 
     def migrate(self) -> None:
-        cfg = Config()
-        cfg.set_main_option("script_location", str(_MIGRATIONS))
-        with self.engine.begin() as conn:
-            cfg.attributes["connection"] = conn
-            command.upgrade(cfg, "head")
+        migrate_schema(self.engine)
 
     def schema_version(self) -> str | None:
         with self.engine.connect() as conn:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hmac
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -11,10 +10,9 @@ from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 
 from hypermindlabs.config import Settings
-from hypermindlabs.export.telemetry import Telemetry
-from hypermindlabs.store import EventStore
 from hypermindlabs.web.params import register_error_handler
 from hypermindlabs.web.responses import error_response, json_response
+from hypermindlabs.wiring import Pipeline, build_pipeline
 
 __all__ = ["create_app"]
 
@@ -22,23 +20,30 @@ __all__ = ["create_app"]
 def create_app(
     settings: Settings | None = None,
     *,
-    store: EventStore | None = None,
+    pipeline: Pipeline | None = None,
     clock: Callable[[], int] | None = None,
-    telemetry: Telemetry | None = None,
 ) -> Flask:
-    """Build the app. ``store``, ``clock`` (Unix ns), ``telemetry`` are injected in tests; else from settings."""
+    """The app over ``pipeline`` (built from ``settings`` by the composition root when not given).
+
+    It takes what it is given and changes none of it: the store's hooks, the telemetry behind
+    ``/metrics`` and the clock (Unix ns; default the pipeline's) are the pipeline's.
+    """
     settings = settings or Settings.from_env()
+    if pipeline is None:
+        pipeline = build_pipeline(settings)
+    if pipeline.telemetry is None:
+        raise ValueError("create_app: the pipeline exports nothing (built with export=False); /metrics needs it")
     app = Flask(__name__, root_path=str(_repo_root()), template_folder="templates", static_folder="static")
     app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
     app.extensions["hypermind.settings"] = settings
-    app.extensions["hypermind.store"] = store or EventStore.open(settings.database_url)
-    app.extensions["hypermind.clock"] = clock or time.time_ns
+    app.extensions["hypermind.pipeline"] = pipeline
+    app.extensions["hypermind.store"] = pipeline.store
+    app.extensions["hypermind.clock"] = clock or pipeline.clock
 
     from hypermindlabs.web import pages, scrape
     from hypermindlabs.web.api.v1 import events, failures, metrics, runs
 
-    st = app.extensions["hypermind.store"]
-    scrape.init_app(app, (telemetry or Telemetry.from_settings(settings, admissions=st.label_admissions)).attach(st))
+    scrape.init_app(app, pipeline.telemetry)
 
     app.register_blueprint(events.bp)
     app.register_blueprint(runs.bp)

@@ -1,0 +1,84 @@
+"""The composition root: from :class:`~hypermindlabs.config.Settings` to the running pipeline.
+
+Every entry point builds through :func:`build_pipeline` — ``hypermind-obs serve``/``ingest``/
+``demo``, the app factory when it is not handed a pipeline, ``web_ui.py``, the tests and the
+benches — so an event is classified, counted in the rollups and exported the same way whichever
+door it came in by::
+
+    settings ─► engine (+ migrations) ─► EventStore
+                    enricher      = triage.report.enrich        (failure class, cluster id)
+                    append_hooks  = [rollups.RollupHook()]       (same transaction as the events)
+                    commit_hooks  = [Telemetry.record_rows]      (after commit: /metrics, OTLP spans)
+
+The store imports nothing above ``core``: this module is the only place that knows all of them.
+
+    >>> from hypermindlabs.config import Settings
+    >>> pipeline = build_pipeline(Settings(database_url="sqlite:///:memory:"))
+    >>> pipeline.store.count_events()
+    0
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from opentelemetry.sdk.trace.export import SpanExporter
+
+from hypermindlabs.config import Settings
+from hypermindlabs.export.telemetry import Telemetry
+from hypermindlabs.rollups.writer import RollupHook
+from hypermindlabs.store import AppendHook, Enricher, EventStore, migrate_schema
+from hypermindlabs.store.dialect import open_engine
+from hypermindlabs.store.label_admissions import LabelAdmissions
+from hypermindlabs.triage.report import enrich
+
+__all__ = ["Pipeline", "build_pipeline"]
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """What an entry point runs on: the store with its hooks, the telemetry it feeds, the clock."""
+
+    settings: Settings
+    store: EventStore
+    telemetry: Telemetry | None
+    clock: Callable[[], int]
+    rollups: RollupHook | None = None
+
+    def close(self) -> None:
+        self.store.close()
+
+
+def build_pipeline(
+    settings: Settings | None = None,
+    *,
+    database_url: str | None = None,
+    migrate: bool = True,
+    rollups: bool = True,
+    enricher: Enricher | None = enrich,
+    export: bool = True,
+    telemetry: Telemetry | None = None,
+    span_exporter: SpanExporter | None = None,
+    clock: Callable[[], int] = time.time_ns,
+) -> Pipeline:
+    """The product's pipeline on ``database_url`` (default ``settings.database_url``).
+
+    ``rollups=False``, ``enricher=None``, ``export=False`` (no metrics or spans), ``telemetry`` and
+    ``span_exporter`` exist for tests and benches that measure one part alone; production uses the
+    defaults.
+    """
+    settings = settings or Settings.from_env()
+    engine = open_engine(database_url or settings.database_url)
+    if migrate:
+        migrate_schema(engine)  # before the label caps read their admitted values back
+    if telemetry is None and export:
+        telemetry = Telemetry.from_settings(
+            settings, admissions=LabelAdmissions(engine), span_exporter=span_exporter, clock=clock
+        )
+    hook = RollupHook() if rollups else None
+    append_hooks: list[AppendHook] = [hook] if hook is not None else []
+    commit_hooks = [telemetry.record_rows] if telemetry is not None else []
+    store = EventStore(engine, enricher=enricher, append_hooks=append_hooks, commit_hooks=commit_hooks)
+    return Pipeline(settings=settings, store=store, telemetry=telemetry, clock=clock, rollups=hook)
