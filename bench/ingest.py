@@ -26,7 +26,8 @@ import requests
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hypermindlabs.config import Settings  # noqa: E402
-from hypermindlabs.core.events import inherit_within, parse_event  # noqa: E402
+from hypermindlabs.core.events import parse_event  # noqa: E402
+from hypermindlabs.core.vocabulary import INHERITED  # noqa: E402
 from hypermindlabs.demo import demo_spec, generate_events  # noqa: E402
 from hypermindlabs.ingest import ingest_objects  # noqa: E402
 from hypermindlabs.sdk.run_manager import RunManager  # noqa: E402
@@ -149,6 +150,21 @@ def run_manager(url: str, n_runs: int) -> tuple[float, int]:
     return n / took, n
 
 
+def _inherited_rows(evs: list) -> list[dict]:
+    """The rows the store would insert (children with their run's dimensions), pre-built for the baseline."""
+    runs = {e.run_id: e for e in evs if e.kind == "run"}
+    rows = []
+    for e in evs:
+        row = _row(e)
+        run = runs.get(e.run_id)
+        if e.kind != "run" and run is not None:
+            for k in INHERITED:
+                if row[k] is None:
+                    row[k] = getattr(run, k)
+        rows.append(row)
+    return rows
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--events", type=int, default=60_000)
@@ -157,7 +173,7 @@ def main() -> None:
     args = ap.parse_args()
 
     evs = demo_events(args.events)
-    rows = [_row(e) for e in inherit_within(parse_event(e) for e in evs)]
+    rows = _inherited_rows([parse_event(e) for e in evs])
     bodies = [orjson.dumps(evs[i : i + BATCH]) for i in range(0, len(evs), BATCH)]
     n = len(evs)
     print(f"{n} demo events ({sum(e['kind'] == 'run' for e in evs)} runs), batches of {BATCH}, median of {args.repeat}")

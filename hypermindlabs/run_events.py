@@ -1,10 +1,6 @@
 """Contract path kept for importers: the event contract lives in :mod:`hypermindlabs.core.events`."""
 
 from hypermindlabs.core.events import (
-    DIMENSIONS,
-    INHERITED,
-    KINDS,
-    STATUSES,
     EventValidationError,
     RunEvent,
     chars_to_tokens,
@@ -12,6 +8,7 @@ from hypermindlabs.core.events import (
     parse_event,
     parse_timestamp,
 )
+from hypermindlabs.core.vocabulary import DIMENSIONS, INHERITED, KINDS, STATUSES
 
 __all__ = [
     "DIMENSIONS",

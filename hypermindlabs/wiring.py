@@ -28,13 +28,16 @@ from opentelemetry.sdk.trace.export import SpanExporter
 
 from hypermindlabs.config import Settings
 from hypermindlabs.export.telemetry import Telemetry
-from hypermindlabs.rollups.writer import RollupHook
-from hypermindlabs.store import AppendHook, Enricher, EventStore, migrate_schema
+from hypermindlabs.rollups.writer import RollupHook, rebuild_on
+from hypermindlabs.store import AppendHook, Enricher, EventStore, migrate_schema, schema_version
 from hypermindlabs.store.dialect import open_engine
 from hypermindlabs.store.label_admissions import LabelAdmissions
 from hypermindlabs.triage.report import enrich
 
 __all__ = ["Pipeline", "build_pipeline"]
+
+#: The migration that created the rollup tables (see store/migrations/versions/0003_rollups.py).
+ROLLUPS_REVISION = "0003"
 
 
 @dataclass(frozen=True)
@@ -72,7 +75,13 @@ def build_pipeline(
     settings = settings or Settings.from_env()
     engine = open_engine(database_url or settings.database_url)
     if migrate:
+        before = schema_version(engine)
         migrate_schema(engine)  # before the label caps read their admitted values back
+        if before is not None and before < ROLLUPS_REVISION:
+            # Rollups are derived data: a database upgraded past the revision creating them gets
+            # them computed from its stored events, once, here.
+            with engine.begin() as conn:
+                rebuild_on(conn)
     if telemetry is None and export:
         telemetry = Telemetry.from_settings(
             settings, admissions=LabelAdmissions(engine), span_exporter=span_exporter, clock=clock

@@ -11,7 +11,6 @@ from hypothesis import strategies as st
 from hypermindlabs.core.events import (
     EventValidationError,
     format_timestamp,
-    inherit_within,
     parse_event,
     parse_timestamp,
 )
@@ -154,16 +153,6 @@ def test_token_proxy_from_characters_is_flagged_as_estimated():
 def test_status_defaults_from_the_error():
     assert parse_event(base(error={"type": "ReadTimeout", "message": "timed out"})).status == "error"
     assert parse_event(base()).status == "ok"
-
-
-def test_children_inherit_the_runs_project_scenario_and_model_within_a_batch():
-    run = parse_event({"run_id": "r", "kind": "run", "start_time": 1_700_000_000, "duration_ms": 9,
-                       "project": "p", "scenario": "s", "model": "m"})  # fmt: skip
-    child = parse_event(base(run_id="r", project="own"))
-    other = parse_event(base(run_id="elsewhere"))
-    got = inherit_within([child, run, other])
-    assert (got[0].project, got[0].scenario, got[0].model) == ("own", "s", "m")
-    assert got[2].project is None
 
 
 json_values = st.recursive(

@@ -91,6 +91,19 @@ def test_a_run_id_is_immutable(store):
     assert store.get_run("r1")["run"]["status"] == "ok"
 
 
+def test_children_inherit_the_runs_project_scenario_and_model_within_a_batch(store):
+    # Moved from test_run_events (the pure inherit_within was dead code: the store does it).
+    run = {"run_id": "r", "kind": "run", "start_time": 1_700_000_000, "duration_ms": 9,
+           "project": "p", "scenario": "s", "model": "m"}  # fmt: skip
+    child = {"run_id": "r", "kind": "llm", "start_time": 1_700_000_000, "duration_ms": 5, "project": "own"}
+    other = {"run_id": "elsewhere", "kind": "llm", "start_time": 1_700_000_000, "duration_ms": 5}
+    result = ingest_objects(store, [child, run, other])
+    assert result.accepted == 3 and not result.rejected
+    got = {(e["run_id"], e["kind"]): e for rid in ("r", "elsewhere") for e in store.get_run(rid)["events"]}
+    assert (got["r", "llm"]["project"], got["r", "llm"]["scenario"], got["r", "llm"]["model"]) == ("own", "s", "m")
+    assert got["elsewhere", "llm"]["project"] is None
+
+
 def test_children_inherit_dimensions_in_any_arrival_order(store):
     run = {"run_id": "r", "kind": "run", "start_time": T0, "duration_ms": 100,
            "project": "p", "scenario": "s", "model": "m"}  # fmt: skip

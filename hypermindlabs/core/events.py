@@ -15,8 +15,8 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -26,7 +26,6 @@ import orjson
 from hypermindlabs.core.errors import EventValidationError
 from hypermindlabs.core.vocabulary import (
     DIMENSIONS,
-    INHERITED,
     KINDS,
     MAX_ATTRIBUTES_BYTES,
     MAX_DIMENSION_LEN,
@@ -41,13 +40,10 @@ from hypermindlabs.core.vocabulary import (
 )
 
 __all__ = [
-    "KINDS",
-    "STATUSES",
     "EventValidationError",
     "RunEvent",
     "parse_event",
     "parse_timestamp",
-    "inherit_dimensions",
     "chars_to_tokens",
 ]
 
@@ -117,41 +113,6 @@ class RunEvent:
     @property
     def attributes(self) -> dict[str, Any]:
         return orjson.loads(self.attributes_json)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The event in contract shape (what the API returns), times as RFC 3339 with ns."""
-        out: dict[str, Any] = {
-            "event_id": self.event_id,
-            "run_id": self.run_id,
-            "trace_id": self.trace_id,
-            "span_id": self.span_id,
-            "parent_span_id": self.parent_span_id,
-            "kind": self.kind,
-            "name": self.name,
-            "start_time": format_timestamp(self.start_time_unix_nano),
-            "end_time": format_timestamp(self.end_time_unix_nano),
-            "start_time_unix_nano": self.start_time_unix_nano,
-            "end_time_unix_nano": self.end_time_unix_nano,
-            "duration_ms": self.duration_ms,
-            "status": self.status,
-            "project": self.project,
-            "model": self.model,
-            "tool": self.tool,
-            "scenario": self.scenario,
-            "tags": self.tags_dict,
-            "usage": {
-                "input_tokens": self.input_tokens,
-                "output_tokens": self.output_tokens,
-                "input_chars": self.input_chars,
-                "output_chars": self.output_chars,
-                "estimated": self.tokens_estimated,
-            },
-            "error": None,
-            "attributes": self.attributes,
-        }
-        if self.error_type is not None or self.error_message is not None or self.error_class is not None:
-            out["error"] = {"type": self.error_type, "message": self.error_message, "class": self.error_class}
-        return out
 
 
 def format_timestamp(unix_nano: int) -> str:
@@ -506,19 +467,3 @@ def parse_event(obj: Any) -> RunEvent:
         error_class=error_class,
         attributes_json=attributes_json,
     )
-
-
-def inherit_dimensions(event: RunEvent, run: RunEvent | Mapping[str, Any]) -> RunEvent:
-    """Fill a child event's missing project/scenario/model from its run."""
-    if event.kind == "run":
-        return event
-    get = (lambda k: getattr(run, k)) if isinstance(run, RunEvent) else run.get
-    changes = {k: get(k) for k in INHERITED if getattr(event, k) is None and get(k) is not None}
-    return replace(event, **changes) if changes else event
-
-
-def inherit_within(events: Iterable[RunEvent]) -> list[RunEvent]:
-    """Apply :func:`inherit_dimensions` across one batch, children taking their run's values."""
-    events = list(events)
-    runs = {e.run_id: e for e in events if e.kind == "run"}
-    return [inherit_dimensions(e, runs[e.run_id]) if e.kind != "run" and e.run_id in runs else e for e in events]

@@ -18,15 +18,14 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from hypermindlabs.core.events import KINDS
 from hypermindlabs.core.filters import Filters
+from hypermindlabs.core.vocabulary import STEP_KINDS
 from hypermindlabs.rollups.facts import CUBES, MINUTE, Cube
 
 __all__ = ["MetricsQuery", "auto_step", "cover", "plan", "GROUP_BY", "STEP_KINDS", "MAX_GROUP_BY", "MAX_POINTS",
            "DEFAULT_WINDOW_NS"]  # fmt: skip
 
 GROUP_BY: tuple[str, ...] = ("project", "model", "tool", "scenario", "kind", "error_class")
-STEP_KINDS: tuple[str, ...] = tuple(k for k in KINDS if k != "run")
 NICE_STEPS_S: tuple[int, ...] = (
     60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 2 * 86400, 7 * 86400,
 )  # fmt: skip

@@ -17,6 +17,7 @@ from hypermindlabs.store.event_store import (
     migrate_schema,
     normalize_url,
     run_conditions,
+    schema_version,
 )
 
 __all__ = [
@@ -30,4 +31,5 @@ __all__ = [
     "migrate_schema",
     "normalize_url",
     "run_conditions",
+    "schema_version",
 ]

@@ -22,8 +22,9 @@ from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
-from hypermindlabs.core.events import INHERITED, RunEvent
+from hypermindlabs.core.events import RunEvent
 from hypermindlabs.core.filters import Filters
+from hypermindlabs.core.vocabulary import INHERITED
 from hypermindlabs.store import runs
 from hypermindlabs.store.dialect import bulk_write, normalize_url, open_engine, single_writer
 from hypermindlabs.store.failures import failed_children, set_failure_labels
@@ -32,7 +33,7 @@ from hypermindlabs.store.runs import RunPage, run_conditions
 from hypermindlabs.store.schema import events, run_tags
 
 __all__ = ["EventStore", "AppendResult", "AppendHook", "CommitHook", "Enricher", "Rejection", "RunPage",
-           "migrate_schema", "normalize_url", "run_conditions"]  # fmt: skip
+           "migrate_schema", "normalize_url", "run_conditions", "schema_version"]  # fmt: skip
 
 log = logging.getLogger(__name__)
 _MIGRATIONS = Path(__file__).parent / "migrations"
@@ -71,6 +72,12 @@ def migrate_schema(engine: Engine) -> None:
     with engine.begin() as conn:
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, "head")
+
+
+def schema_version(engine: Engine) -> str | None:
+    """The database's Alembic revision (None before the first migration)."""
+    with engine.connect() as conn:
+        return MigrationContext.configure(conn).get_current_revision()
 
 
 AppendHook = Callable[[Connection, list[dict[str, Any]]], None]
@@ -126,8 +133,7 @@ class EventStore:
         migrate_schema(self.engine)
 
     def schema_version(self) -> str | None:
-        with self.engine.connect() as conn:
-            return MigrationContext.configure(conn).get_current_revision()
+        return schema_version(self.engine)
 
     @staticmethod
     def head_version() -> str | None:

@@ -49,7 +49,6 @@ run_tags = Table(
     Column("value", String(256), nullable=False),
 )
 
-EVENT_COLUMNS: tuple[str, ...] = tuple(c.name for c in events.columns if c.name != "seq")
 
 label_admissions = Table(
     "label_admissions",

@@ -58,10 +58,8 @@ def upgrade() -> None:
         *(sa.Column(m, sa.BigInteger, nullable=False) for m in _MEASURES),
         sqlite_with_rowid=False,
     )
-    # Rollups are derived data: fill them from the events already stored.
-    from hypermindlabs.rollups.writer import rebuild_on
-
-    rebuild_on(op.get_bind())
+    # Rollups are derived data: the composition root (hypermindlabs.wiring) fills them from the
+    # events already stored when it applied this revision, so the store never imports rollups.
 
 
 def downgrade() -> None:
