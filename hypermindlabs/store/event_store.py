@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 from hypermindlabs.core.events import RunEvent
 from hypermindlabs.core.filters import Filters
 from hypermindlabs.core.vocabulary import INHERITED
-from hypermindlabs.store import runs
+from hypermindlabs.store import failures, runs
 from hypermindlabs.store.dialect import bulk_write, normalize_url, open_engine, single_writer
 from hypermindlabs.store.failures import failed_children, set_failure_labels
 from hypermindlabs.store.label_admissions import LabelAdmissions
@@ -344,6 +344,20 @@ class EventStore:
     def list_runs(self, filters: Filters, *, limit: int = 50, cursor: str | None = None) -> RunPage:
         """Runs matching ``filters``, newest first, keyset-paginated."""
         return runs.list_runs(self.engine, filters, limit=limit, cursor=cursor)
+
+    def failure_rows(
+        self, filters: Filters, *, prev_from_ns: int, from_ns: int, to_ns: int, tag_keys: Sequence[str]
+    ) -> failures.FailureRows:
+        """The clustered failures behind a cluster report (see :mod:`hypermindlabs.store.failures`)."""
+        return failures.failure_rows(
+            self.engine, filters, prev_from_ns=prev_from_ns, from_ns=from_ns, to_ns=to_ns, tag_keys=tag_keys
+        )
+
+    def relabel_failures(
+        self, relabel: failures.Relabel, *, batch: int = 5000, progress: Callable[[int], Any] | None = None
+    ) -> tuple[int, int]:
+        """Run ``relabel`` over every stored failed event; (examined, changed)."""
+        return failures.relabel_failures(self.engine, relabel, batch=batch, progress=progress)
 
     def run_ids(self, filters: Filters) -> list[str]:
         """Every run ID matching ``filters`` (for tests and exact drill-down checks)."""

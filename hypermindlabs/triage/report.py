@@ -1,8 +1,10 @@
-"""Failure triage against the store: classification at ingest, clusters with trends, reclassify.
+"""Failure triage over stored events: classification at ingest, clusters with trends, reclassify.
 
 The pure core (taxonomy, templates, cluster ids, hints) is :mod:`hypermindlabs.triage.classify`;
-this module applies it to stored events. Every failed event (step or run) is classified from its
-own error and stored dimensions; a run's class is that of its own error.
+this module applies it to stored events, read through the :class:`FailureSource` protocol the
+store implements (``store/failures.py`` holds the SQL), so triage imports no I/O. Every failed
+event (step or run) is classified from its own error and stored dimensions; a run's class is
+that of its own error.
 
 Counting: a cluster's count is the number of *runs* affected by it — runs whose start time is in
 the window and that have at least one event in the cluster — so ``GET /api/v1/runs?cluster=<id>``
@@ -13,14 +15,14 @@ from __future__ import annotations
 
 import math
 from collections import Counter, defaultdict
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, Protocol
 
 from hypermindlabs.core.filters import Filters
 from hypermindlabs.triage.classify import ALGORITHM_VERSION, Failure, classify_failure, cluster_state
 
-__all__ = ["enrich", "cluster_report", "reclassify", "ClusterQuery"]
+__all__ = ["enrich", "relabel", "cluster_report", "reclassify", "ClusterQuery", "FailureSource"]
 
 CONCENTRATION_TAGS: tuple[str, ...] = ("release", "env")
 
@@ -58,15 +60,25 @@ class ClusterQuery:
     samples: int = 5
 
 
-def cluster_report(store: Any, q: ClusterQuery) -> dict[str, Any]:
-    """Clusters of failures in [from, to) with counts, trend, state, hint and drill-down."""
-    from hypermindlabs.store.failures import failure_rows
+class FailureSource(Protocol):
+    """What triage reads and writes back (the event store implements it)."""
 
+    def failure_rows(
+        self, filters: Filters, *, prev_from_ns: int, from_ns: int, to_ns: int, tag_keys: Sequence[str]
+    ) -> Any: ...
+
+    def relabel_failures(
+        self, relabel: Callable[[Mapping[str, Any]], tuple[str | None, str | None]], *, batch: int,
+        progress: Callable[[int], Any] | None,
+    ) -> tuple[int, int]: ...
+
+
+def cluster_report(store: FailureSource, q: ClusterQuery) -> dict[str, Any]:
+    """Clusters of failures in [from, to) with counts, trend, state, hint and drill-down."""
     span = q.to_ns - q.from_ns
-    got = failure_rows(
-        store.engine, q.filters, prev_from_ns=q.from_ns - span, from_ns=q.from_ns, to_ns=q.to_ns,
-        tag_keys=CONCENTRATION_TAGS,
-    )  # fmt: skip
+    got = store.failure_rows(
+        q.filters, prev_from_ns=q.from_ns - span, from_ns=q.from_ns, to_ns=q.to_ns, tag_keys=CONCENTRATION_TAGS
+    )
     rows, failed_runs, first_seen, last_seen, tags = got.rows, got.failed_runs, got.first_seen, got.last_seen, got.tags
 
     step = max(1, math.ceil(span / q.buckets))
@@ -148,11 +160,11 @@ def relabel(row: Any) -> tuple[str | None, str | None]:
     return f.failure_class, f.cluster_id
 
 
-def reclassify(store: Any, *, batch: int = 5000, progress: Callable[[int], Any] | None = None) -> tuple[int, int]:
+def reclassify(
+    store: FailureSource, *, batch: int = 5000, progress: Callable[[int], Any] | None = None
+) -> tuple[int, int]:
     """Re-run classification over every failed event (after an algorithm version change).
 
     Returns (failed events examined, rows changed).
     """
-    from hypermindlabs.store.failures import relabel_failures
-
-    return relabel_failures(store.engine, relabel, batch=batch, progress=progress)
+    return store.relabel_failures(relabel, batch=batch, progress=progress)
