@@ -304,17 +304,24 @@ METRICS_BY_NAME: dict[str, MetricSpec] = {m.name: m for m in METRICS}
 # Prometheus-side names for PromQL (rules, dashboards, tests import these, never retype them).
 PROM_OPERATION_DURATION = OPERATION_DURATION.prom
 PROM_OPERATION_DURATION_BUCKET = OPERATION_DURATION.prom_bucket
+PROM_OPERATION_DURATION_COUNT = OPERATION_DURATION.prom_count
 PROM_TOKEN_USAGE = TOKEN_USAGE.prom
 PROM_AGENT_RUNS = AGENT_RUNS.prom
 PROM_AGENT_RUN_DURATION = AGENT_RUN_DURATION.prom
 PROM_AGENT_RUN_DURATION_BUCKET = AGENT_RUN_DURATION.prom_bucket
+PROM_AGENT_RUN_DURATION_COUNT = AGENT_RUN_DURATION.prom_count
+PROM_AGENT_RUN_DURATION_SUM = AGENT_RUN_DURATION.prom_sum
 PROM_AGENT_RUN_TOKENS = AGENT_RUN_TOKENS.prom
+PROM_AGENT_RUN_TOKENS_SUM = AGENT_RUN_TOKENS.prom_sum
 PROM_TOOL_CALLS = TOOL_CALLS.prom
 PROM_STEP_ERRORS = STEP_ERRORS.prom
 PROM_POLICY_CHECKS = POLICY_CHECKS.prom
 PROM_FAILURES = FAILURES.prom
 PROM_LABEL_OVERFLOW = LABEL_OVERFLOW.prom
 PROM_TELEMETRY_DROPPED = TELEMETRY_DROPPED.prom
+# Prometheus' own series of pending/firing alerts (one per alert, labels alertname, alertstate, …).
+PROM_ALERTS = "ALERTS"
+PROM_ALERTSTATE_LABEL = "alertstate"
 
 # -- rules and dashboards (names reserved here for the later issues) ------------------------------
 RULE_GROUP_RECORDING = "hypermind.recording"
@@ -338,3 +345,18 @@ GRAFANA_EMBED_PANELS: tuple[tuple[str, int, str], ...] = (
     (DASHBOARD_OVERVIEW_UID, 3, "Run latency p50 / p95 / p99"),
     (DASHBOARD_REGRESSIONS_UID, 1, "Failure rate vs 1d and 7d baseline"),
 )
+# Grafana side (DESIGN §8): the provisioned Prometheus datasource's uid, the dashboards' template
+# variables (the web UI's d-solo URLs carry var-<name> for the first four), the textbox variable
+# holding the web UI's base URL, and the run-success objective the SLO panels burn against.
+GRAFANA_DATASOURCE_UID = "hypermind-prometheus"
+GRAFANA_VAR_DATASOURCE = "datasource"
+GRAFANA_VAR_PROJECT = "project"
+GRAFANA_VAR_MODEL = "model"
+GRAFANA_VAR_TOOL = "tool"
+GRAFANA_VAR_SCENARIO = "scenario"
+GRAFANA_VAR_HYPERMIND_URL = "hypermind_url"
+GRAFANA_FOLDER = "hypermind-obs"
+SLO_RUN_SUCCESS_OBJECTIVE = 0.99
+# Burn-rate windows shown next to each other (the multiwindow pairs of the SRE workbook).
+SLO_BURN_WINDOWS: tuple[str, ...] = ("5m", "30m", "1h", "6h")
+SLO_BUDGET_WINDOW = "30d"
