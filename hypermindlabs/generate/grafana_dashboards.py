@@ -338,3 +338,68 @@ def panel_targets(dashboard_json: dict[str, Any]) -> Iterator[tuple[dict[str, An
         for inner in [panel, *panel.get("panels", [])]:
             for t in inner.get("targets", []):
                 yield inner, t
+
+
+# -- provisioning -----------------------------------------------------------------------------------
+# Grafana expands ${VAR} from its environment in provisioning files and reads $$ as a literal $,
+# so the exemplar link becomes <HYPERMIND_PUBLIC_URL>/runs/<exemplar run_id> at load time.
+EXEMPLAR_RUN_URL = "${HYPERMIND_PUBLIC_URL}/runs/$${__value.raw}"
+DASHBOARDS_MOUNT = "/var/lib/grafana/dashboards/hypermind"
+
+
+def datasource_provisioning(tempo_uid: str | None = None) -> str:
+    """The Prometheus datasource (uid from conventions) with exemplar links to the run page, and
+    to a Tempo/Jaeger datasource by ``trace_id`` when ``tempo_uid`` names one."""
+    destinations = [
+        f"        - name: {c.EXEMPLAR_RUN_ID}\n"
+        f"          url: {EXEMPLAR_RUN_URL}\n"
+        "          urlDisplayLabel: Open run in hypermind-obs\n"
+    ]
+    if tempo_uid:
+        destinations.append(f"        - name: {c.EXEMPLAR_TRACE_ID}\n          datasourceUid: {tempo_uid}\n")
+    return (
+        f"# {GENERATED_HEADER}\n"
+        "apiVersion: 1\n"
+        "datasources:\n"
+        "  - name: Prometheus (hypermind-obs)\n"
+        f"    uid: {c.GRAFANA_DATASOURCE_UID}\n"
+        "    type: prometheus\n"
+        "    access: proxy\n"
+        "    url: ${PROMETHEUS_URL}\n"
+        "    isDefault: true\n"
+        "    editable: false\n"
+        "    jsonData:\n"
+        "      httpMethod: POST\n"
+        "      # The scrape interval: Grafana's rate interval is at least four of these.\n"
+        "      timeInterval: ${PROMETHEUS_SCRAPE_INTERVAL}\n"
+        "      exemplarTraceIdDestinations:\n" + "".join(destinations)
+    )
+
+
+def dashboards_provisioning() -> str:
+    """The file provider that loads grafana/dashboards/*.json into one read-only folder."""
+    return (
+        f"# {GENERATED_HEADER}\n"
+        "apiVersion: 1\n"
+        "providers:\n"
+        f"  - name: {c.GRAFANA_FOLDER}\n"
+        f"    folder: {c.GRAFANA_FOLDER}\n"
+        "    type: file\n"
+        "    disableDeletion: true\n"
+        "    allowUiUpdates: false\n"
+        "    updateIntervalSeconds: 30\n"
+        "    options:\n"
+        f"      path: {DASHBOARDS_MOUNT}\n"
+        "      foldersFromFilesStructure: false\n"
+    )
+
+
+def write_provisioning(provisioning_dir: Path, tempo_uid: str | None = None) -> list[Path]:
+    paths = {
+        provisioning_dir / "datasources" / "hypermind.yaml": datasource_provisioning(tempo_uid),
+        provisioning_dir / "dashboards" / "hypermind.yaml": dashboards_provisioning(),
+    }
+    for path, text in paths.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text, encoding="utf-8")
+    return list(paths)
