@@ -1,5 +1,5 @@
 # The two set-up commands of the README: `make demo` and `make test`. Both bootstrap first.
-.PHONY: bootstrap demo serve test test-fast lint bench
+.PHONY: bootstrap demo serve test test-fast lint bench generate
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -22,3 +22,7 @@ lint: bootstrap
 
 bench: bootstrap
 	.venv/bin/python bench/ingest.py
+
+# Regenerate the committed Grafana dashboards and provisioning files (CI fails on a diff).
+generate: bootstrap
+	.venv/bin/python grafana/generate.py

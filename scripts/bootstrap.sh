@@ -9,11 +9,13 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python3}
 want_system=${HYPERMIND_SYSTEM_PACKAGES:-auto}
 
-# 1. Debian packages: prometheus, promtool, alertmanager, amtool, chromium.
+# 1. Debian packages: prometheus, promtool, alertmanager, amtool, chromium, docker-compose (only its
+#    `config` validation of docker-compose.yml is used by the tests: no container engine needed).
 missing=()
 command -v prometheus >/dev/null || missing+=(prometheus)
 command -v prometheus-alertmanager >/dev/null || missing+=(prometheus-alertmanager)
 command -v chromium >/dev/null || missing+=(chromium)
+command -v docker-compose >/dev/null || missing+=(docker-compose)
 if [ ${#missing[@]} -gt 0 ] && [ "$want_system" != "no" ]; then
   if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null; then
     echo "bootstrap: installing Debian packages: ${missing[*]}"

@@ -25,7 +25,7 @@ PROVISIONING_DIR = ROOT / "grafana" / "provisioning"
 DATASOURCE_FILE = PROVISIONING_DIR / "datasources" / "hypermind.yaml"
 DASHBOARD_PROVIDER_FILE = PROVISIONING_DIR / "dashboards" / "hypermind.yaml"
 GRAFANA_INI = PROVISIONING_DIR / "grafana.ini"
-RULES_DIR = ROOT / "prometheus"
+RULES_DIR = ROOT / "prometheus" / "rules"
 COMPOSE_FILE = ROOT / "docker-compose.yml"
 
 
