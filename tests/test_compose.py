@@ -35,7 +35,9 @@ def _binds(service: dict) -> dict[str, Path]:
     """container path → host path of the service's bind mounts (named volumes left out)."""
     out = {}
     for vol in service.get("volumes", []):
-        source, target = (vol.split(":")[0], vol.split(":")[1]) if isinstance(vol, str) else (vol["source"], vol["target"])
+        source, target = (
+            (vol.split(":")[0], vol.split(":")[1]) if isinstance(vol, str) else (vol["source"], vol["target"])
+        )
         if source.startswith("/"):
             out[target] = Path(source)
     return out
@@ -82,7 +84,9 @@ def test_the_mounted_prometheus_and_alertmanager_configs_pass_promtool_and_amtoo
     rules = tmp_path / "rules"
     shutil.copytree(RULES_DIR, rules) if RULES_DIR.is_dir() else rules.mkdir()
     prom_cfg = _binds(services["prometheus"])["/etc/prometheus/prometheus.yml"].read_text()
-    prom_cfg = prom_cfg.replace("/run/secrets/hypermind_api_token", str(token)).replace("/etc/prometheus/rules", str(rules))
+    prom_cfg = prom_cfg.replace("/run/secrets/hypermind_api_token", str(token)).replace(
+        "/etc/prometheus/rules", str(rules)
+    )
     (tmp_path / "prometheus.yml").write_text(prom_cfg)
     done = subprocess.run([require_binary("promtool"), "check", "config", str(tmp_path / "prometheus.yml")],
                           capture_output=True, text=True, timeout=120)  # fmt: skip
