@@ -31,9 +31,8 @@ import yaml
 from hypermindlabs import conventions as c
 from hypermindlabs.config import Settings
 from hypermindlabs.generate.grafana_dashboards import panel_targets
-from hypermindlabs.store import EventStore
 from hypermindlabs.web import create_app
-from tests.conftest import require_binary
+from tests.conftest import open_pipeline, require_binary
 from tests.grafana_support import (
     DASHBOARDS_DIR,
     DATASOURCE_FILE,
@@ -125,8 +124,8 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
 
     prometheus, promtool = require_binary("prometheus"), require_binary("promtool")
     tmp = tmp_path_factory.mktemp("grafana")
-    store = EventStore.open(f"sqlite:///{tmp / 'events.db'}")
-    app = create_app(Settings(database_url="unused"), store=store)
+    pipeline = open_pipeline(f"sqlite:///{tmp / 'events.db'}")
+    app = create_app(Settings(database_url="unused"), pipeline=pipeline)
     server = make_server("127.0.0.1", 0, app, threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     base = f"http://127.0.0.1:{server.server_port}"
@@ -175,7 +174,7 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
     finally:
         prom.stop()
         server.shutdown()
-        store.close()
+        pipeline.store.close()
 
 
 def _dashboards() -> list[dict]:
