@@ -67,6 +67,51 @@ class Settings:
         default=64 * 1024 * 1024, metadata={"env": "HYPERMIND_MAX_BODY_BYTES", "doc": "largest POST body accepted"}
     )
 
+    otlp_project_keys: str = field(
+        default="hypermind.project,service.name",
+        metadata={
+            "env": "HYPERMIND_OTLP_PROJECT_KEYS",
+            "doc": "OTLP ingest: attribute keys giving a run's project, first present wins (span, then resource)",
+        },
+    )
+    otlp_scenario_keys: str = field(
+        default="hypermind.scenario",
+        metadata={
+            "env": "HYPERMIND_OTLP_SCENARIO_KEYS",
+            "doc": "OTLP ingest: attribute keys giving a run's scenario, first present wins (span, then resource)",
+        },
+    )
+    otlp_tag_keys: str = field(
+        default="env=deployment.environment.name|deployment.environment,release=service.version,"
+        "session=session.id|gen_ai.conversation.id",
+        metadata={
+            "env": "HYPERMIND_OTLP_TAG_KEYS",
+            "doc": "OTLP ingest: run tags from attributes, tag=key|fallback-key,… (plus hypermind.tag.* attributes)",
+        },
+    )
+    otlp_root_timeout_s: int = field(
+        default=300,
+        metadata={
+            "env": "HYPERMIND_OTLP_ROOT_TIMEOUT_S",
+            "doc": "OTLP ingest: seconds after a trace's last span arrived before a missing root span is given up "
+            "and the run is synthesised from its children",
+        },
+    )
+    otlp_retry_after_s: int = field(
+        default=5,
+        metadata={
+            "env": "HYPERMIND_OTLP_RETRY_AFTER_S",
+            "doc": "OTLP ingest: Retry-After seconds sent with 429/503 when the store cannot take a batch now",
+        },
+    )
+    otlp_max_concurrent: int = field(
+        default=4,
+        metadata={
+            "env": "HYPERMIND_OTLP_MAX_CONCURRENT",
+            "doc": "OTLP ingest: exports processed at once per process; more are answered 429 with Retry-After",
+        },
+    )
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
         env = os.environ if environ is None else environ

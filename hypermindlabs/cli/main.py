@@ -237,6 +237,20 @@ def cmd_reclassify(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_otlp_sweep(args: argparse.Namespace) -> int:
+    from hypermindlabs.ingest.otlp import sweep
+
+    settings = _settings(args)
+    timeout = args.timeout_s if args.timeout_s is not None else settings.otlp_root_timeout_s
+    store = EventStore.open(settings.database_url)
+    # Each due trace is closed in its own transaction, so a large backlog never becomes one huge one.
+    total = sweep(store, now_ns=time.time_ns(), root_timeout_s=timeout, limit=10**9)
+    print(f"hypermind-obs otlp-sweep: {total} runs synthesised from traces whose root span did not arrive "
+          f"within {timeout} s")  # fmt: skip
+    store.close()
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="hypermind-obs", description="Observability for LLM-agent runs.")
     p.add_argument("-v", "--verbose", action="store_true", help="log debug output")
@@ -292,6 +306,12 @@ def build_parser() -> argparse.ArgumentParser:
     db(sp)
     sp.add_argument("-q", "--quiet", action="store_true")
     sp.set_defaults(func=cmd_reclassify)
+
+    sp = sub.add_parser("otlp-sweep", help="close OTLP traces whose root span never arrived (after the root timeout)")
+    db(sp)
+    sp.add_argument("--timeout-s", type=int, help="seconds since the trace's last span (default "
+                    "$HYPERMIND_OTLP_ROOT_TIMEOUT_S or 300)")  # fmt: skip
+    sp.set_defaults(func=cmd_otlp_sweep)
     return p
 
 

@@ -110,3 +110,30 @@ rollup_cells = Table(
     *(Column(m, BigInteger, nullable=False) for m in ROLLUP_MEASURES),
     sqlite_with_rowid=False,
 )
+
+# -- OTLP ingest state (migration 0004; SQL in store/otlp_state.py, written by ingest/otlp.py) -----
+# One row per trace ingested over OTLP: the run id it is stored under and whether its run event
+# exists ("closed"), is awaited ("open": children stored, root not yet seen) or was synthesised from
+# the children after the root timeout ("synthesized"). ``template`` holds the run-level project,
+# scenario and tags read from the first spans, for the synthesised run.
+otlp_traces = Table(
+    "otlp_traces",
+    metadata,
+    Column("trace_id", String(32), primary_key=True),
+    Column("run_id", String(128), nullable=False),
+    Column("state", String(16), nullable=False),
+    Column("first_seen_ns", BigInteger, nullable=False),
+    Column("last_seen_ns", BigInteger, nullable=False),
+    Column("template", Text, nullable=False),
+)
+
+# Spans that fit no event kind, summarised, until their run event is written with them folded in.
+otlp_held_spans = Table(
+    "otlp_held_spans",
+    metadata,
+    Column("trace_id", String(32), primary_key=True),
+    Column("span_id", String(16), primary_key=True),
+    Column("run_id", String(128), nullable=False),
+    Column("received_ns", BigInteger, nullable=False),
+    Column("summary", Text, nullable=False),
+)

@@ -41,6 +41,7 @@ def create_app(
     app.extensions["hypermind.clock"] = clock or pipeline.clock
 
     from hypermindlabs.web import pages, scrape
+    from hypermindlabs.web.api import otlp
     from hypermindlabs.web.api.v1 import events, failures, metrics, runs
 
     scrape.init_app(app, pipeline.telemetry)
@@ -50,6 +51,7 @@ def create_app(
     app.register_blueprint(pages.bp)
     app.register_blueprint(failures.bp)
     app.register_blueprint(metrics.bp)
+    app.register_blueprint(otlp.bp)  # POST /v1/traces, the OTLP/HTTP path
     register_error_handler(app)
 
     @app.before_request
@@ -65,7 +67,7 @@ def create_app(
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response | HTTPException:
-        if request.path.startswith("/api/") or request.path in ("/healthz", "/metrics"):
+        if request.path.startswith(("/api/", "/v1/")) or request.path in ("/healthz", "/metrics"):
             field = "body" if exc.code == 413 else None
             return error_response(exc.code or 500, exc.description or exc.name, field)
         return exc
@@ -82,7 +84,7 @@ def create_app(
 
 
 def _protected(path: str) -> bool:
-    return path.startswith("/api/") or path == "/metrics"
+    return path.startswith(("/api/", "/v1/")) or path == "/metrics"
 
 
 def _repo_root() -> Any:

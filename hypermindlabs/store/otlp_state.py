@@ -1,0 +1,119 @@
+"""SQL for the OTLP ingest state (tables ``otlp_traces`` and ``otlp_held_spans``, migration 0004).
+
+Plain values in and out (no OTLP types), so it can sit with the store, which imports nothing above it.
+
+Every statement here runs on the store's engine, in its own short transaction after the event append
+(``hypermindlabs.ingest.otlp``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import orjson
+from sqlalchemy import delete, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection
+
+from hypermindlabs.store.schema import events, otlp_held_spans, otlp_traces
+
+__all__ = ["load_states", "load_held", "step_models", "record", "due", "mark", "release_held"]
+
+_CHUNK = 500
+
+
+def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
+    for i in range(0, len(values), _CHUNK):
+        yield values[i : i + _CHUNK]
+
+
+def _insert(conn: Connection, table: Any) -> Any:
+    return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
+
+
+def load_states(conn: Connection, trace_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
+    """trace id → (run id, state) for the traces already seen."""
+    out: dict[str, tuple[str, str]] = {}
+    for chunk in _chunks(list(trace_ids)):
+        q = select(otlp_traces.c.trace_id, otlp_traces.c.run_id, otlp_traces.c.state).where(
+            otlp_traces.c.trace_id.in_(chunk)
+        )
+        out.update({r.trace_id: (r.run_id, r.state) for r in conn.execute(q)})
+    return out
+
+
+def load_held(conn: Connection, trace_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
+    out: dict[str, list[dict[str, Any]]] = {}
+    for chunk in _chunks(list(trace_ids)):
+        q = select(otlp_held_spans.c.trace_id, otlp_held_spans.c.summary).where(otlp_held_spans.c.trace_id.in_(chunk))
+        for r in conn.execute(q):
+            out.setdefault(r.trace_id, []).append(orjson.loads(r.summary))
+    return out
+
+
+def step_models(conn: Connection, run_ids: Sequence[str]) -> dict[str, set[str]]:
+    """Models of the llm steps already stored for these runs (a run without its own model takes the one)."""
+    out: dict[str, set[str]] = {}
+    for chunk in _chunks(list(run_ids)):
+        q = (
+            select(events.c.run_id, events.c.model)
+            .distinct()
+            .where(events.c.run_id.in_(chunk), events.c.kind == "llm", events.c.model.is_not(None))
+        )
+        for r in conn.execute(q):
+            out.setdefault(r.run_id, set()).add(r.model)
+    return out
+
+
+def record(
+    conn: Connection,
+    now_ns: int,
+    opened: Mapping[str, tuple[str, dict[str, Any]]],
+    closed: Mapping[str, tuple[str, dict[str, Any]]],
+    held: Sequence[tuple[str, str, str, dict[str, Any]]],
+) -> None:
+    """Traces still waiting for their root (``last_seen`` moves on), traces whose run is now stored,
+    and the unmapped spans to keep until their run is written: (trace id, span id, run id, summary)."""
+    # One statement per kind of change, executed for all the export's traces at once.
+    for state, entries in (("open", opened), ("closed", closed)):
+        if not entries:
+            continue
+        stmt = _insert(conn, otlp_traces)
+        stmt = stmt.on_conflict_do_update(
+            index_elements=["trace_id"],
+            set_={"last_seen_ns": stmt.excluded.last_seen_ns, "state": stmt.excluded.state},
+            where=otlp_traces.c.state == "open",  # a closed or synthesised trace stays so
+        )
+        conn.execute(stmt, [
+            {"trace_id": t, "run_id": run_id, "state": state, "first_seen_ns": now_ns, "last_seen_ns": now_ns,
+             "template": orjson.dumps(template).decode()}
+            for t, (run_id, template) in entries.items()
+        ])  # fmt: skip
+    release_held(conn, list(closed))
+    if held:
+        rows = [
+            {"trace_id": t, "span_id": sp, "run_id": r, "received_ns": now_ns, "summary": orjson.dumps(h).decode()}
+            for t, sp, r, h in held
+        ]  # fmt: skip
+        conn.execute(_insert(conn, otlp_held_spans).on_conflict_do_nothing(), rows)
+
+
+def release_held(conn: Connection, trace_ids: Sequence[str]) -> None:
+    for chunk in _chunks(list(trace_ids)):
+        conn.execute(delete(otlp_held_spans).where(otlp_held_spans.c.trace_id.in_(chunk)))
+
+
+def due(conn: Connection, cutoff_ns: int, limit: int) -> list[tuple[str, str, dict[str, Any]]]:
+    """Open traces whose last span arrived before ``cutoff_ns``: (trace id, run id, template)."""
+    q = (
+        select(otlp_traces.c.trace_id, otlp_traces.c.run_id, otlp_traces.c.template)
+        .where(otlp_traces.c.state == "open", otlp_traces.c.last_seen_ns < cutoff_ns)
+        .order_by(otlp_traces.c.last_seen_ns)
+        .limit(limit)
+    )
+    return [(r.trace_id, r.run_id, orjson.loads(r.template)) for r in conn.execute(q)]
+
+
+def mark(conn: Connection, trace_id: str, state: str) -> None:
+    conn.execute(update(otlp_traces).where(otlp_traces.c.trace_id == trace_id).values(state=state))
