@@ -13,8 +13,8 @@ from tests.otlp_support import get_json, serve
 AGENT = Path(__file__).resolve().parents[1] / "examples" / "otlp_agent" / "agent.py"
 
 
-def test_the_worked_example_agent_exports_its_runs_with_steps_tokens_and_tool_failures(store):
-    app = create_app(Settings(database_url="unused", api_token="tok"), store=store)
+def test_the_worked_example_agent_exports_its_runs_with_steps_tokens_and_tool_failures(pipeline, store):
+    app = create_app(Settings(database_url="unused", api_token="tok"), pipeline=pipeline)
     with serve(app) as base:
         done = subprocess.run([sys.executable, str(AGENT), "--endpoint", f"{base}/v1/traces", "--token", "tok",
                                "--runs", "30", "--seed", "3"], capture_output=True, text=True, timeout=120)  # fmt: skip

@@ -33,7 +33,7 @@ from hypermindlabs.cli import main
 from hypermindlabs.config import Settings
 from hypermindlabs.store import EventStore
 from hypermindlabs.web import create_app
-from tests.conftest import FIXED_NOW_NS, PG_URL, postgres_available, require
+from tests.conftest import FIXED_NOW_NS, PG_URL, open_pipeline, postgres_available, require
 from tests.otlp_support import BAD, DATA, GOOD, fixture, get_json, http, serve
 
 JSON = {"Content-Type": "application/json"}
@@ -82,9 +82,9 @@ def agent_run(tracer, *, fail_tool: bool = True) -> str:
 
 @pytest.mark.parametrize("processor", ["one export per span, root last", "one batch, gzip"])
 def test_spans_exported_by_the_sdk_otlp_http_exporter_become_one_run_with_steps_tokens_errors_and_clusters(
-    store, processor
+    pipeline, store, processor
 ):
-    app = create_app(Settings(database_url="unused"), store=store)
+    app = create_app(Settings(database_url="unused"), pipeline=pipeline)
     with serve(app) as base:
         simple = processor.startswith("one export")
         exporter = OTLPSpanExporter(
@@ -320,9 +320,9 @@ class Clock:
         return self.now
 
 
-def test_a_root_that_never_arrives_is_synthesised_after_the_timeout_and_a_late_root_is_refused(store):
+def test_a_root_that_never_arrives_is_synthesised_after_the_timeout_and_a_late_root_is_refused(pipeline, store):
     clock = Clock(FIXED_NOW_NS)
-    app = create_app(Settings(database_url="unused", otlp_root_timeout_s=300), store=store, clock=clock)
+    app = create_app(Settings(database_url="unused", otlp_root_timeout_s=300), pipeline=pipeline, clock=clock)
     client = app.test_client()
     kids, roots = _split("openllmetry_workflow")
     run_id = "a3ce929d0e0e47364bf92f3577b34da6"
@@ -358,9 +358,10 @@ def test_a_root_that_never_arrives_is_synthesised_after_the_timeout_and_a_late_r
 
 def test_the_cli_sweep_closes_traces_whose_root_timed_out(tmp_path, capsys):
     db = f"sqlite:///{tmp_path / 'sweep.db'}"
-    store = EventStore.open(db)
+    pipeline = open_pipeline(db)
+    store = pipeline.store
     # Spans received long ago (the injected clock): the CLI runs on the wall clock, past the timeout.
-    app = create_app(Settings(database_url="unused"), store=store, clock=lambda: FIXED_NOW_NS)
+    app = create_app(Settings(database_url="unused"), pipeline=pipeline, clock=lambda: FIXED_NOW_NS)
     kids, _ = _split("genai_agent")
     assert app.test_client().post("/v1/traces", data=kids, headers=JSON).status_code == 200
     assert store.get_run("5b8efff798038103d269b633813fc60c")["complete"] is False
@@ -393,8 +394,8 @@ def test_a_run_id_attribute_names_the_run_and_later_spans_of_the_trace_follow_it
     assert client.get("/api/v1/runs/4bf92f3577b34da6a3ce929d0e0e4736").status_code == 404
 
 
-def test_the_endpoint_requires_the_bearer_token_when_one_is_configured(store):
-    app = create_app(Settings(database_url="unused", api_token="s3cret"), store=store, clock=lambda: FIXED_NOW_NS)
+def test_the_endpoint_requires_the_bearer_token_when_one_is_configured(pipeline, store):
+    app = create_app(Settings(database_url="unused", api_token="s3cret"), pipeline=pipeline, clock=lambda: FIXED_NOW_NS)
     client = app.test_client()
     body, _ = fixture("genai_agent")
     r = client.post("/v1/traces", data=body, headers=JSON)
@@ -404,8 +405,8 @@ def test_the_endpoint_requires_the_bearer_token_when_one_is_configured(store):
     assert r.status_code == 200 and count_events(store) == 7
 
 
-def test_the_sdk_exporter_with_a_token_header_reaches_a_protected_server(store):
-    app = create_app(Settings(database_url="unused", api_token="s3cret"), store=store)
+def test_the_sdk_exporter_with_a_token_header_reaches_a_protected_server(pipeline, store):
+    app = create_app(Settings(database_url="unused", api_token="s3cret"), pipeline=pipeline)
     with serve(app) as base:
         provider = TracerProvider(resource=Resource.create({"service.name": "svc"}))
         exporter = OTLPSpanExporter(endpoint=f"{base}/v1/traces", headers={"Authorization": "Bearer s3cret"})
@@ -424,9 +425,10 @@ def test_a_store_that_cannot_take_the_batch_answers_503_or_429_with_retry_after(
     with psycopg.connect(PG_URL, autocommit=True) as conn:
         conn.execute(f'CREATE SCHEMA "{schema}"')
     sep = "&" if "?" in PG_URL else "?"
-    store = EventStore.open(f"{PG_URL}{sep}options=-csearch_path%3D{schema}%20-clock_timeout%3D1500")
+    pipeline = open_pipeline(f"{PG_URL}{sep}options=-csearch_path%3D{schema}%20-clock_timeout%3D1500")
+    store = pipeline.store
     app = create_app(
-        Settings(database_url="unused", otlp_max_concurrent=1, otlp_retry_after_s=7), store=store,
+        Settings(database_url="unused", otlp_max_concurrent=1, otlp_retry_after_s=7), pipeline=pipeline,
         clock=lambda: FIXED_NOW_NS,
     )  # fmt: skip
     body, _ = fixture("genai_agent")

@@ -27,8 +27,8 @@ MODELS = ["gpt-4o-mini", "gpt-4o", RATE_LIMITED_MODEL]
 
 
 @pytest.mark.parametrize("library", ["genai", "openinference", "openllmetry"])
-def test_each_instrumented_openai_call_appears_as_an_llm_step_with_its_model_and_token_counts(store, library):
-    app = create_app(Settings(database_url="unused"), store=store)
+def test_each_instrumented_openai_call_appears_as_an_llm_step_with_its_model_and_token_counts(pipeline, store, library):
+    app = create_app(Settings(database_url="unused"), pipeline=pipeline)
     with serve(app) as base, openai_stand_in() as openai_url:
         done = subprocess.run(
             [sys.executable, str(CLIENT), library, f"{base}/v1/traces", openai_url, ",".join(MODELS)],

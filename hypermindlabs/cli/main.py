@@ -242,7 +242,7 @@ def cmd_otlp_sweep(args: argparse.Namespace) -> int:
 
     settings = _settings(args)
     timeout = args.timeout_s if args.timeout_s is not None else settings.otlp_root_timeout_s
-    store = EventStore.open(settings.database_url)
+    store = build_pipeline(settings).store
     # Each due trace is closed in its own transaction, so a large backlog never becomes one huge one.
     total = sweep(store, now_ns=time.time_ns(), root_timeout_s=timeout, limit=10**9)
     print(f"hypermind-obs otlp-sweep: {total} runs synthesised from traces whose root span did not arrive "
