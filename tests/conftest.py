@@ -142,3 +142,7 @@ def app(pipeline: Pipeline):
 @pytest.fixture
 def client(app):
     return app.test_client()
+
+
+# Browser-test fixtures (one Chromium and one demo database per session), shared by the web UI tests.
+from tests.web_ui_harness import browser, demo_db, demo_server, page  # noqa: E402,F401

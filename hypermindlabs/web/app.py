@@ -42,7 +42,7 @@ def create_app(
 
     from hypermindlabs.web import pages, scrape
     from hypermindlabs.web.api import otlp
-    from hypermindlabs.web.api.v1 import events, failures, metrics, runs
+    from hypermindlabs.web.api.v1 import dimensions, events, failures, metrics, runs
 
     scrape.init_app(app, pipeline.telemetry)
 
@@ -52,6 +52,7 @@ def create_app(
     app.register_blueprint(failures.bp)
     app.register_blueprint(metrics.bp)
     app.register_blueprint(otlp.bp)  # POST /v1/traces, the OTLP/HTTP path
+    app.register_blueprint(dimensions.bp)
     register_error_handler(app)
 
     @app.before_request
