@@ -12,6 +12,7 @@ serve: bootstrap
 
 test: bootstrap
 	.venv/bin/ruff check hypermindlabs tests bench
+	.venv/bin/mypy
 	.venv/bin/python -m pytest -n auto -q
 
 test-fast: bootstrap
@@ -19,6 +20,7 @@ test-fast: bootstrap
 
 lint: bootstrap
 	.venv/bin/ruff check hypermindlabs tests bench
+	.venv/bin/mypy
 
 bench: bootstrap
 	.venv/bin/python bench/ingest.py

@@ -309,8 +309,8 @@ def parse_event(obj: Any) -> RunEvent:
         raise EventValidationError("$", f"an event must be a JSON object, got {_type(obj)}")
     unknown = obj.keys() - _ALLOWED_FIELDS
     if unknown:
-        name = sorted(str(k) for k in unknown)[0] or '""'
-        raise EventValidationError(name, f"unknown field; allowed: {', '.join(sorted(_ALLOWED_FIELDS))}")
+        first = sorted(str(k) for k in unknown)[0] or '""'
+        raise EventValidationError(first, f"unknown field; allowed: {', '.join(sorted(_ALLOWED_FIELDS))}")
 
     run_id = _identifier(obj, "run_id", required=True)
     assert run_id is not None  # noqa: S101 - narrowing for the type checker; _identifier raised otherwise
@@ -366,7 +366,7 @@ def parse_event(obj: Any) -> RunEvent:
     elif status not in STATUSES:
         raise EventValidationError("status", f"must be one of {', '.join(STATUSES)}, got {str(status)[:32]!r}")
 
-    dims = {}
+    dims: dict[str, str | None] = {}
     for d in DIMENSIONS:
         v = obj.get(d)
         # Fast path for the common case (absent, or a plain non-blank string of sane length).

@@ -87,11 +87,10 @@ class Telemetry:
         self._ids: ReplayIds | None = None
         self._tracer = None
         if tracer_provider is not None:
-            ids = tracer_provider.id_generator
-            if not isinstance(ids, ReplayIds):
-                ids = ReplayIds(fallback=ids)
-                # Tracers made before keep their generator; ours (made next) replays stored ids.
-                tracer_provider.id_generator = ids
+            current = tracer_provider.id_generator
+            ids: ReplayIds = current if isinstance(current, ReplayIds) else ReplayIds(fallback=current)
+            # Tracers made before keep their generator; ours (made next) replays stored ids.
+            tracer_provider.id_generator = ids  # type: ignore[assignment]  # the SDK types it as its default class
             self._ids = ids
             self._tracer = tracer_provider.get_tracer(c.TRACER_NAME)
 

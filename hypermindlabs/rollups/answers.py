@@ -93,7 +93,7 @@ def _runs_url(q: MetricsQuery, group: Mapping[str, Any], from_ns: int, to_ns: in
         if g.startswith("tag."):
             tags[g[4:]] = (v,)
         else:
-            f = replace(f, **{g: (v,)})
+            f = replace(f, **{g: (v,)})  # type: ignore[arg-type]  # g is a dimension name here
     f = replace(f, tags=tuple(sorted(tags.items())))
     qs = f.query_string()
     return "/api/v1/runs" + (f"?{qs}" if qs else ""), exact
@@ -194,9 +194,9 @@ def timeseries(conn: Connection, q: MetricsQuery) -> dict[str, Any]:
         rows = []
         for i in range(n_points):
             t0 = q.from_ns + i * step_ns
-            agg = pts.get(i)
-            row = {"t": t0 // 10**6, "time": format_timestamp(t0), **_fields(q, agg)}
-            row["runs_url"], row["runs_url_exact"] = _runs_url(q, group, t0, t0 + step_ns, agg, classified_ok)
+            point = pts.get(i)
+            row = {"t": t0 // 10**6, "time": format_timestamp(t0), **_fields(q, point)}
+            row["runs_url"], row["runs_url_exact"] = _runs_url(q, group, t0, t0 + step_ns, point, classified_ok)
             rows.append(row)
         out.append({"group": group, "points": rows})
     sources = [{"cube": cube.name, "tier_seconds": tier, "buckets": (q.to_ns - q.from_ns) // (tier * _NS)}]

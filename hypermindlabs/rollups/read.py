@@ -272,4 +272,4 @@ def error_class_of(status: str, failure_class: str | None) -> str | None:
 def _rows(conn: Connection, stmt: Any) -> list[tuple[Any, ...]]:
     # Plain tuples from the driver: the rows here need no type processing (ints and strings),
     # and skipping SQLAlchemy's per-row wrapping halves the fetch. Statements stay cached.
-    return conn.execute(stmt).cursor.fetchall()
+    return list(conn.execute(stmt).cursor.fetchall())

@@ -301,7 +301,7 @@ class RunManager:
         self._thread = threading.Thread(target=self._drain, name="hypermind-run-writer", daemon=True)
         self._thread.start()
         ref = weakref.ref(self)
-        atexit.register(lambda: (m := ref()) is not None and m.close())
+        atexit.register(_close_at_exit, ref)
 
     def run(self, name: str | None = None, *, run_id: str | None = None, project: str | None = None,
             model: str | None = None, scenario: str | None = None,
@@ -398,6 +398,12 @@ class RunManager:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def _close_at_exit(ref: weakref.ref[RunManager]) -> None:
+    manager = ref()
+    if manager is not None:
+        manager.close()
 
 
 def _store_sink(store: EventStore) -> Sink:

@@ -97,6 +97,7 @@ def _statement(
     cache_key = (conn.dialect.name, table.name, cols, conflict, keys, add)
     hit = _COMPILED.get(cache_key)
     if hit is None:
+        insert: Any
         if conn.dialect.name == "postgresql":
             from sqlalchemy.dialects.postgresql import insert
         elif conn.dialect.name == "sqlite":

@@ -202,10 +202,10 @@ class EventStore:
         stored_runs: dict[str, str] = {}
         run_ids = list({e.run_id for e in batch})
         for chunk in _chunks(run_ids):
-            rows = conn.execute(
+            found = conn.execute(
                 select(events.c.run_id, events.c.event_id).where(events.c.kind == "run", events.c.run_id.in_(chunk))
             )
-            stored_runs.update({r.run_id: r.event_id for r in rows})
+            stored_runs.update({r.run_id: r.event_id for r in found})
 
         seen: set[str] = set()
         batch_runs: dict[str, RunEvent] = {}
@@ -246,7 +246,7 @@ class EventStore:
         # Children inherit project/scenario/model from their run: from this batch, else from the store.
         need = {e.run_id for e in keep if e.kind != "run" and e.run_id not in batch_runs and _missing(e)}
         stored_dims = self._run_dimensions(conn, need) if need else {}
-        rows = []
+        rows: list[dict[str, Any]] = []
         enrich = self.enricher
         for ev in keep:
             row = _row(ev)

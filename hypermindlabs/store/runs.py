@@ -37,7 +37,7 @@ def get_run(engine: Engine, run_id: str) -> dict[str, Any] | None:
         ).all()
     if not rows:
         return None
-    evs = [event_json(r._mapping) for r in rows]
+    evs = [event_json(dict(r._mapping)) for r in rows]
     run = next((e for e in evs if e["kind"] == "run"), None)
     return {"run_id": run_id, "run": run, "complete": run is not None, "events": evs}
 
@@ -64,7 +64,7 @@ def list_runs(engine: Engine, filters: Filters, *, limit: int = 50, cursor: str 
     page = rows[:limit]
     out = []
     for row in page:
-        d = event_json(row._mapping)
+        d = event_json(dict(row._mapping))
         d["tool_calls"] = int(row.tool_calls)
         out.append(d)
     nxt = _encode_cursor(page[-1].start_ns, page[-1].seq) if len(rows) > limit else None
