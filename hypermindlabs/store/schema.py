@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import BigInteger, Boolean, Column, Integer, MetaData, SmallInteger, String, Table, Text
+from sqlalchemy import BigInteger, Boolean, Column, Index, Integer, MetaData, SmallInteger, String, Table, Text
 
 metadata = MetaData()
 
@@ -41,6 +41,18 @@ events = Table(
     Column("attributes", Text, nullable=False),
 )
 
+# The indexes the migrations create, declared here too, so tests/test_schema.py can prove the
+# tables the code queries are exactly what the migrations build.
+Index(
+    "uq_events_run_event", events.c.run_id, unique=True,
+    sqlite_where=events.c.kind == "run", postgresql_where=events.c.kind == "run",
+)  # fmt: skip
+Index("ix_events_run_start", events.c.run_id, events.c.start_ns)
+Index("ix_events_kind_start", events.c.kind, events.c.start_ns)
+for _dim in ("project", "model", "tool", "scenario"):
+    Index(f"ix_events_kind_{_dim}_start", events.c.kind, events.c[_dim], events.c.start_ns)
+Index("ix_events_cluster_start", events.c.cluster_id, events.c.start_ns)
+
 run_tags = Table(
     "run_tags",
     metadata,
@@ -48,6 +60,7 @@ run_tags = Table(
     Column("key", String(64), primary_key=True),
     Column("value", String(256), nullable=False),
 )
+Index("ix_run_tags_key_value", run_tags.c.key, run_tags.c.value, run_tags.c.run_id)
 
 
 label_admissions = Table(
@@ -77,6 +90,8 @@ rollup_slices = Table(
     Column("mkey", String(80)),
     Column("mvalue", String(256)),
 )
+
+Index("ix_rollup_slices_cube", rollup_slices.c.level, rollup_slices.c.cube)
 
 # The member set (run tags as ``tag.<key>``, tools used as ``tool``) of ``full`` cube slices.
 rollup_slice_members = Table(
@@ -126,6 +141,7 @@ otlp_traces = Table(
     Column("last_seen_ns", BigInteger, nullable=False),
     Column("template", Text, nullable=False),
 )
+Index("ix_otlp_traces_state_seen", otlp_traces.c.state, otlp_traces.c.last_seen_ns)
 
 # Spans that fit no event kind, summarised, until their run event is written with them folded in.
 otlp_held_spans = Table(
