@@ -482,9 +482,8 @@ def test_metrics_are_read_from_rollups_only_never_from_raw_events(world) -> None
     try:
         base = {"from": [str(FROM_NS // MS)], "to": [str(TO_NS // MS)]}
         for extra in ({}, {"group_by": ["tool,tag.env"]}, {"kind": ["tool"], "tag.env": ["prod"]}):
-            with store.engine.connect() as conn:
-                summary(conn, parse_metrics_query(base | extra, now_ns=FIXED_NOW_NS, timeseries=False))
-                timeseries(conn, parse_metrics_query(base | extra, now_ns=FIXED_NOW_NS, timeseries=True))
+            summary(store, parse_metrics_query(base | extra, now_ns=FIXED_NOW_NS, timeseries=False))
+            timeseries(store, parse_metrics_query(base | extra, now_ns=FIXED_NOW_NS, timeseries=True))
     finally:
         sa.event.remove(store.engine, "before_cursor_execute", capture)
     assert statements

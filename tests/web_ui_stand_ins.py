@@ -28,8 +28,7 @@ def _rows(args: dict[str, list[str]], from_ns: int, to_ns: int) -> dict[tuple[st
     q = dict(args)
     q.update({"from": [str(from_ns // MS)], "to": [str(to_ns // MS)], "group_by": ["model,scenario"], "limit": ["1000"]})
     mq = parse_metrics_query(q, now_ns=g.now_ns, timeseries=False)
-    with store().engine.connect() as conn:
-        ans = summary(conn, mq)
+    ans = summary(store(), mq)
     return {(r["group"]["model"], r["group"]["scenario"]): r for r in ans["rows"] if r["runs_url"]}
 
 

@@ -32,6 +32,7 @@ __all__ = [
     "PAGE_LIMIT_DEFAULT",
     "PAGE_LIMIT_MAX",
     "SQL_CHUNK",
+    "ROLLUP_MEASURES",
     "chunks",
 ]
 
@@ -67,6 +68,13 @@ PAGE_LIMIT_MAX = 1000
 
 #: Bound on ``IN (...)`` lists and bulk statements: SQLite allows 32766 parameters, keep well below.
 SQL_CHUNK = 500
+
+#: Summable measures of a rollup cell, in this order; ``n`` counts facts (runs or steps). All are
+#: integers: sums are exact and order-free, so a rebuild reproduces the incremental rows bit for bit.
+ROLLUP_MEASURES: tuple[str, ...] = (
+    "n", "duration_us", "input_tokens", "output_tokens", "input_tokens_proxy", "output_tokens_proxy",
+    "tool_calls", "llm_calls",
+)  # fmt: skip
 
 _T = TypeVar("_T")
 

@@ -3,7 +3,8 @@
 - :mod:`~hypermindlabs.rollups.facts` (pure): what a finished run contributes, per cube.
 - :mod:`~hypermindlabs.rollups.writer`: the append hook and the rebuild from raw events.
 - :mod:`~hypermindlabs.rollups.query`: the metrics query and its plan (which cube per tier).
-- :mod:`~hypermindlabs.rollups.read`: summing the planned cells into per-group aggregates.
+- the cells are summed by the store (:mod:`hypermindlabs.store.rollup_reads`) from the plan's
+  :class:`~hypermindlabs.store.rollup_reads.CellQuery`.
 - :mod:`~hypermindlabs.rollups.answers`: summary and timeseries answers from rollups only.
 """
 

@@ -7,21 +7,35 @@ Every row's ``runs_url`` lists the runs behind its numbers over the *effective* 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from contextlib import AbstractContextManager
 from dataclasses import replace
-from typing import Any
-
-from sqlalchemy.engine import Connection
+from typing import Any, Protocol
 
 from hypermindlabs.core.events import format_timestamp
 from hypermindlabs.core.sketch import quantiles
-from hypermindlabs.rollups.facts import MEASURES
-from hypermindlabs.rollups.query import MetricsQuery, cover, plan
-from hypermindlabs.rollups.read import Agg, read_cells
+from hypermindlabs.rollups.facts import MEASURES, Cube, part_of
+from hypermindlabs.rollups.query import MetricsQuery, cover, member_keys, plan
+from hypermindlabs.store.rollup_reads import Agg, CellQuery, RollupReader
 
-__all__ = ["summary", "timeseries", "QUANTILES"]
+__all__ = ["summary", "timeseries", "cell_query", "RollupSource", "QUANTILES"]
 
 QUANTILES: tuple[float, ...] = (0.5, 0.95, 0.99)
 _NS = 10**9
+
+
+class RollupSource(Protocol):
+    """Where the cells are summed (the event store implements it): one reader, one snapshot, per answer."""
+
+    def rollup_reader(self) -> AbstractContextManager[RollupReader]: ...
+
+
+def cell_query(q: MetricsQuery, cube: Cube) -> CellQuery:
+    """The store's description of reading ``cube`` for ``q``."""
+    kinds: tuple[str | None, ...] = q.kinds if q.level == "step" else (None,)
+    return CellQuery(
+        level=q.level, kinds=q.kinds, group_by=q.group_by, filters=q.filters, cube=cube.name,
+        members=cube.members, member_keys=tuple(member_keys(q)), parts={k: part_of(cube, k) for k in kinds},
+    )  # fmt: skip
 
 
 # -- answers ------------------------------------------------------------------------------------
@@ -124,7 +138,7 @@ def _order(aggs: Mapping[tuple[Any, ...], Agg], q: MetricsQuery) -> list[tuple[A
     return sorted(aggs, key=sort_key)
 
 
-def summary(conn: Connection, q: MetricsQuery) -> dict[str, Any]:
+def summary(store: RollupSource, q: MetricsQuery) -> dict[str, Any]:
     """Rows per group over the effective window: counts, rates, percentiles, tokens, drill-down."""
     tiers = plan(q)
     segments = cover(q.from_ns, q.to_ns, sorted(tiers, reverse=True))
@@ -133,17 +147,13 @@ def summary(conn: Connection, q: MetricsQuery) -> dict[str, Any]:
         by_tier.setdefault(tier, []).append((a, b))
     aggs: dict[tuple[Any, ...], Agg] = {}
     sources = []
-    for tier, ranges in sorted(by_tier.items(), reverse=True):
-        cube = tiers[tier]
-        for window in ranges:  # one range scan each (an OR of ranges would scan the tier)
-            read_cells(conn, q, cube, tier, window, aggs, None, None)
-        sources.append(
-            {
-                "cube": cube.name,
-                "tier_seconds": tier,
-                "buckets": sum((b - a) // (tier * _NS) for a, b in ranges),
-            }
-        )
+    with store.rollup_reader() as reader:
+        for tier, ranges in sorted(by_tier.items(), reverse=True):
+            cube = tiers[tier]
+            for window in ranges:  # one range scan each (an OR of ranges would scan the tier)
+                reader.read(cell_query(q, cube), tier, window, aggs)
+            buckets = sum((b - a) // (tier * _NS) for a, b in ranges)
+            sources.append({"cube": cube.name, "tier_seconds": tier, "buckets": buckets})
     classified_ok = any(a.classified_ok for a in aggs.values())
     keys = _order(aggs, q)
     rows = []
@@ -161,7 +171,7 @@ def summary(conn: Connection, q: MetricsQuery) -> dict[str, Any]:
     return {**_header(q, sources), "rows": rows, "truncated": len(keys) > q.limit}
 
 
-def timeseries(conn: Connection, q: MetricsQuery) -> dict[str, Any]:
+def timeseries(store: RollupSource, q: MetricsQuery) -> dict[str, Any]:
     """One series per group, one point per step (dense: empty steps have count 0)."""
     assert q.step_s is not None  # noqa: S101 - parse_metrics_query sets it for timeseries
     step_ns = q.step_s * _NS
@@ -169,7 +179,8 @@ def timeseries(conn: Connection, q: MetricsQuery) -> dict[str, Any]:
     tier = max(t for t in tiers if q.step_s % t == 0)
     cube = tiers[tier]
     points: dict[tuple[Any, ...], Agg] = {}
-    read_cells(conn, q, cube, tier, (q.from_ns, q.to_ns), points, q.from_ns, step_ns)
+    with store.rollup_reader() as reader:
+        reader.read(cell_query(q, cube), tier, (q.from_ns, q.to_ns), points, origin_ns=q.from_ns, step_ns=step_ns)
     ng = len(_names(q))
     has_class = "error_class" in q.group_by
 

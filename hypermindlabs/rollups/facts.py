@@ -24,6 +24,7 @@ import orjson
 
 from hypermindlabs.core.events import chars_to_tokens
 from hypermindlabs.core.sketch import bin_of
+from hypermindlabs.core.vocabulary import ROLLUP_MEASURES
 
 __all__ = [
     "MINUTE",
@@ -49,12 +50,8 @@ TIERS: tuple[int, ...] = (MINUTE, QUARTER, HOUR, DAY)
 _NS = 1_000_000_000
 _plus = operator.add
 
-#: Summable measures of a cell, in this order; ``n`` counts facts (runs or steps). All are
-#: integers: sums are exact and order-free, so a rebuild reproduces the incremental rows bit for bit.
-MEASURES: tuple[str, ...] = (
-    "n", "duration_us", "input_tokens", "output_tokens", "input_tokens_proxy", "output_tokens_proxy",
-    "tool_calls", "llm_calls",
-)  # fmt: skip
+#: Summable measures of a cell (the shared vocabulary's, which the table columns use too).
+MEASURES: tuple[str, ...] = ROLLUP_MEASURES
 
 #: (level, cube, kind, project, scenario, model, tool, status, failure_class, mkey, mvalue, members)
 SliceKey = tuple[Any, ...]

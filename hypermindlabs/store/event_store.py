@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,6 +30,7 @@ from hypermindlabs.store import failures, runs
 from hypermindlabs.store.dialect import bulk_write, normalize_url, open_engine, single_writer
 from hypermindlabs.store.failures import failed_children, set_failure_labels
 from hypermindlabs.store.label_admissions import LabelAdmissions
+from hypermindlabs.store.rollup_reads import RollupReader
 from hypermindlabs.store.runs import RunPage, run_conditions
 from hypermindlabs.store.schema import events, run_tags
 
@@ -358,6 +360,12 @@ class EventStore:
     ) -> tuple[int, int]:
         """Run ``relabel`` over every stored failed event; (examined, changed)."""
         return failures.relabel_failures(self.engine, relabel, batch=batch, progress=progress)
+
+    @contextmanager
+    def rollup_reader(self) -> Iterator[RollupReader]:
+        """A reader of rollup cells on one connection (one snapshot for one answer)."""
+        with self.engine.connect() as conn:
+            yield RollupReader(conn)
 
     def run_ids(self, filters: Filters) -> list[str]:
         """Every run ID matching ``filters`` (for tests and exact drill-down checks)."""

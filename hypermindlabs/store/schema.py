@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from sqlalchemy import BigInteger, Boolean, Column, Index, Integer, MetaData, SmallInteger, String, Table, Text
 
+from hypermindlabs.core.vocabulary import ROLLUP_MEASURES
+
 metadata = MetaData()
 
 # SQLite only makes INTEGER PRIMARY KEY an alias of the rowid (and so auto-incrementing).
@@ -103,10 +105,6 @@ rollup_slice_members = Table(
     sqlite_with_rowid=False,
 )
 
-ROLLUP_MEASURES: tuple[str, ...] = (
-    "n", "duration_us", "input_tokens", "output_tokens", "input_tokens_proxy", "output_tokens_proxy",
-    "tool_calls", "llm_calls",
-)  # fmt: skip
 
 # One row per (part, tier, bucket, slice, latency bin): the facts of that slice and bucket whose
 # duration falls in that log-mapped bin (hypermindlabs.core.sketch), with their summed measures.

@@ -18,12 +18,10 @@ bp = Blueprint("api_metrics", __name__, url_prefix="/api/v1/metrics")
 @bp.get("/summary")
 def metrics_summary() -> Response:
     q = parse_metrics_query(request.args.to_dict(flat=False), now_ns=g.now_ns, timeseries=False)
-    with store().engine.connect() as conn:
-        return json_response(summary(conn, q))
+    return json_response(summary(store(), q))
 
 
 @bp.get("/timeseries")
 def metrics_timeseries() -> Response:
     q = parse_metrics_query(request.args.to_dict(flat=False), now_ns=g.now_ns, timeseries=True)
-    with store().engine.connect() as conn:
-        return json_response(timeseries(conn, q))
+    return json_response(timeseries(store(), q))

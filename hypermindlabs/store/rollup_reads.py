@@ -1,28 +1,43 @@
 """Reading rollup cells into per-group aggregates: the two strategies (slice-first, joined).
 
-The cheapest cube per tier is chosen by :func:`hypermindlabs.rollups.query.plan`; this module
-sums that cube's cells over whole buckets. Latency percentiles come from the bins summed per group.
+The rollups package plans a query (which cube per tier, :func:`hypermindlabs.rollups.query.plan`)
+and describes it to the store as a :class:`CellQuery`; this module sums that cube's cells over
+whole buckets in SQL. Latency percentiles come from the bins summed per group.
 """
 
 from __future__ import annotations
 
 import operator
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import and_, exists, func, literal_column, select
 from sqlalchemy.engine import Connection
 
-from hypermindlabs.rollups.facts import MEASURES, Cube, part_of
-from hypermindlabs.rollups.query import MetricsQuery, member_keys
+from hypermindlabs.core.filters import Filters
+from hypermindlabs.core.vocabulary import ROLLUP_MEASURES as MEASURES
 from hypermindlabs.store.schema import rollup_cells, rollup_slice_members, rollup_slices
 
-__all__ = ["Agg", "read_cells", "error_class_of"]
+__all__ = ["Agg", "CellQuery", "RollupReader", "read_cells", "error_class_of"]
 
 _plus = operator.add
 
 
-# -- reading ------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class CellQuery:
+    """One planned rollup read, in the store's terms (built by :mod:`hypermindlabs.rollups`)."""
+
+    level: str  # "run" or "step"
+    kinds: tuple[str, ...]  # ("run",) or the step kinds
+    group_by: tuple[str, ...]
+    filters: Filters
+    cube: str  # the cube's name (rollup_slices.cube)
+    members: str  # how the cube keeps members: none | tool | tag | all
+    member_keys: tuple[str, ...]  # member keys the query filters or groups by (tool, tag.<key>)
+    parts: Mapping[str | None, int]  # the cells' part per step kind (None at run level)
+
+
 @dataclass
 class Agg:
     sums: list[int] = field(default_factory=lambda: [0] * len(MEASURES))
@@ -35,7 +50,7 @@ class Agg:
     classified_ok: bool = False
 
 
-def _group_columns(q: MetricsQuery, cube: Cube, s: Any) -> tuple[list[Any], list[Any]]:
+def _group_columns(q: CellQuery, s: Any) -> tuple[list[Any], list[Any]]:
     """(select columns, extra joins) for the SQL-grouped dimensions (:func:`_names`) on this cube."""
     cols: list[Any] = []
     joins: list[Any] = []
@@ -45,7 +60,7 @@ def _group_columns(q: MetricsQuery, cube: Cube, s: Any) -> tuple[list[Any], list
         member = g == "tool" and q.level == "run" or g.startswith("tag.")
         if not member:
             cols.append(s.c[g])
-        elif cube.members in ("tool", "tag"):
+        elif q.members in ("tool", "tag"):
             cols.append(s.c.mvalue)
         else:
             m = rollup_slice_members.alias(f"g_{len(joins)}")
@@ -58,13 +73,13 @@ def _group_columns(q: MetricsQuery, cube: Cube, s: Any) -> tuple[list[Any], list
     return cols, joins
 
 
-def _member_filter(q: MetricsQuery, key: str) -> tuple[str, ...]:
+def _member_filter(q: CellQuery, key: str) -> tuple[str, ...]:
     if key == "tool":
         return q.filters.tool
     return dict(q.filters.tags).get(key[4:], ())
 
 
-def _conditions(q: MetricsQuery, cube: Cube, s: Any) -> list[Any]:
+def _conditions(q: CellQuery, s: Any) -> list[Any]:
     f = q.filters
     cond: list[Any] = []  # the level, cube and step kind are the cells' part
     for dim in ("project", "scenario", "model") + (("tool",) if q.level == "step" else ()):
@@ -74,12 +89,12 @@ def _conditions(q: MetricsQuery, cube: Cube, s: Any) -> list[Any]:
         cond.append(s.c.status.in_(f.status))
     if f.error_class:
         cond.append(s.c.failure_class.in_(f.error_class))
-    keys = member_keys(q)
-    if cube.members in ("tool", "tag"):
+    keys = list(q.member_keys)
+    if q.members in ("tool", "tag"):
         cond.append(s.c.mkey == keys[0])
         if _member_filter(q, keys[0]):
             cond.append(s.c.mvalue.in_(_member_filter(q, keys[0])))
-    elif cube.members == "all":
+    elif q.members == "all":
         for key in keys:
             values = _member_filter(q, key)
             if values and key not in q.group_by:  # a grouped key filters in its join
@@ -90,10 +105,24 @@ def _conditions(q: MetricsQuery, cube: Cube, s: Any) -> list[Any]:
     return cond
 
 
+class RollupReader:
+    """Reads of one answer on one connection (one snapshot): what ``EventStore.rollup_reader`` yields."""
+
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    def read(
+        self, q: CellQuery, tier: int, window: tuple[int, int], aggs: dict[tuple[Any, ...], Agg], *,
+        origin_ns: int | None = None, step_ns: int | None = None,
+    ) -> None:  # fmt: skip
+        """Add the cells of ``q``'s cube at ``tier`` in ``window`` to ``aggs``; with ``step_ns``, per
+        point ``(bucket - origin_ns) // step_ns``."""
+        read_cells(self._conn, q, tier, window, aggs, origin_ns, step_ns)
+
+
 def read_cells(
     conn: Connection,
-    q: MetricsQuery,
-    cube: Cube,
+    q: CellQuery,
     tier: int,
     window: tuple[int, int],
     aggs: dict[tuple[Any, ...], Agg],
@@ -101,10 +130,10 @@ def read_cells(
     step_ns: int | None,
 ) -> None:
     """Add the cells of one cube, tier and window to ``aggs`` (keyed by group values [, step])."""
-    if cube.members == "all":
-        _read_joined(conn, q, cube, tier, window, aggs, origin_ns, step_ns)
+    if q.members == "all":
+        _read_joined(conn, q, tier, window, aggs, origin_ns, step_ns)
     else:
-        _read_by_slice(conn, q, cube, tier, window, aggs, origin_ns, step_ns)
+        _read_by_slice(conn, q, tier, window, aggs, origin_ns, step_ns)
 
 
 # Up to this many matching slices are passed to the cells query as a list; more are filtered in
@@ -114,8 +143,7 @@ _MAX_SLICE_LIST = 5000
 
 def _read_by_slice(
     conn: Connection,
-    q: MetricsQuery,
-    cube: Cube,
+    q: CellQuery,
     tier: int,
     window: tuple[int, int],
     aggs: dict[tuple[Any, ...], Agg],
@@ -126,9 +154,9 @@ def _read_by_slice(
     sum the cells per slice id without a join, and group the slices in Python. A join would
     look a slice up for every cell; this looks each up once."""
     s, c = rollup_slices, rollup_cells
-    gcols, _ = _group_columns(q, cube, s)
-    conditions = _conditions(q, cube, s)
-    where = [s.c.level == q.level, s.c.cube == cube.name, *conditions]
+    gcols, _ = _group_columns(q, s)
+    conditions = _conditions(q, s)
+    where = [s.c.level == q.level, s.c.cube == q.cube, *conditions]
     if q.level == "step":
         where.append(s.c.kind.in_(q.kinds))
     slices = {
@@ -150,7 +178,7 @@ def _read_by_slice(
     listed = bool(conditions) and len(slices) <= _MAX_SLICE_LIST
     sums = [func.sum(c.c[m]) for m in MEASURES]
     for kind in q.kinds if q.level == "step" else (None,):
-        cells = [c.c.part == part_of(cube, kind), c.c.tier == tier, c.c.bucket_ns >= window[0],
+        cells = [c.c.part == q.parts[kind], c.c.tier == tier, c.c.bucket_ns >= window[0],
                  c.c.bucket_ns < window[1]]  # fmt: skip
         if listed:
             cells.append(c.c.slice_id.in_(list(slices)))
@@ -187,8 +215,7 @@ def _read_by_slice(
 
 def _read_joined(
     conn: Connection,
-    q: MetricsQuery,
-    cube: Cube,
+    q: CellQuery,
     tier: int,
     window: tuple[int, int],
     aggs: dict[tuple[Any, ...], Agg],
@@ -197,13 +224,13 @@ def _read_joined(
 ) -> None:
     """The ``full`` cube (slices are many, cells few per slice): join each cell to its slice."""
     s, c = rollup_slices, rollup_cells
-    gcols, joins = _group_columns(q, cube, s)
+    gcols, joins = _group_columns(q, s)
     needs_slices = bool(gcols) or "error_class" in q.group_by
     if step_ns is not None:
         # The point's index, by integer division (both dialects truncate integer division; the
         # operands are ints we made, so inlining them is safe).
         gcols.append(literal_column(f"(rollup_cells.bucket_ns - {int(origin_ns or 0)}) / {int(step_ns)}"))
-    conditions = _conditions(q, cube, s)
+    conditions = _conditions(q, s)
     needs_slices = needs_slices or bool(conditions)
     # Cells first: the (part, tier, bucket) prefix of their key is the window; slices are then
     # looked up by primary key.
@@ -215,7 +242,7 @@ def _read_joined(
     outcome = [s.c.status, s.c.failure_class]
     sums = [func.sum(c.c[m]) for m in MEASURES]
     for kind in q.kinds if q.level == "step" else (None,):
-        where = [c.c.part == part_of(cube, kind), c.c.tier == tier, c.c.bucket_ns >= window[0],
+        where = [c.c.part == q.parts[kind], c.c.tier == tier, c.c.bucket_ns >= window[0],
                  c.c.bucket_ns < window[1], *conditions]  # fmt: skip
         if needs_slices:
             # One pass: per group, outcome and bin, the measures (the slice lookups dominate).
