@@ -1,5 +1,5 @@
 # The two set-up commands of the README: `make demo` and `make test`. Both bootstrap first.
-.PHONY: bootstrap demo serve test test-fast lint bench generate
+.PHONY: bootstrap demo serve test test-fast lint bench generate stack
 
 bootstrap:
 	@bash scripts/bootstrap.sh
@@ -25,6 +25,12 @@ lint: bootstrap
 bench: bootstrap
 	.venv/bin/python bench/ingest.py
 
-# Regenerate the committed Grafana dashboards and provisioning files (CI fails on a diff).
+# Regenerate the committed generated files (CI fails on a diff): Grafana dashboards and provisioning,
+# Prometheus rules, prometheus.yml and alertmanager.yml.
 generate: bootstrap
 	.venv/bin/python grafana/generate.py
+	.venv/bin/python -m hypermindlabs.generate --out prometheus
+
+# Prometheus + Alertmanager (Debian binaries) with the generated files, against a running app.
+stack: bootstrap
+	.venv/bin/hypermind-obs stack

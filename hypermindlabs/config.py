@@ -60,6 +60,13 @@ class Settings:
             "scenario=100, error_class=30, error_type=30, cluster=100, provider=20)",
         },
     )
+    slo_objective: float = field(
+        default=0.95,
+        metadata={
+            "env": "HYPERMIND_SLO_OBJECTIVE",
+            "doc": "run-success objective of the generated SLO burn-rate alerts (hypermind-obs stack), 0–1 exclusive",
+        },
+    )
     max_batch_events: int = field(
         default=50_000, metadata={"env": "HYPERMIND_MAX_BATCH_EVENTS", "doc": "most events accepted in one POST"}
     )
@@ -125,6 +132,11 @@ class Settings:
                     values[f.name] = int(raw)
                 except ValueError as exc:
                     raise ConfigError(f"{f.metadata['env']}: expected an integer, got {raw!r}") from exc
+            elif f.type in ("float", float):
+                try:
+                    values[f.name] = float(raw)
+                except ValueError as exc:
+                    raise ConfigError(f"{f.metadata['env']}: expected a number, got {raw!r}") from exc
             else:
                 values[f.name] = raw
         values.update({k: v for k, v in overrides.items() if v is not None})

@@ -323,16 +323,82 @@ PROM_TELEMETRY_DROPPED = TELEMETRY_DROPPED.prom
 PROM_ALERTS = "ALERTS"
 PROM_ALERTSTATE_LABEL = "alertstate"
 
-# -- rules and dashboards (names reserved here for the later issues) ------------------------------
+# -- Prometheus rules and Alertmanager routing (hypermindlabs.generate; docs/alerting.md) --------
+# Recording-rule names follow Prometheus' level:metric:operations convention; the window is part
+# of the name (``rate5m``), so the fast variant the end-to-end test generates has honest names.
+PROM_JOB = "hypermind"  # the scrape job of the app in the generated prometheus.yml
+LABEL_JOB = "job"
+LABEL_INSTANCE = "instance"
+LABEL_LE = "le"
+PROM_SDK_OVERFLOW_LABEL = prom_label(SDK_OVERFLOW_ATTR)  # otel_metric_overflow="true": SDK backstop hit
 RULE_GROUP_RECORDING = "hypermind.recording"
+RULE_GROUP_SLO = "hypermind.slo"
 RULE_GROUP_ALERTS = "hypermind.alerts"
-RECORD_RUNS_RATE_5M = "hypermind:agent_runs:rate5m"
-RECORD_RUN_ERROR_RATIO_5M = "hypermind:agent_runs_error:ratio_rate5m"
-RECORD_OPERATION_P95_5M = "hypermind:gen_ai_client_operation_duration_seconds:p95_5m"
+RULES_FILE_RECORDING = "recording.rules.yml"
+RULES_FILE_ALERTS = "alerts.rules.yml"
+
+
+def record_runs_rate(window: str) -> str:
+    """Runs per second by job, project, scenario, model and status."""
+    return f"hypermind:agent_runs:rate{window}"
+
+
+def record_run_error_ratio(window: str) -> str:
+    """Failed share of runs by job, project, scenario and model (0 when a slice has no failure)."""
+    return f"hypermind:agent_runs_error:ratio_rate{window}"
+
+
+def record_slo_error_ratio(window: str) -> str:
+    """Failed share of runs by job and project: the SLO's error ratio (burn rate × error budget)."""
+    return f"hypermind_project:agent_runs_error:ratio_rate{window}"
+
+
+def record_run_duration_quantile(percent: int, window: str) -> str:
+    """A run-duration quantile (seconds) by job, project, scenario and model, from the buckets."""
+    return f"hypermind:agent_run_duration_seconds:p{percent}_{window}"
+
+
+def record_operation_quantile(percent: int, window: str) -> str:
+    """An operation-duration quantile (seconds) by operation, model, tool and project."""
+    return f"hypermind:gen_ai_client_operation_duration_seconds:p{percent}_{window}"
+
+
+def record_failures_rate(window: str) -> str:
+    """Failures per second by failure class and cluster."""
+    return f"hypermind:failures:rate{window}"
+
+
+RECORD_RUNS_RATE_5M = record_runs_rate("5m")
+RECORD_RUN_ERROR_RATIO_5M = record_run_error_ratio("5m")
+RECORD_OPERATION_P95_5M = record_operation_quantile(95, "5m")
+RECORD_RUN_P95_5M = record_run_duration_quantile(95, "5m")
 ALERT_LABEL_OVERFLOW = "HypermindLabelOverflow"
 ALERT_TELEMETRY_DROPPED = "HypermindTelemetryDropped"
+ALERT_SERIES_OVERFLOW = "HypermindExportedSeriesOverflow"
 ALERT_ERROR_RATE_REGRESSION = "HypermindErrorRateRegression"
 ALERT_LATENCY_REGRESSION = "HypermindLatencyRegression"
+ALERT_SLO_BURN = "HypermindRunSLOBurnRate"
+ALERT_FAILURE_CLUSTER_NEW = "HypermindFailureClusterNew"
+ALERT_FAILURE_CLUSTER_SURGE = "HypermindFailureClusterSurge"
+ALERT_TARGET_DOWN = "HypermindTargetDown"
+# Labels the generated alerts carry (Alertmanager routes and inhibits on them).
+LABEL_SEVERITY = "severity"
+SEVERITY_PAGE = "page"
+SEVERITY_TICKET = "ticket"
+SEVERITY_INFO = "info"
+SEVERITIES: tuple[str, ...] = (SEVERITY_PAGE, SEVERITY_TICKET, SEVERITY_INFO)
+LABEL_BASELINE = "baseline"  # the offset a regression alert compares against: "1d", "7d"
+LABEL_TIER = "tier"  # SLO burn-rate tier, "1" fastest … "4" slowest; a faster tier inhibits slower ones
+LABEL_LONG_WINDOW = "long_window"
+LABEL_SHORT_WINDOW = "short_window"
+ANNOTATION_SUMMARY = "summary"
+ANNOTATION_DESCRIPTION = "description"
+ANNOTATION_RUNBOOK_URL = "runbook_url"
+ANNOTATION_RUNS_URL = "runs_url"  # absolute link to the web UI's run list (page form /runs?…)
+AM_RECEIVER_DEFAULT = "hypermind-webhook"
+AM_RECEIVER_PAGE = "hypermind-page"
+AM_RECEIVER_TICKET = "hypermind-ticket"
+ALERTS_API_PATH = "/api/v1/alerts"  # the app's Alertmanager webhook receiver
 DASHBOARD_OVERVIEW_UID = "hypermind-overview"
 DASHBOARD_TOOLS_UID = "hypermind-tools"
 DASHBOARD_REGRESSIONS_UID = "hypermind-regressions"

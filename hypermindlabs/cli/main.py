@@ -312,6 +312,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--timeout-s", type=int, help="seconds since the trace's last span (default "
                     "$HYPERMIND_OTLP_ROOT_TIMEOUT_S or 300)")  # fmt: skip
     sp.set_defaults(func=cmd_otlp_sweep)
+
+    from hypermindlabs.cli.stack import add_parser as add_stack_parser
+
+    add_stack_parser(sub)
     return p
 
 

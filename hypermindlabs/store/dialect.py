@@ -32,6 +32,7 @@ __all__ = [
     "lock_tables_exclusive",
     "lock_key",
     "is_postgresql",
+    "insert_for",
 ]
 
 Conflict = Literal["error", "ignore", "add"]
@@ -77,6 +78,17 @@ def open_engine(url: str) -> Engine:
 
 def is_postgresql(bind: Engine | Connection) -> bool:
     return bind.dialect.name == "postgresql"
+
+
+def insert_for(bind: Engine | Connection, table: Table) -> Any:
+    """The dialect's own INSERT construct for ``table``: the one with ``on_conflict_do_update``."""
+    if bind.dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif bind.dialect.name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:  # pragma: no cover - the store only opens these two
+        raise ValueError(f"the store supports sqlite and postgresql, not {bind.dialect.name}")
+    return insert(table)
 
 
 def single_writer(engine: Engine) -> bool:

@@ -1,1 +1,1 @@
-"""``/api/v1``: one blueprint per resource (events, runs, metrics, failures)."""
+"""``/api/v1``: one blueprint per resource (events, runs, metrics, failures, alerts)."""
