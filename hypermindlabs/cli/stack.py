@@ -214,7 +214,7 @@ def run_stack(settings: Settings, *, app_url: str | None, prometheus_listen: str
         say("hypermind-obs stack: stopped Prometheus and Alertmanager")
 
 
-def add_parser(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+def add_parser(sub: argparse._SubParsersAction) -> None:
     """Register ``hypermind-obs stack`` on the CLI's subcommands."""
     sp = sub.add_parser("stack", help="run Prometheus and Alertmanager (installed binaries) against a running app")
     sp.add_argument("--app-url", help="where the servers reach the app (default http://$HYPERMIND_HOST:$HYPERMIND_PORT)")

@@ -13,7 +13,8 @@ __all__ = ["dump", "header"]
 
 
 class _Dumper(yaml.SafeDumper):
-    pass
+    def ignore_aliases(self, data: Any) -> bool:
+        return True  # the same label dict in two rules must not become &id001 / *id001
 
 
 def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
@@ -24,11 +25,6 @@ def _str(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
 _Dumper.add_representer(str, _str)
 
 
-def _no_aliases(self: Any, data: Any) -> bool:  # the same label dict in two rules must not become &id001
-    return True
-
-
-_Dumper.ignore_aliases = _no_aliases  # type: ignore[method-assign]
 
 
 def header(source: str, command: str = "make generate") -> str:

@@ -83,12 +83,14 @@ def is_postgresql(bind: Engine | Connection) -> bool:
 def insert_for(bind: Engine | Connection, table: Table) -> Any:
     """The dialect's own INSERT construct for ``table``: the one with ``on_conflict_do_update``."""
     if bind.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    elif bind.dialect.name == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    else:  # pragma: no cover - the store only opens these two
-        raise ValueError(f"the store supports sqlite and postgresql, not {bind.dialect.name}")
-    return insert(table)
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        return pg_insert(table)
+    if bind.dialect.name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+
+        return sqlite_insert(table)
+    raise ValueError(f"the store supports sqlite and postgresql, not {bind.dialect.name}")  # pragma: no cover
 
 
 def single_writer(engine: Engine) -> bool:
