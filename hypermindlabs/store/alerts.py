@@ -12,30 +12,14 @@ from collections.abc import Sequence
 from typing import Any
 
 import orjson
-from sqlalchemy import BigInteger, Column, String, Table, Text, and_, not_, select
+from sqlalchemy import and_, not_, select
 from sqlalchemy.engine import Engine
 
 from hypermindlabs.core.alerts import AlertRecord
 from hypermindlabs.store.dialect import insert_for
-from hypermindlabs.store.schema import metadata
+from hypermindlabs.store.schema import alerts
 
 __all__ = ["AlertStore", "alerts"]
-
-alerts = Table(
-    "alerts",
-    metadata,
-    Column("fingerprint", String(64), primary_key=True),
-    Column("status", String(16), nullable=False),
-    Column("alertname", String(256), nullable=False),
-    Column("severity", String(16), nullable=False),
-    Column("labels", Text, nullable=False),
-    Column("annotations", Text, nullable=False),
-    Column("starts_at_ns", BigInteger, nullable=False),
-    Column("ends_at_ns", BigInteger),
-    Column("generator_url", Text, nullable=False),
-    Column("receiver", String(256), nullable=False),
-    Column("received_at_ns", BigInteger, nullable=False),
-)
 
 
 class AlertStore:

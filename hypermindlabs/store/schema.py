@@ -151,3 +151,22 @@ otlp_held_spans = Table(
     Column("received_ns", BigInteger, nullable=False),
     Column("summary", Text, nullable=False),
 )
+
+# -- alerts (migration 0005; written by store/alerts.py from Alertmanager's webhook) ---------------
+# One row per alert fingerprint in its latest state; labels and annotations as JSON text.
+alerts = Table(
+    "alerts",
+    metadata,
+    Column("fingerprint", String(64), primary_key=True),
+    Column("status", String(16), nullable=False),
+    Column("alertname", String(256), nullable=False),
+    Column("severity", String(16), nullable=False),
+    Column("labels", Text, nullable=False),
+    Column("annotations", Text, nullable=False),
+    Column("starts_at_ns", BigInteger, nullable=False),
+    Column("ends_at_ns", BigInteger),
+    Column("generator_url", Text, nullable=False),
+    Column("receiver", String(256), nullable=False),
+    Column("received_at_ns", BigInteger, nullable=False),
+)
+Index("ix_alerts_status_starts", alerts.c.status, alerts.c.starts_at_ns)
