@@ -74,14 +74,13 @@ def build_pipeline(
     """
     settings = settings or Settings.from_env()
     engine = open_engine(database_url or settings.database_url)
+    fill_rollups = False
     if migrate:
         before = schema_version(engine)
         migrate_schema(engine)  # before the label caps read their admitted values back
-        if before is not None and before < ROLLUPS_REVISION:
-            # Rollups are derived data: a database upgraded past the revision creating them gets
-            # them computed from its stored events, once, here.
-            with engine.begin() as conn:
-                rebuild_on(conn)
+        # Rollups are derived data: a database upgraded past the revision creating them gets
+        # them computed from its stored events, once, below.
+        fill_rollups = before is not None and before < ROLLUPS_REVISION
     if telemetry is None and export:
         telemetry = Telemetry.from_settings(
             settings, admissions=LabelAdmissions(engine), span_exporter=span_exporter, clock=clock
@@ -90,4 +89,7 @@ def build_pipeline(
     append_hooks: list[AppendHook] = [hook] if hook is not None else []
     commit_hooks = [telemetry.record_rows] if telemetry is not None else []
     store = EventStore(engine, enricher=enricher, append_hooks=append_hooks, commit_hooks=commit_hooks)
+    if fill_rollups:
+        with store.transaction() as conn:
+            rebuild_on(conn)
     return Pipeline(settings=settings, store=store, telemetry=telemetry, clock=clock, rollups=hook)

@@ -20,5 +20,5 @@ __all__ = ["CUBES", "TIERS", "Cube", "RollupHook", "rebuild_on", "rebuild_rollup
 
 def rebuild_rollups(store: Any, *, progress: Any = None) -> int:
     """Recompute every rollup of an EventStore from its raw events, in one transaction."""
-    with store.engine.begin() as conn:
+    with store.transaction() as conn:
         return rebuild_on(conn, progress=progress)

@@ -362,6 +362,17 @@ class EventStore:
         return failures.relabel_failures(self.engine, relabel, batch=batch, progress=progress)
 
     @contextmanager
+    def transaction(self) -> Iterator[Connection]:
+        """One write transaction for work the store's owner runs on its tables (a rollup rebuild);
+        serialized with the store's own writers on SQLite."""
+        if self._write_lock is not None:
+            with self._write_lock, self.engine.begin() as conn:
+                yield conn
+        else:
+            with self.engine.begin() as conn:
+                yield conn
+
+    @contextmanager
     def rollup_reader(self) -> Iterator[RollupReader]:
         """A reader of rollup cells on one connection (one snapshot for one answer)."""
         with self.engine.connect() as conn:

@@ -1,0 +1,172 @@
+"""The rollup tables' SQL: the writers' locks and UPSERTs, the event reads the facts come from, rebuilds.
+
+:mod:`hypermindlabs.rollups` computes the facts (pure, :mod:`~hypermindlabs.rollups.facts`) and
+decides what to write; every statement it needs is here. Dialect differences (bulk UPSERT,
+advisory and table locks) are :mod:`hypermindlabs.store.dialect`'s.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping, Sequence, Set
+from typing import Any
+
+from sqlalchemy import and_, bindparam, case, delete, func, or_, select
+from sqlalchemy.engine import Connection
+
+from hypermindlabs.core.vocabulary import ROLLUP_MEASURES as MEASURES
+from hypermindlabs.core.vocabulary import SQL_CHUNK, chunks
+from hypermindlabs.store.dialect import advisory_xact_lock, bulk_write, lock_tables_exclusive
+from hypermindlabs.store.schema import events, rollup_cells, rollup_slice_members, rollup_slices
+
+__all__ = [
+    "EVENT_FIELDS",
+    "lock_writers",
+    "stored_counts",
+    "fetch_runs",
+    "write_cells",
+    "begin_rebuild",
+    "count_runs",
+    "run_id_pages",
+]
+
+#: The event columns facts are computed from.
+EVENT_FIELDS: tuple[str, ...] = (
+    "event_id", "run_id", "kind", "start_ns", "end_ns", "status", "project", "scenario", "model", "tool",
+    "input_tokens", "output_tokens", "input_chars", "output_chars", "tokens_estimated", "failure_class",
+    "tags",
+)  # fmt: skip
+# Serializes rollup maintenance between PostgreSQL writers (see lock_writers).
+_PG_LOCK_KEY = 0x68_6D_72_6F_6C_6C  # "hmroll"
+_CELL_KEY = ("part", "tier", "bucket_ns", "slice_id", "bin")
+
+_TABLES = {"cells": rollup_cells, "slices": rollup_slices, "members": rollup_slice_members}
+_COLUMNS = {
+    "cells": [*_CELL_KEY, *MEASURES],
+    "slices": [c.name for c in rollup_slices.columns],
+    "members": ["slice_id", "key", "value"],
+}
+_UPSERTS: dict[str, dict[str, Any]] = {
+    "cells": {"conflict": "add", "keys": _CELL_KEY, "add": MEASURES},
+    "slices": {"conflict": "ignore", "keys": ("slice_id",)},
+    "members": {"conflict": "ignore", "keys": ("slice_id", "key", "value")},
+}
+
+
+def _write_many(conn: Connection, name: str, rows: list[tuple[Any, ...]]) -> None:
+    """UPSERT rows (tuples in ``_COLUMNS[name]`` order) into one of the rollup tables."""
+    bulk_write(conn, _TABLES[name], _COLUMNS[name], rows, **_UPSERTS[name])
+
+
+def lock_writers(conn: Connection) -> None:
+    """Hold the rollup writers' lock until this transaction ends."""
+    # PostgreSQL writers run concurrently. Two batches touching one run (its run event in
+    # one, a late child in the other) must not both compute that run's fact from snapshots
+    # missing the other's events; holding one transaction-scoped lock while reading and
+    # writing rollups makes each hook see the committed work of the previous one (READ
+    # COMMITTED takes a fresh snapshot per statement). It also orders the UPSERTs, so hot
+    # rollup rows cannot deadlock. SQLite has a single writer already.
+    advisory_xact_lock(conn, _PG_LOCK_KEY)
+
+
+
+def stored_counts(conn: Connection, run_ids: Sequence[str]) -> dict[str, tuple[int, bool]]:
+    """Per run: how many events are stored (this batch included) and whether its run event is."""
+    out: dict[str, tuple[int, bool]] = {}
+    has_run = func.max(case((events.c.kind == "run", 1), else_=0))
+    for chunk in chunks(run_ids):
+        q = (
+            select(events.c.run_id, func.count(), has_run)
+            .where(events.c.run_id.in_(chunk))
+            .group_by(events.c.run_id)
+        )
+        for rid, n, run in conn.execute(q):
+            out[rid] = (int(n), bool(run))
+    return out
+
+
+def fetch_runs(
+    conn: Connection, run_ids: Iterable[str], *, exclude: Set[str] = frozenset()
+) -> dict[str, list[dict[str, Any]]]:
+    """Every stored event (its EVENT_FIELDS) of ``run_ids``, by run, minus ``exclude`` event ids."""
+    out: dict[str, list[dict[str, Any]]] = {}
+    cols = [events.c[k] for k in EVENT_FIELDS]
+    for chunk in chunks(list(run_ids)):
+        for row in conn.execute(select(*cols).where(events.c.run_id.in_(chunk))):
+            m = row._mapping
+            if m["event_id"] not in exclude:
+                out.setdefault(m["run_id"], []).append(dict(m))
+    return out
+
+
+def write_cells(
+    conn: Connection,
+    rows: list[tuple[Any, ...]],
+    slices: Mapping[int, tuple[Any, ...]],
+    *,
+    retracted: bool,
+    known: set[int] | None = None,
+) -> None:
+    """Write cells: their slices first, then UPSERT measure = measure + delta, in key order.
+
+    ``rows`` are (part, tier, bucket_ns, slice_id, bin, *measures) sorted by key; ``slices`` the
+    slice keys by id; ``known`` a cache of slice ids seen committed. After a retraction, cells
+    left empty are deleted, so the table holds exactly what a rebuild would write.
+    """
+    _ensure_slices(conn, slices, known)
+    _write_many(conn, "cells", rows)
+    if retracted:
+        c = rollup_cells.c
+        emptied = [dict(zip("ptbsx", r[:5], strict=True)) for r in rows if r[5] < 0]
+        if emptied:
+            stmt = delete(rollup_cells).where(
+                c.part == bindparam("p"), c.tier == bindparam("t"), c.bucket_ns == bindparam("b"),
+                c.slice_id == bindparam("s"), c.bin == bindparam("x"), c.n == 0,
+            )  # fmt: skip
+            conn.execute(stmt, emptied)
+
+
+def _ensure_slices(conn: Connection, by_id: Mapping[int, tuple[Any, ...]], known: set[int] | None) -> None:
+    todo = sorted(i for i in by_id if known is None or i not in known)
+    existing: set[int] = set()
+    col = rollup_slices.c.slice_id
+    for chunk in chunks(todo):
+        existing.update(conn.execute(select(col).where(col.in_(chunk))).scalars())
+    if known is not None:
+        if len(known) > 500_000:
+            known.clear()
+        known.update(existing)
+    missing = [i for i in todo if i not in existing]
+    if not missing:
+        return
+    _write_many(conn, "slices", [(i, *by_id[i][:11]) for i in missing])
+    _write_many(conn, "members", sorted((i, k, v) for i in missing for k, v in by_id[i][11]))
+
+
+def begin_rebuild(conn: Connection) -> None:
+    """Lock out writers (readers go on, seeing the old rollups) and drop every cell.
+
+    Slices are a dictionary of dimension combinations, never deleted (writers cache them); the
+    cells are recomputed, and slices missing from the dictionary are added back.
+    """
+    lock_writers(conn)
+    lock_tables_exclusive(conn, (rollup_slices, rollup_slice_members, rollup_cells))
+    conn.execute(delete(rollup_cells))
+
+
+def count_runs(conn: Connection) -> int:
+    return int(conn.execute(select(func.count()).select_from(events).where(events.c.kind == "run")).scalar_one())
+
+
+def run_id_pages(conn: Connection, page_size: int = SQL_CHUNK * 4) -> Iterator[list[str]]:
+    """Every run id, in run start order, in keyset pages."""
+    last: tuple[int, int] | None = None
+    e = events.c
+    while True:
+        q = select(e.start_ns, e.seq, e.run_id).where(e.kind == "run")
+        if last is not None:
+            q = q.where(or_(e.start_ns > last[0], and_(e.start_ns == last[0], e.seq > last[1])))
+        page = conn.execute(q.order_by(e.start_ns, e.seq).limit(page_size)).all()
+        if not page:
+            return
+        last = (page[-1].start_ns, page[-1].seq)
+        yield [r.run_id for r in page]
