@@ -378,6 +378,13 @@ class EventStore:
         with self.engine.connect() as conn:
             yield RollupReader(conn)
 
+    def dimension_values(self, *, limit: int = 500) -> dict[str, Any]:
+        """Every project, model, tool, scenario and tag value stored (from the rollup slices), sorted."""
+        from hypermindlabs.store.dimensions import dimension_values
+
+        with self.engine.connect() as conn:
+            return dimension_values(conn, limit=limit)
+
     def run_ids(self, filters: Filters) -> list[str]:
         """Every run ID matching ``filters`` (for tests and exact drill-down checks)."""
         return runs.run_ids(self.engine, filters)

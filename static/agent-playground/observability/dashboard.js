@@ -285,7 +285,8 @@ function renderTools(summary) {
   const body = rows.map((r) => el('tr', {testid: 'tool-row'},
     el('th', {scope: 'row'}, el('a', {href: runsPage(r.runs_url), text: r.group.tool,
       title: 'Runs that called this tool'})),
-    el('td', {class: 'num', text: fmtInt(r.steps)}),
+    el('td', {class: 'num'}, el('a', {href: runsPage(r.runs_url), text: fmtInt(r.steps),
+      aria: {label: `${fmtInt(r.steps)} calls of ${r.group.tool}: the runs that made them`}})),
     el('td', {class: `num ${r.failure_rate > 0.05 ? 'worse' : ''}`, text: fmtPct(r.failure_rate)}),
     el('td', {class: 'num', text: fmtMs(r.latency_ms.p50)}),
     el('td', {class: 'num', text: fmtMs(r.latency_ms.p95)})));

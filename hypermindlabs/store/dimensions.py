@@ -1,4 +1,4 @@
-"""The values each filter can take, read from the rollup slices (for the dashboard's filter bar).
+"""The values each filter can take, from the rollup slices (the filter bar; ``GET /api/v1/dimensions``).
 
 A slice row exists for every combination of dimension values ever stored, so the distinct values
 come from a table whose size follows slices, not events. The list is "ever seen", not "seen in the
