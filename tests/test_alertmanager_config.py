@@ -1,7 +1,7 @@
 """alertmanager.yml: ``amtool check-config`` clean, every route by ``amtool config routes test``, and every
 inhibition rule proven on a real Alertmanager (amtool cannot evaluate inhibit_rules).
 
-The cases are committed under ``prometheus/tests/`` (routes_test.yml, inhibitions_test.yml).
+The cases are committed under ``prometheus/tests/`` (route_cases.yml, inhibition_cases.yml).
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from tests.conftest import require_binary
 pytestmark = pytest.mark.prometheus
 PROM = Path(__file__).resolve().parents[1] / "prometheus"
 CONFIG = PROM / "alertmanager.yml"
-ROUTES = yaml.safe_load((PROM / "tests" / "routes_test.yml").read_text())["routes"]
-INHIBITIONS = yaml.safe_load((PROM / "tests" / "inhibitions_test.yml").read_text())["inhibitions"]
+ROUTES = yaml.safe_load((PROM / "tests" / "route_cases.yml").read_text())["routes"]
+INHIBITIONS = yaml.safe_load((PROM / "tests" / "inhibition_cases.yml").read_text())["inhibitions"]
 
 
 def _free_port() -> int:

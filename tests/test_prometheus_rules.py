@@ -21,8 +21,9 @@ from tests.conftest import require_binary
 pytestmark = pytest.mark.prometheus
 ROOT = Path(__file__).resolve().parents[1]
 PROM = ROOT / "prometheus"
-TEST_FILES = sorted((PROM / "tests").glob("*_test.yml"))
-PROMTOOL_TESTS = [p for p in TEST_FILES if "rule_files" in p.read_text()]
+# promtool unit-test files are *_test.yml (so `promtool test rules prometheus/tests/*_test.yml` runs them all);
+# the amtool / Alertmanager case files are *_cases.yml.
+PROMTOOL_TESTS = sorted((PROM / "tests").glob("*_test.yml"))
 
 
 def _committed_params() -> RuleParams:
@@ -106,6 +107,7 @@ def test_promtool_check_config_accepts_the_generated_prometheus_yml():
 
 @pytest.mark.parametrize("test_file", PROMTOOL_TESTS, ids=lambda p: p.name)
 def test_promtool_unit_tests_pass(test_file):
+    assert "rule_files" in test_file.read_text(), f"{test_file.name} is not a promtool test file"
     promtool = require_binary("promtool")
     out = subprocess.run([promtool, "test", "rules", test_file.name], cwd=test_file.parent,
                          capture_output=True, text=True, timeout=600)  # fmt: skip
