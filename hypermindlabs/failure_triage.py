@@ -1,21 +1,4 @@
 """Contract path kept for importers: failure triage lives in the :mod:`hypermindlabs.triage` package."""
 
-from hypermindlabs.triage import (
-    ALGORITHM_VERSION,
-    FAILURE_CLASSES,
-    TAXONOMY_VERSION,
-    Failure,
-    classify_failure,
-    cluster_state,
-    normalize_message,
-)
-
-__all__ = [
-    "ALGORITHM_VERSION",
-    "FAILURE_CLASSES",
-    "TAXONOMY_VERSION",
-    "Failure",
-    "classify_failure",
-    "cluster_state",
-    "normalize_message",
-]
+from hypermindlabs.triage import *  # noqa: F403 - a facade: the package's surface, unchanged
+from hypermindlabs.triage import __all__ as __all__

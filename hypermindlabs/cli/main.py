@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import IO
 
 from hypermindlabs.config import ConfigError, Settings
+from hypermindlabs.core.vocabulary import DIMENSIONS
 from hypermindlabs.store import AppendResult
 from hypermindlabs.wiring import Pipeline, build_pipeline
 
@@ -186,7 +187,7 @@ def cmd_triage(args: argparse.Namespace) -> int:
     settings = _settings(args)
     store = build_pipeline(settings).store
     params: dict[str, list[str]] = {"from": [args.since]}
-    for name in ("project", "model", "tool", "scenario"):
+    for name in DIMENSIONS:
         if getattr(args, name):
             params[name] = [getattr(args, name)]
     for tag in args.tag or []:
@@ -295,7 +296,7 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("triage", help="print the failure clusters of a time window, biggest first")
     db(sp)
     sp.add_argument("--since", default="now-24h", help="window start: now-24h (default), RFC 3339 or epoch ms")
-    for name in ("project", "model", "tool", "scenario"):
+    for name in DIMENSIONS:
         sp.add_argument(f"--{name}")
     sp.add_argument("--tag", action="append", metavar="KEY=VALUE", help="tag filter (repeatable)")
     sp.add_argument("--limit", type=int, default=20)

@@ -73,19 +73,14 @@ from hypermindlabs.demo.wording import (
     retrieval_error,
     tool_error,
 )
+from hypermindlabs.triage import FAILURE_CLASSES as TAXONOMY_CLASSES
 
 __all__ = ["FAILURE_CLASSES", "DemoSpec", "demo_spec", "generate_events"]
 
-FAILURE_CLASSES: tuple[str, ...] = (
-    "tool_schema_mismatch",
-    "tool_timeout",
-    "retrieval_failure",
-    "policy_violation",
-    "rate_limit",
-    "context_length_exceeded",
-    "authentication",
-    "upstream_error",
-    "unknown",
+#: The failure classes the demo injects, in the taxonomy's order (never retyped: read off the
+#: failure tables, with retrieval and policy steps' own classes).
+FAILURE_CLASSES: tuple[str, ...] = tuple(
+    c for c in TAXONOMY_CLASSES if c in {*LLM_FAILS, *TOOL_FAILS, "retrieval_failure", "policy_violation"}
 )
 
 

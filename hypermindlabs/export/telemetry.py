@@ -6,6 +6,7 @@ injected (no global OTel state is touched): a ``MeterProvider`` read by a pull r
 ``/metrics`` collects from, and optionally a ``TracerProvider`` whose spans go to OTLP.
 
     >>> from hypermindlabs.config import Settings
+from hypermindlabs.core.vocabulary import STATUSES
     >>> telemetry = Telemetry.from_settings(Settings())      # metrics only: no OTLP endpoint set
     >>> telemetry.record_rows([])                             # store.commit_hooks.append(...)
 
@@ -42,6 +43,7 @@ from opentelemetry.trace import (
 
 from hypermindlabs import conventions as c
 from hypermindlabs.config import Settings
+from hypermindlabs.core.vocabulary import STATUSES
 from hypermindlabs.export.cardinality import Cardinality, parse_budgets
 from hypermindlabs.export.providers import (
     LossCounter,
@@ -385,7 +387,7 @@ class _Event:
         if self.kind not in c.OPERATION_BY_KIND:
             raise ValueError(f"kind: {self.kind!r}")
         self.status = row["status"]
-        if self.status not in ("ok", "error"):
+        if self.status not in STATUSES:
             raise ValueError(f"status: {self.status!r}")
         self.trace_id = _hex_int(row["trace_id"], 32)
         self.span_id = _hex_int(row["span_id"], 16)

@@ -19,13 +19,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from hypermindlabs.core.filters import Filters
-from hypermindlabs.core.vocabulary import STEP_KINDS
+from hypermindlabs.core.vocabulary import DIMENSIONS, RUN_DIMENSIONS, STEP_KINDS
 from hypermindlabs.rollups.facts import CUBES, MINUTE, Cube
 
 __all__ = ["MetricsQuery", "auto_step", "cover", "plan", "GROUP_BY", "STEP_KINDS", "MAX_GROUP_BY", "MAX_POINTS",
            "DEFAULT_WINDOW_NS"]  # fmt: skip
 
-GROUP_BY: tuple[str, ...] = ("project", "model", "tool", "scenario", "kind", "error_class")
+GROUP_BY: tuple[str, ...] = (*DIMENSIONS, "kind", "error_class")
 NICE_STEPS_S: tuple[int, ...] = (
     60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400, 2 * 86400, 7 * 86400,
 )  # fmt: skip
@@ -76,7 +76,7 @@ def member_keys(q: MetricsQuery) -> list[str]:
 
 
 def _dims_used(q: MetricsQuery) -> set[str]:
-    dims = {"project", "scenario", "model"} if q.level == "run" else {"project", "scenario", "model", "tool"}
+    dims = set(RUN_DIMENSIONS) if q.level == "run" else set(DIMENSIONS)
     return {d for d in dims if getattr(q.filters, d) or d in q.group_by} | (
         {"kind"} if q.level == "step" else set()
     )

@@ -28,6 +28,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from hypermindlabs.core.vocabulary import MAX_ERROR_MESSAGE_LEN
 from hypermindlabs.store import EventStore
 
 __all__ = ["RunManager", "Run", "Step", "RunManagerStats"]
@@ -255,9 +256,9 @@ class Run:
 
 def _error_dict(error: BaseException | str, error_class: str | None) -> dict[str, str]:
     if isinstance(error, BaseException):
-        d = {"type": type(error).__name__, "message": str(error)[:8192]}
+        d = {"type": type(error).__name__, "message": str(error)[:MAX_ERROR_MESSAGE_LEN]}
     else:
-        d = {"type": "Error", "message": str(error)[:8192]}
+        d = {"type": "Error", "message": str(error)[:MAX_ERROR_MESSAGE_LEN]}
     if error_class:
         d["class"] = error_class
     return d

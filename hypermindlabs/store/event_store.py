@@ -25,7 +25,7 @@ from sqlalchemy.exc import IntegrityError
 
 from hypermindlabs.core.events import RunEvent
 from hypermindlabs.core.filters import Filters
-from hypermindlabs.core.vocabulary import INHERITED
+from hypermindlabs.core.vocabulary import INHERITED, chunks
 from hypermindlabs.store import failures, runs
 from hypermindlabs.store.dialect import bulk_write, normalize_url, open_engine, single_writer
 from hypermindlabs.store.failures import failed_children, set_failure_labels
@@ -39,7 +39,6 @@ __all__ = ["EventStore", "AppendResult", "AppendHook", "CommitHook", "Enricher",
 
 log = logging.getLogger(__name__)
 _MIGRATIONS = Path(__file__).parent / "migrations"
-_CHUNK = 500  # bound on IN (...) lists; SQLite allows 32766 parameters, keep well below
 
 Enricher = Callable[[dict[str, Any]], dict[str, Any]]
 """Adds derived columns at ingest (triage's failure_class and cluster_id) from an event row."""
@@ -203,7 +202,7 @@ class EventStore:
         existing = self._existing(conn, events.c.event_id, ids)
         stored_runs: dict[str, str] = {}
         run_ids = list({e.run_id for e in batch})
-        for chunk in _chunks(run_ids):
+        for chunk in chunks(run_ids):
             found = conn.execute(
                 select(events.c.run_id, events.c.event_id).where(events.c.kind == "run", events.c.run_id.in_(chunk))
             )
@@ -278,13 +277,13 @@ class EventStore:
 
     def _existing(self, conn: Connection, column: Any, values: list[str]) -> set[str]:
         found: set[str] = set()
-        for chunk in _chunks(values):
+        for chunk in chunks(values):
             found.update(conn.execute(select(column).where(column.in_(chunk))).scalars())
         return found
 
     def _run_dimensions(self, conn: Connection, run_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
         out: dict[str, dict[str, Any]] = {}
-        for chunk in _chunks(list(run_ids)):
+        for chunk in chunks(list(run_ids)):
             q = select(events.c.run_id, *(events.c[k] for k in INHERITED)).where(
                 events.c.kind == "run", events.c.run_id.in_(chunk)
             )
@@ -297,7 +296,7 @@ class EventStore:
         # the runs that really have stored children lacking a dimension before updating any.
         by_run = {u["r_id"]: u for u in updates}
         lacking: set[str] = set()
-        for chunk in _chunks(list(by_run)):
+        for chunk in chunks(list(by_run)):
             q = (
                 select(events.c.run_id)
                 .distinct()
@@ -427,8 +426,3 @@ def _row(ev: RunEvent) -> dict[str, Any]:
         "tags": orjson.dumps(dict(ev.tags)).decode(),
         "attributes": ev.attributes_json,
     }
-
-
-def _chunks(values: list[Any], size: int = _CHUNK) -> Iterable[list[Any]]:
-    for i in range(0, len(values), size):
-        yield values[i : i + size]

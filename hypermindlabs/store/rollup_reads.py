@@ -16,10 +16,11 @@ from sqlalchemy import and_, exists, func, literal_column, select
 from sqlalchemy.engine import Connection
 
 from hypermindlabs.core.filters import Filters
+from hypermindlabs.core.vocabulary import INHERITED
 from hypermindlabs.core.vocabulary import ROLLUP_MEASURES as MEASURES
 from hypermindlabs.store.schema import rollup_cells, rollup_slice_members, rollup_slices
 
-__all__ = ["Agg", "CellQuery", "RollupReader", "read_cells", "error_class_of"]
+__all__ = ["Agg", "CellQuery", "RollupReader", "error_class_of"]
 
 _plus = operator.add
 
@@ -82,7 +83,7 @@ def _member_filter(q: CellQuery, key: str) -> tuple[str, ...]:
 def _conditions(q: CellQuery, s: Any) -> list[Any]:
     f = q.filters
     cond: list[Any] = []  # the level, cube and step kind are the cells' part
-    for dim in ("project", "scenario", "model") + (("tool",) if q.level == "step" else ()):
+    for dim in INHERITED + (("tool",) if q.level == "step" else ()):
         if getattr(f, dim):
             cond.append(s.c[dim].in_(getattr(f, dim)))
     if f.status:
@@ -117,23 +118,8 @@ class RollupReader:
     ) -> None:  # fmt: skip
         """Add the cells of ``q``'s cube at ``tier`` in ``window`` to ``aggs``; with ``step_ns``, per
         point ``(bucket - origin_ns) // step_ns``."""
-        read_cells(self._conn, q, tier, window, aggs, origin_ns, step_ns)
-
-
-def read_cells(
-    conn: Connection,
-    q: CellQuery,
-    tier: int,
-    window: tuple[int, int],
-    aggs: dict[tuple[Any, ...], Agg],
-    origin_ns: int | None,
-    step_ns: int | None,
-) -> None:
-    """Add the cells of one cube, tier and window to ``aggs`` (keyed by group values [, step])."""
-    if q.members == "all":
-        _read_joined(conn, q, tier, window, aggs, origin_ns, step_ns)
-    else:
-        _read_by_slice(conn, q, tier, window, aggs, origin_ns, step_ns)
+        read = _read_joined if q.members == "all" else _read_by_slice
+        read(self._conn, q, tier, window, aggs, origin_ns, step_ns)
 
 
 # Up to this many matching slices are passed to the cells query as a list; more are filtered in

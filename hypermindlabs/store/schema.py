@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy import BigInteger, Boolean, Column, Index, Integer, MetaData, SmallInteger, String, Table, Text
 
-from hypermindlabs.core.vocabulary import ROLLUP_MEASURES
+from hypermindlabs.core.vocabulary import DIMENSIONS, ROLLUP_MEASURES
 
 metadata = MetaData()
 
@@ -51,7 +51,7 @@ Index(
 )  # fmt: skip
 Index("ix_events_run_start", events.c.run_id, events.c.start_ns)
 Index("ix_events_kind_start", events.c.kind, events.c.start_ns)
-for _dim in ("project", "model", "tool", "scenario"):
+for _dim in DIMENSIONS:
     Index(f"ix_events_kind_{_dim}_start", events.c.kind, events.c[_dim], events.c.start_ns)
 Index("ix_events_cluster_start", events.c.cluster_id, events.c.start_ns)
 
