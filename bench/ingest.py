@@ -27,11 +27,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from hypermindlabs.config import Settings  # noqa: E402
 from hypermindlabs.core.events import parse_event  # noqa: E402
+from hypermindlabs.core.record import stored_event as _row  # noqa: E402
 from hypermindlabs.core.vocabulary import INHERITED  # noqa: E402
 from hypermindlabs.demo import demo_spec, generate_events  # noqa: E402
 from hypermindlabs.ingest import ingest_objects  # noqa: E402
 from hypermindlabs.sdk.run_manager import RunManager  # noqa: E402
-from hypermindlabs.store.event_store import _row  # noqa: E402
 from hypermindlabs.store.schema import events as events_table  # noqa: E402
 from hypermindlabs.wiring import build_pipeline  # noqa: E402
 

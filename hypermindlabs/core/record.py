@@ -8,13 +8,85 @@ failure class and cluster id. :func:`event_json` is the one place the API's even
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 import orjson
 
-from hypermindlabs.core.events import format_timestamp
+from hypermindlabs.core.events import RunEvent, format_timestamp
 
-__all__ = ["event_json"]
+__all__ = ["StoredEvent", "stored_event", "event_json"]
+
+
+class StoredEvent(TypedDict):
+    """One stored event as the ``events`` table holds it: what rollups, triage, export and the API read.
+
+    The :class:`~hypermindlabs.core.events.RunEvent`'s fields under their column names (times in
+    Unix ns), the dimensions a child inherited from its run, triage's ``failure_class`` and
+    ``cluster_id``; ``tags`` and ``attributes`` are JSON object text; ``seq`` is the database's
+    (absent until the row is inserted).
+    """
+
+    event_id: str
+    run_id: str
+    trace_id: str
+    span_id: str
+    parent_span_id: str | None
+    kind: str
+    name: str | None
+    start_ns: int
+    end_ns: int
+    status: str
+    project: str | None
+    model: str | None
+    tool: str | None
+    scenario: str | None
+    input_tokens: int | None
+    output_tokens: int | None
+    input_chars: int | None
+    output_chars: int | None
+    tokens_estimated: bool
+    error_type: str | None
+    error_message: str | None
+    error_class: str | None
+    failure_class: str | None
+    cluster_id: str | None
+    tags: str
+    attributes: str
+    seq: NotRequired[int]
+
+
+def stored_event(ev: RunEvent) -> StoredEvent:
+    """The row the store inserts for a parsed event (before inheritance and triage fill it in)."""
+    return {
+        "event_id": ev.event_id,
+        "run_id": ev.run_id,
+        "trace_id": ev.trace_id,
+        "span_id": ev.span_id,
+        "parent_span_id": ev.parent_span_id,
+        "kind": ev.kind,
+        "name": ev.name,
+        "start_ns": ev.start_time_unix_nano,
+        "end_ns": ev.end_time_unix_nano,
+        "status": ev.status,
+        "project": ev.project,
+        "model": ev.model,
+        "tool": ev.tool,
+        "scenario": ev.scenario,
+        "input_tokens": ev.input_tokens,
+        "output_tokens": ev.output_tokens,
+        "input_chars": ev.input_chars,
+        "output_chars": ev.output_chars,
+        "tokens_estimated": ev.tokens_estimated,
+        "error_type": ev.error_type,
+        "error_message": ev.error_message,
+        "error_class": ev.error_class,
+        "failure_class": None,
+        "cluster_id": None,
+        "tags": orjson.dumps(dict(ev.tags)).decode(),
+        "attributes": ev.attributes_json,
+    }
+
+
 
 
 def event_json(m: Mapping[str, Any]) -> dict[str, Any]:

@@ -6,11 +6,12 @@ store's (:mod:`hypermindlabs.store.rollup_cells`).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from sqlalchemy.engine import Connection
 
+from hypermindlabs.core.record import StoredEvent
 from hypermindlabs.rollups.facts import Accumulator, add_run, part_of_key, slice_id
 from hypermindlabs.store.rollup_cells import (
     EVENT_FIELDS,
@@ -37,11 +38,11 @@ class RollupHook:
         # enter the cache only when a later batch finds them, i.e. after they were committed.
         self.known_slices: set[int] = set()
 
-    def __call__(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+    def __call__(self, conn: Connection, rows: list[StoredEvent]) -> None:
         if not rows:
             return
         lock_writers(conn)
-        by_run: dict[str, list[dict[str, Any]]] = {}
+        by_run: dict[str, list[Mapping[str, Any]]] = {}
         for r in rows:
             by_run.setdefault(r["run_id"], []).append(r)
         stored = stored_counts(conn, list(by_run))

@@ -8,13 +8,12 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
-import orjson
 from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
@@ -25,6 +24,7 @@ from sqlalchemy.exc import IntegrityError
 
 from hypermindlabs.core.events import RunEvent
 from hypermindlabs.core.filters import Filters
+from hypermindlabs.core.record import StoredEvent, stored_event
 from hypermindlabs.core.vocabulary import INHERITED, chunks
 from hypermindlabs.store import failures, runs
 from hypermindlabs.store.dialect import bulk_write, normalize_url, open_engine, single_writer
@@ -40,8 +40,8 @@ __all__ = ["EventStore", "AppendResult", "AppendHook", "CommitHook", "Enricher",
 log = logging.getLogger(__name__)
 _MIGRATIONS = Path(__file__).parent / "migrations"
 
-Enricher = Callable[[dict[str, Any]], dict[str, Any]]
-"""Adds derived columns at ingest (triage's failure_class and cluster_id) from an event row."""
+Enricher = Callable[[Mapping[str, Any]], Mapping[str, Any]]
+"""Derives ``failure_class`` and ``cluster_id`` at ingest from an event row (triage's ``enrich``)."""
 
 
 @dataclass(frozen=True)
@@ -81,9 +81,9 @@ def schema_version(engine: Engine) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
-AppendHook = Callable[[Connection, list[dict[str, Any]]], None]
+AppendHook = Callable[[Connection, list[StoredEvent]], None]
 """Runs in the append transaction with the newly stored events (column dicts of ``schema.events``)."""
-CommitHook = Callable[[list[dict[str, Any]]], None]
+CommitHook = Callable[[list[StoredEvent]], None]
 """Runs after commit with the newly stored events, once each; its failure is logged, never raised."""
 
 
@@ -183,7 +183,7 @@ class EventStore:
             return result
         raise AssertionError("unreachable")  # pragma: no cover
 
-    def _after_commit(self, rows: list[dict[str, Any]]) -> None:
+    def _after_commit(self, rows: list[StoredEvent]) -> None:
         # Observers (telemetry) see each newly stored event exactly once, after it is durable;
         # duplicates and rejected events never reach them. They must not fail the write.
         if not rows:
@@ -196,7 +196,7 @@ class EventStore:
 
     def _append(
         self, conn: Connection, batch: Sequence[RunEvent], idx: list[int]
-    ) -> tuple[AppendResult, list[dict[str, Any]]]:
+    ) -> tuple[AppendResult, list[StoredEvent]]:
         result = AppendResult()
         ids = list(dict.fromkeys(e.event_id for e in batch))
         existing = self._existing(conn, events.c.event_id, ids)
@@ -247,19 +247,21 @@ class EventStore:
         # Children inherit project/scenario/model from their run: from this batch, else from the store.
         need = {e.run_id for e in keep if e.kind != "run" and e.run_id not in batch_runs and _missing(e)}
         stored_dims = self._run_dimensions(conn, need) if need else {}
-        rows: list[dict[str, Any]] = []
+        rows: list[StoredEvent] = []
         enrich = self.enricher
         for ev in keep:
-            row = _row(ev)
+            row = stored_event(ev)
             if ev.kind != "run" and _missing(ev):
                 run = batch_runs.get(ev.run_id)
                 src = _dims_of(run) if run is not None else stored_dims.get(ev.run_id)
                 if src:
+                    columns = cast(dict[str, Any], row)  # the inherited dimensions, by name
                     for k in INHERITED:
-                        if row[k] is None:
-                            row[k] = src.get(k)
+                        if columns[k] is None:
+                            columns[k] = src.get(k)
             if enrich is not None:
-                row.update(enrich(row))
+                got = enrich(row)
+                row["failure_class"], row["cluster_id"] = got.get("failure_class"), got.get("cluster_id")
             rows.append(row)
         self._insert_events(conn, rows)
         tag_rows = [{"run_id": e.run_id, "key": k, "value": v} for e in batch_runs.values() for k, v in e.tags]
@@ -270,10 +272,10 @@ class EventStore:
         result.accepted = len(rows)
         return result, rows
 
-    def _insert_events(self, conn: Connection, rows: list[dict[str, Any]]) -> None:
+    def _insert_events(self, conn: Connection, rows: list[StoredEvent]) -> None:
         # The hot path of ingest: one bulk statement per batch (see store.dialect).
         cols = list(rows[0])
-        bulk_write(conn, events, cols, [tuple(r[k] for k in cols) for r in rows])
+        bulk_write(conn, events, cols, [tuple(r.values()) for r in rows])  # every row has cols' order
 
     def _existing(self, conn: Connection, column: Any, values: list[str]) -> set[str]:
         found: set[str] = set()
@@ -397,32 +399,3 @@ def _dims_of(ev: RunEvent) -> dict[str, Any]:
     return {k: getattr(ev, k) for k in INHERITED}
 
 
-def _row(ev: RunEvent) -> dict[str, Any]:
-    return {
-        "event_id": ev.event_id,
-        "run_id": ev.run_id,
-        "trace_id": ev.trace_id,
-        "span_id": ev.span_id,
-        "parent_span_id": ev.parent_span_id,
-        "kind": ev.kind,
-        "name": ev.name,
-        "start_ns": ev.start_time_unix_nano,
-        "end_ns": ev.end_time_unix_nano,
-        "status": ev.status,
-        "project": ev.project,
-        "model": ev.model,
-        "tool": ev.tool,
-        "scenario": ev.scenario,
-        "input_tokens": ev.input_tokens,
-        "output_tokens": ev.output_tokens,
-        "input_chars": ev.input_chars,
-        "output_chars": ev.output_chars,
-        "tokens_estimated": ev.tokens_estimated,
-        "error_type": ev.error_type,
-        "error_message": ev.error_message,
-        "error_class": ev.error_class,
-        "failure_class": None,
-        "cluster_id": None,
-        "tags": orjson.dumps(dict(ev.tags)).decode(),
-        "attributes": ev.attributes_json,
-    }

@@ -38,7 +38,7 @@ def _classify_row(row: Any) -> Failure:
     )
 
 
-def enrich(row: dict[str, Any]) -> dict[str, Any]:
+def enrich(row: Mapping[str, Any]) -> dict[str, Any]:
     """The store's enricher: failure class and cluster id of a failed event row.
 
     It reads the stored values (after the event inherited its run's dimensions); the store
