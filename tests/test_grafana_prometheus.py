@@ -5,9 +5,9 @@ under prometheus/ when present) scrapes it, and
 * every panel target's expression — variables as ``.*`` and as a concrete value, ``$__rate_interval``,
   ``$__interval`` and ``$__range`` as real durations — runs through Prometheus' query API, succeeds
   and returns data;
-* every data link, rendered for every series those queries return, resolves against the run list
-  (``GET /api/v1/runs`` with the identical query string; the ``/runs`` page too once it exists) and
-  lists exactly that series' runs in that window, which Prometheus' own count confirms;
+* every data link, rendered for every series those queries return, opens the web UI's ``/runs`` page
+  (200) and, resolved with the identical query string against ``GET /api/v1/runs``, lists exactly that
+  series' runs in that window, which Prometheus' own count confirms;
 * every exemplar of the latency panels resolves, through the datasource's exemplar link, to a run.
 
 The fixture is module-scoped because it takes a real Prometheus half a minute to see the workload;
@@ -74,7 +74,6 @@ class Stack:
     prom: Prometheus
     runs: dict[str, Run]
     window_ms: tuple[int, int]
-    runs_page: bool
 
 
 def _workload(rng: random.Random, n: int, prefix: str, start_ns: int) -> tuple[list[dict], list[Run]]:
@@ -171,8 +170,7 @@ def stack(tmp_path_factory) -> Iterator[Stack]:
                     run.failure_class = ev.get("failure_class")
                 if ev.get("cluster_id"):
                     run.clusters.add(ev["cluster_id"])
-        runs_page = requests.get(f"{base}/runs", timeout=10).status_code != 404
-        yield Stack(base, prom, runs, (window_from_ms, window_to_ms), runs_page)
+        yield Stack(base, prom, runs, (window_from_ms, window_to_ms))
     finally:
         prom.stop()
         server.shutdown()
@@ -237,11 +235,18 @@ def _matches(run: Run, params: dict[str, list[str]]) -> bool:
     return True
 
 
-@pytest.mark.parametrize("mode", ["all", "concrete"])
-def test_every_data_link_lists_exactly_the_runs_of_its_series_and_window(stack, mode):
+@dataclass(frozen=True)
+class RenderedLink:
+    where: str
+    url: str
+    params: dict[str, list[str]]
+    expected: frozenset[str]
+
+
+def _rendered_links(stack: Stack, mode: str) -> Iterator[RenderedLink]:
+    """Every data link, rendered as Grafana would for every series its panel's queries return, with
+    the runs recomputed from the raw events that the run list's documented filters select."""
     frm, to = stack.window_ms
-    checked = 0
-    prom_checked = 0
     for dashboard in _dashboards():
         variables = {v["name"]: v for v in dashboard["templating"]["list"]}
         assert set(variables) >= {"project", "model", "tool", "scenario", "datasource", "hypermind_url"}
@@ -254,27 +259,61 @@ def test_every_data_link_lists_exactly_the_runs_of_its_series_and_window(stack, 
                 for link in links:
                     url = interpolate_link(link["url"], variables=options, labels=series["metric"],
                                            builtins={"hypermind_url": stack.base, "__from": str(frm), "__to": str(to)})  # fmt: skip
-                    parts = urlsplit(url)
-                    assert parts.path == "/runs", url
-                    params = parse_qs(parts.query, keep_blank_values=True)
-                    api = requests.get(f"{stack.base}/api/v1/runs?{parts.query}&limit=1000", timeout=30)
-                    assert api.status_code == 200, (url, api.text)
-                    listed = {r["run_id"] for r in api.json()["runs"]}
-                    expected = {r.run_id for r in stack.runs.values() if _matches(r, params)}
+                    params = parse_qs(urlsplit(url).query, keep_blank_values=True)
+                    expected = frozenset(r.run_id for r in stack.runs.values() if _matches(r, params))
                     where = f"{dashboard['uid']} / {panel['title']} / {series['metric']}: {url}"
-                    assert listed == expected, where
-                    assert listed, f"no runs behind {where}"
-                    if stack.runs_page:
-                        assert requests.get(url, timeout=30).status_code == 200, url
-                    checked += 1
-                    # Prometheus' own count of the same slice (live series only: job="hypermind").
-                    run_level = {k: v[0] for k, v in params.items() if k in ("project", "model", "scenario", "status")}
-                    if set(params) - {"from", "to"} <= set(run_level):
-                        sel = ",".join(['job="hypermind"', *(f'{k}=~"{v.replace(",", "|")}"'
-                                                             for k, v in sorted(run_level.items()))])  # fmt: skip
-                        assert stack.prom.scalar(f"sum({c.PROM_AGENT_RUNS}{{{sel}}})") == len(listed), where
-                        prom_checked += 1
+                    yield RenderedLink(where, url, params, expected)
+
+
+@pytest.mark.parametrize("mode", ["all", "concrete"])
+def test_every_data_link_lists_exactly_the_runs_of_its_series_and_window(stack, mode):
+    checked = 0
+    prom_checked = 0
+    for link in _rendered_links(stack, mode):
+        parts = urlsplit(link.url)
+        assert parts.path == "/runs", link.url
+        api = requests.get(f"{stack.base}/api/v1/runs?{parts.query}&limit=1000", timeout=30)
+        assert api.status_code == 200, (link.url, api.text)
+        listed = {r["run_id"] for r in api.json()["runs"]}
+        assert listed == link.expected, link.where
+        assert listed, f"no runs behind {link.where}"
+        page = requests.get(link.url, timeout=30)  # the web UI's run list, same query string
+        assert page.status_code == 200 and "text/html" in page.headers["Content-Type"], link.url
+        checked += 1
+        # Prometheus' own count of the same slice (live series only: job="hypermind").
+        run_level = {k: v[0] for k, v in link.params.items() if k in ("project", "model", "scenario", "status")}
+        if set(link.params) - {"from", "to"} <= set(run_level):
+            sel = ",".join(
+                ['job="hypermind"', *(f'{k}=~"{v.replace(",", "|")}"' for k, v in sorted(run_level.items()))]
+            )
+            assert stack.prom.scalar(f"sum({c.PROM_AGENT_RUNS}{{{sel}}})") == len(listed), link.where
+            prom_checked += 1
     assert checked >= 20 and prom_checked >= 3, (checked, prom_checked)
+
+
+@pytest.mark.browser
+def test_the_web_ui_run_list_opened_by_a_data_link_shows_exactly_the_series_runs_in_chromium(stack):
+    from playwright.sync_api import sync_playwright
+
+    from tests.web_ui_harness import CHROMIUM, CHROMIUM_ARGS
+
+    require_binary("chromium")
+    first_per_panel = {}
+    for link in _rendered_links(stack, "concrete"):
+        first_per_panel.setdefault(link.where.split(" / {")[0], link)
+    assert len(first_per_panel) >= 15
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            for link in first_per_panel.values():
+                page.goto(link.url)
+                page.wait_for_selector("#run-list[data-state=ready], #run-list[data-state=empty]")
+                shown = {tr.get_attribute("data-run-id") for tr in page.query_selector_all("[data-testid=run-row]")}
+                assert shown == link.expected, link.where
+                assert page.query_selector("[data-testid=next-page]") is None, link.where  # one page: all of them
+        finally:
+            browser.close()
 
 
 def test_every_exemplar_of_the_latency_panels_links_to_a_stored_run(stack):
@@ -295,12 +334,5 @@ def test_every_exemplar_of_the_latency_panels_links_to_a_stored_run(stack):
             assert urlsplit(url).path == f"/runs/{run_id}", url
             assert run_id in stack.runs
             assert requests.get(f"{stack.base}/api/v1/runs/{run_id}", timeout=10).status_code == 200, run_id
-            if stack.runs_page:
-                assert requests.get(url, timeout=10).status_code == 200, url
-
-
-def test_the_runs_page_is_resolved_too_once_the_web_ui_serves_it(stack):
-    """Until the web UI's /runs page lands (issue #12) the links are resolved against the API only."""
-    if not stack.runs_page:
-        pytest.skip("the /runs page does not exist yet (issue #12): links resolved against GET /api/v1/runs only")
-    assert requests.get(f"{stack.base}/runs?status=error", timeout=10).status_code == 200
+            page = requests.get(url, timeout=10)  # the web UI's trace page
+            assert page.status_code == 200 and "text/html" in page.headers["Content-Type"], url
