@@ -413,7 +413,8 @@ GRAFANA_EMBED_PANELS: tuple[tuple[str, int, str], ...] = (
 )
 # Grafana side (DESIGN §8): the provisioned Prometheus datasource's uid, the dashboards' template
 # variables (the web UI's d-solo URLs carry var-<name> for the first four), the textbox variable
-# holding the web UI's base URL, and the run-success objective the SLO panels burn against.
+# holding the web UI's base URL, and the period the error budget is counted over (the objective is
+# Settings.slo_objective, shared with the generated burn-rate alerts).
 GRAFANA_DATASOURCE_UID = "hypermind-prometheus"
 GRAFANA_VAR_DATASOURCE = "datasource"
 GRAFANA_VAR_PROJECT = "project"
@@ -422,7 +423,4 @@ GRAFANA_VAR_TOOL = "tool"
 GRAFANA_VAR_SCENARIO = "scenario"
 GRAFANA_VAR_HYPERMIND_URL = "hypermind_url"
 GRAFANA_FOLDER = "hypermind-obs"
-SLO_RUN_SUCCESS_OBJECTIVE = 0.99
-# Burn-rate windows shown next to each other (the multiwindow pairs of the SRE workbook).
-SLO_BURN_WINDOWS: tuple[str, ...] = ("5m", "30m", "1h", "6h")
 SLO_BUDGET_WINDOW = "30d"

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import yaml
 
+from hypermindlabs.generate.compose import TOKEN_SECRET
 from hypermindlabs.generate.grafana_dashboards import DASHBOARDS_MOUNT
 from tests.conftest import require_binary
 from tests.grafana_support import (
@@ -69,6 +70,12 @@ def test_every_mounted_host_file_exists_and_is_the_one_the_tests_use():
     assert grafana["/etc/grafana/grafana.ini"] == GRAFANA_INI
     prometheus = _binds(services["prometheus"])
     assert prometheus["/etc/prometheus/rules"] == RULES_DIR
+    assert prometheus["/etc/prometheus/prometheus.yml"] == ROOT / "compose" / "prometheus.yml"
+    assert (
+        _binds(services["alertmanager"])["/etc/alertmanager/alertmanager.yml"] == ROOT / "compose" / "alertmanager.yml"
+    )
+    for name in ("prometheus", "alertmanager"):  # the token file the configs name is the secret they get
+        assert services[name]["secrets"] == [{"source": "hypermind_api_token"}], name
     env = services["grafana"]["environment"]
     # Every ${VAR} the datasource file expands is set on the Grafana service.
     for var in set(re.findall(r"\$\{([A-Z_]+)\}", DATASOURCE_FILE.read_text())):
@@ -92,10 +99,11 @@ def test_the_mounted_prometheus_and_alertmanager_configs_pass_promtool_and_amtoo
                           capture_output=True, text=True, timeout=120)  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     # promtool also checked the rule files the globs found: those of prometheus/ the acceptance test loads.
+    assert rule_files(), "prometheus/rules/ holds the generated rules"
     for path in rule_files():
         assert path.name in done.stdout, path
     am_cfg = _binds(services["alertmanager"])["/etc/alertmanager/alertmanager.yml"].read_text()
-    (tmp_path / "alertmanager.yml").write_text(am_cfg.replace("/run/secrets/hypermind_api_token", str(token)))
+    (tmp_path / "alertmanager.yml").write_text(am_cfg.replace(TOKEN_SECRET, str(token)))
     done = subprocess.run([require_binary("amtool"), "check-config", str(tmp_path / "alertmanager.yml")],
                           capture_output=True, text=True, timeout=60)  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr

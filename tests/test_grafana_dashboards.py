@@ -26,14 +26,16 @@ def _committed() -> dict[str, dict]:
 
 
 def test_regenerating_the_dashboards_and_provisioning_reproduces_the_committed_files_byte_for_byte(tmp_path):
-    out, prov = tmp_path / "dashboards", tmp_path / "provisioning"
+    out, prov, compose = tmp_path / "dashboards", tmp_path / "provisioning", tmp_path / "compose"
     subprocess.run([sys.executable, str(ROOT / "grafana" / "generate.py"), "--out", str(out), "--provisioning",
-                    str(prov)], check=True, capture_output=True)  # fmt: skip
+                    str(prov), "--compose", str(compose)], check=True, capture_output=True)  # fmt: skip
     assert sorted(p.name for p in out.iterdir()) == sorted(p.name for p in DASHBOARDS_DIR.glob("*.json"))
     for path in out.iterdir():
         assert path.read_text() == (DASHBOARDS_DIR / path.name).read_text(), f"{path.name}: run `make generate`"
     for rel in ("datasources/hypermind.yaml", "dashboards/hypermind.yaml"):
         assert (prov / rel).read_text() == (ROOT / "grafana" / "provisioning" / rel).read_text(), rel
+    for name in ("prometheus.yml", "alertmanager.yml"):
+        assert (compose / name).read_text() == (ROOT / "compose" / name).read_text(), name
 
 
 def test_rendering_twice_gives_identical_json_with_sorted_keys():
