@@ -81,8 +81,9 @@ class Prometheus:
             raise AssertionError(f"{path} {params}: {r.status_code} {body}")
         return body["data"]
 
-    def scalar(self, promql: str) -> float | None:
-        result = self.api("query", {"query": promql})["result"]
+    def scalar(self, promql: str, at: float | None = None) -> float | None:
+        params = {"query": promql} if at is None else {"query": promql, "time": f"{at:.3f}"}
+        result = self.api("query", params)["result"]
         return float(result[0]["value"][1]) if result else None
 
     def wait_for(self, promql: str, expected: float, timeout: float = 60) -> None:
