@@ -10,7 +10,7 @@ from __future__ import annotations
 import operator
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import and_, exists, func, literal_column, select
 from sqlalchemy.engine import Connection
@@ -119,7 +119,18 @@ class RollupReader:
         """Add the cells of ``q``'s cube at ``tier`` in ``window`` to ``aggs``; with ``step_ns``, per
         point ``(bucket - origin_ns) // step_ns``."""
         read = _read_joined if q.members == "all" else _read_by_slice
-        read(self._conn, q, tier, window, aggs, origin_ns, step_ns)
+        read(_Scan(self._conn, q, tier, window, origin_ns, step_ns), aggs)
+
+
+class _Scan(NamedTuple):
+    """One read: the connection, the query, the tier and window, and the time step if any."""
+
+    conn: Connection
+    q: CellQuery
+    tier: int
+    window: tuple[int, int]
+    origin_ns: int | None
+    step_ns: int | None
 
 
 # Up to this many matching slices are passed to the cells query as a list; more are filtered in
@@ -127,18 +138,11 @@ class RollupReader:
 _MAX_SLICE_LIST = 5000
 
 
-def _read_by_slice(
-    conn: Connection,
-    q: CellQuery,
-    tier: int,
-    window: tuple[int, int],
-    aggs: dict[tuple[Any, ...], Agg],
-    origin_ns: int | None,
-    step_ns: int | None,
-) -> None:
+def _read_by_slice(scan: _Scan, aggs: dict[tuple[Any, ...], Agg]) -> None:
     """The small cubes (hundreds to a few thousand slices): pick the matching slices first, then
     sum the cells per slice id without a join, and group the slices in Python. A join would
     look a slice up for every cell; this looks each up once."""
+    conn, q, tier, window, origin_ns, step_ns = scan
     s, c = rollup_slices, rollup_cells
     gcols, _ = _group_columns(q, s)
     conditions = _conditions(q, s)
@@ -199,16 +203,9 @@ def _read_by_slice(
             b[row[nt]] = b.get(row[nt], 0) + int(row[nt + 1])
 
 
-def _read_joined(
-    conn: Connection,
-    q: CellQuery,
-    tier: int,
-    window: tuple[int, int],
-    aggs: dict[tuple[Any, ...], Agg],
-    origin_ns: int | None,
-    step_ns: int | None,
-) -> None:
+def _read_joined(scan: _Scan, aggs: dict[tuple[Any, ...], Agg]) -> None:
     """The ``full`` cube (slices are many, cells few per slice): join each cell to its slice."""
+    conn, q, tier, window, origin_ns, step_ns = scan
     s, c = rollup_slices, rollup_cells
     gcols, joins = _group_columns(q, s)
     needs_slices = bool(gcols) or "error_class" in q.group_by
