@@ -89,14 +89,17 @@ def test_serve_answers_over_real_http(tmp_path):
     )  # fmt: skip
     try:
         base = f"http://127.0.0.1:{port}"
-        for _ in range(100):
+        # Start-up is imports plus migrations: seconds on a quiet machine, far more on a loaded CI box.
+        deadline = time.monotonic() + 90
+        while True:
             try:
-                if requests.get(f"{base}/healthz", timeout=1).status_code == 200:
+                if requests.get(f"{base}/healthz", timeout=2).status_code == 200:
                     break
             except requests.ConnectionError:
-                time.sleep(0.1)
-        else:
-            pytest.fail("server did not start")
+                pass
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"server did not start: {proc.stdout.read().decode()[-2000:] if proc.poll() is not None else 'timeout'}")
+            time.sleep(0.1)
         body = "\n".join(orjson.dumps(e).decode() for e in _events(3))
         r = requests.post(
             f"{base}/api/v1/events", data=body, headers={"Content-Type": "application/x-ndjson"}, timeout=10
