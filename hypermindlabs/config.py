@@ -27,7 +27,53 @@ class Settings:
     )
     api_token: str | None = field(
         default=None,
-        metadata={"env": "HYPERMIND_API_TOKEN", "doc": "Bearer token required on the API; mandatory off loopback"},
+        metadata={
+            "env": "HYPERMIND_API_TOKEN",
+            "doc": "Bearer token accepted as ingest, read and admin token at once; mandatory off loopback",
+        },
+    )
+    ingest_token: str | None = field(
+        default=None,
+        metadata={
+            "env": "HYPERMIND_INGEST_TOKEN",
+            "doc": "Bearer token that may only write: POST /api/v1/events, /v1/traces, /api/v1/alerts",
+        },
+    )
+    read_token: str | None = field(
+        default=None,
+        metadata={"env": "HYPERMIND_READ_TOKEN", "doc": "Bearer token that may only read: GET /api/v1/… and /metrics"},
+    )
+    admin_token: str | None = field(
+        default=None,
+        metadata={"env": "HYPERMIND_ADMIN_TOKEN", "doc": "Bearer token accepted everywhere (ingest, read, admin)"},
+    )
+    metrics_token: str | None = field(
+        default=None,
+        metadata={
+            "env": "HYPERMIND_METRICS_TOKEN",
+            "doc": "Bearer token Prometheus sends on /metrics (its authorization config); read/admin tokens work too",
+        },
+    )
+    cors_origins: str | None = field(
+        default=None,
+        metadata={
+            "env": "HYPERMIND_CORS_ORIGINS",
+            "doc": "comma-separated origins allowed to call the API from a browser; none → no CORS headers (off)",
+        },
+    )
+    db_busy_timeout_ms: int = field(
+        default=30_000,
+        metadata={
+            "env": "HYPERMIND_DB_BUSY_TIMEOUT_MS",
+            "doc": "SQLite: how long a write waits for another writer's lock before the request is answered 503",
+        },
+    )
+    db_retry_after_s: int = field(
+        default=5,
+        metadata={
+            "env": "HYPERMIND_DB_RETRY_AFTER_S",
+            "doc": "Retry-After seconds sent with 503 when the database is unavailable or locked",
+        },
     )
     host: str = field(default="127.0.0.1", metadata={"env": "HYPERMIND_HOST", "doc": "address the server binds"})
     port: int = field(default=8080, metadata={"env": "HYPERMIND_PORT", "doc": "port the server binds"})

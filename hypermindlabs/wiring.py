@@ -73,7 +73,7 @@ def build_pipeline(
     defaults.
     """
     settings = settings or Settings.from_env()
-    engine = open_engine(database_url or settings.database_url)
+    engine = open_engine(database_url or settings.database_url, busy_timeout_ms=settings.db_busy_timeout_ms)
     fill_rollups = False
     if migrate:
         before = schema_version(engine)

@@ -38,9 +38,9 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def serve(settings: Settings, pipeline: Pipeline | None = None, *, threads: int = 8) -> None:
-    if not _is_loopback(settings.host) and not settings.api_token:
+    if not _is_loopback(settings.host) and not (settings.api_token or settings.admin_token):
         raise ConfigError(
-            f"refusing to bind {settings.host} (beyond loopback) without HYPERMIND_API_TOKEN; "
+            f"refusing to bind {settings.host} (beyond loopback) without HYPERMIND_API_TOKEN or HYPERMIND_ADMIN_TOKEN; "
             "set a token or bind 127.0.0.1"
         )
     from waitress import serve as waitress_serve

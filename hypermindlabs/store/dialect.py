@@ -32,6 +32,7 @@ __all__ = [
     "lock_tables_exclusive",
     "lock_key",
     "is_postgresql",
+    "write_lock_free",
     "insert_for",
 ]
 
@@ -49,17 +50,18 @@ def normalize_url(url: str) -> str:
     return url
 
 
-def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:
+def _sqlite_pragmas(dbapi_conn: Any, _record: Any, busy_timeout_ms: int = 30_000) -> None:
     cur = dbapi_conn.cursor()
     # WAL lets readers (the dashboard) run while the ingest path writes; NORMAL is durable
     # across application crashes, which is the guarantee an observability store needs.
     cur.execute("PRAGMA journal_mode=WAL")
     cur.execute("PRAGMA synchronous=NORMAL")
-    cur.execute("PRAGMA busy_timeout=30000")
+    # How long a writer waits for another's lock; past it the write fails and the app answers 503.
+    cur.execute(f"PRAGMA busy_timeout={int(busy_timeout_ms)}")
     cur.close()
 
 
-def open_engine(url: str) -> Engine:
+def open_engine(url: str, *, busy_timeout_ms: int = 30_000) -> Engine:
     """An engine for ``url`` (SQLite file or PostgreSQL), configured for this store."""
     url = normalize_url(url)
     sa_url = make_url(url)
@@ -67,13 +69,43 @@ def open_engine(url: str) -> Engine:
     if sa_url.get_backend_name() == "sqlite":
         if sa_url.database and sa_url.database != ":memory:":
             Path(sa_url.database).parent.mkdir(parents=True, exist_ok=True)
-        engine_kwargs["connect_args"] = {"timeout": 30, "check_same_thread": False}
+        engine_kwargs["connect_args"] = {"timeout": busy_timeout_ms / 1000, "check_same_thread": False}
     else:
-        engine_kwargs.update(pool_pre_ping=True, pool_size=8, max_overflow=8)
+        # pre_ping: a connection that died with the server is replaced at checkout, so the app
+        # recovers by itself when PostgreSQL returns; connect_timeout bounds a hung connect.
+        engine_kwargs.update(pool_pre_ping=True, pool_size=8, max_overflow=8, connect_args={"connect_timeout": 5})
     engine = create_engine(url, **engine_kwargs)
     if engine.dialect.name == "sqlite":
-        event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "connect", lambda c, r: _sqlite_pragmas(c, r, busy_timeout_ms))
     return engine
+
+
+def write_lock_free(engine: Engine, *, wait_ms: int = 200) -> str | None:
+    """SQLite: None when this process could take the write lock now, else the driver's reason.
+
+    Takes ``BEGIN IMMEDIATE`` (the write lock, nothing written) with a short wait and rolls back:
+    the liveness check of a store whose reads work while another process holds the writers out.
+    PostgreSQL has no single write lock; a successful ping says enough there (None).
+    """
+    if engine.dialect.name != "sqlite":
+        return None
+    raw = engine.raw_connection()
+    try:
+        cur = raw.cursor()
+        before = int(cur.execute("PRAGMA busy_timeout").fetchone()[0])
+        cur.execute(f"PRAGMA busy_timeout={int(wait_ms)}")
+        try:
+            raw.commit()  # no transaction of the driver's own may be open before BEGIN
+            cur.execute("BEGIN IMMEDIATE")
+            cur.execute("ROLLBACK")
+            return None
+        except Exception as exc:  # noqa: BLE001 - sqlite3.OperationalError: "database is locked"
+            return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        finally:
+            cur.execute(f"PRAGMA busy_timeout={before}")
+            cur.close()
+    finally:
+        raw.close()
 
 
 def is_postgresql(bind: Engine | Connection) -> bool:
@@ -104,7 +136,11 @@ _COMPILED: dict[tuple[str, str, tuple[str, ...], Conflict, tuple[str, ...], tupl
 
 
 def _statement(
-    conn: Connection, table: Table, cols: tuple[str, ...], conflict: Conflict, keys: tuple[str, ...],
+    conn: Connection,
+    table: Table,
+    cols: tuple[str, ...],
+    conflict: Conflict,
+    keys: tuple[str, ...],
     add: tuple[str, ...],
 ) -> tuple[str, list[str] | None]:
     """The compiled INSERT (and its positional parameter order), once per dialect and shape."""

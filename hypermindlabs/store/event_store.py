@@ -27,7 +27,7 @@ from hypermindlabs.core.filters import Filters
 from hypermindlabs.core.record import StoredEvent, stored_event
 from hypermindlabs.core.vocabulary import INHERITED, chunks
 from hypermindlabs.store import failures, runs
-from hypermindlabs.store.dialect import bulk_write, normalize_url, open_engine, single_writer
+from hypermindlabs.store.dialect import bulk_write, normalize_url, open_engine, single_writer, write_lock_free
 from hypermindlabs.store.failures import failed_children, set_failure_labels
 from hypermindlabs.store.label_admissions import LabelAdmissions
 from hypermindlabs.store.rollup_reads import RollupReader
@@ -154,6 +154,10 @@ class EventStore:
     def ping(self) -> bool:
         with self.engine.connect() as conn:
             return conn.execute(select(1)).scalar() == 1
+
+    def write_blocked(self) -> str | None:
+        """Why a write could not start now (SQLite locked by another process), or None."""
+        return write_lock_free(self.engine)
 
     # -- writes ----------------------------------------------------------------------------
     def append(self, batch: Sequence[RunEvent], *, indexes: Sequence[int] | None = None) -> AppendResult:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Callable
 from typing import Any
 
@@ -11,7 +10,7 @@ from werkzeug.exceptions import HTTPException
 
 from hypermindlabs.config import Settings
 from hypermindlabs.web.params import register_error_handler
-from hypermindlabs.web.responses import error_response, json_response
+from hypermindlabs.web.responses import error_response
 from hypermindlabs.wiring import Pipeline, build_pipeline
 
 __all__ = ["create_app"]
@@ -40,7 +39,7 @@ def create_app(
     app.extensions["hypermind.store"] = pipeline.store
     app.extensions["hypermind.clock"] = clock or pipeline.clock
 
-    from hypermindlabs.web import pages, scrape
+    from hypermindlabs.web import faults, pages, scrape, security
     from hypermindlabs.web.api import otlp
     from hypermindlabs.web.api.v1 import dimensions, events, failures, metrics, runs
 
@@ -61,15 +60,11 @@ def create_app(
     register_error_handler(app)
 
     @app.before_request
-    def _auth() -> Response | None:
-        token = settings.api_token
+    def _clock() -> None:
         g.now_ns = app.extensions["hypermind.clock"]()
-        if not token or request.path == "/healthz" or not _protected(request.path):
-            return None
-        sent = request.headers.get("Authorization", "")
-        if not (sent.startswith("Bearer ") and hmac.compare_digest(sent[7:].encode(), token.encode())):
-            return error_response(401, "missing or wrong bearer token (Authorization: Bearer …)", "Authorization")
-        return None
+
+    security.init_app(app, settings)  # tokens per scope, CORS when configured, headers on every answer
+    faults.init_app(app, settings)  # database unavailable or locked → 503 + Retry-After; /healthz
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response | HTTPException:
@@ -78,19 +73,7 @@ def create_app(
             return error_response(exc.code or 500, exc.description or exc.name, field)
         return exc
 
-    @app.get("/healthz")
-    def healthz() -> Response:
-        try:
-            ok = app.extensions["hypermind.store"].ping()
-        except Exception as exc:  # noqa: BLE001 - liveness reports any storage failure as 503
-            return json_response({"status": "error", "error": str(exc)[:200]}, 503)
-        return json_response({"status": "ok" if ok else "error"}, 200 if ok else 503)
-
     return app
-
-
-def _protected(path: str) -> bool:
-    return path.startswith(("/api/", "/v1/")) or path == "/metrics"
 
 
 def _repo_root() -> Any:
