@@ -9,7 +9,7 @@ import base64
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import and_, exists, func, or_, select
+from sqlalchemy import exists, func, literal, select, tuple_
 from sqlalchemy.engine import Engine
 
 from hypermindlabs.core.errors import QueryError
@@ -50,7 +50,10 @@ def list_runs(engine: Engine, filters: Filters, *, limit: int = 50, cursor: str 
     cond = [r.c.kind == "run", *run_conditions(r, filters)]
     if cursor:
         start, seq = _decode_cursor(cursor)
-        cond.append(or_(r.c.start_ns < start, and_(r.c.start_ns == start, r.c.seq < seq)))
+        # A row-value comparison is one index range on both dialects (an OR of two is a filter).
+        cond.append(tuple_(r.c.start_ns, r.c.seq) < tuple_(literal(start), literal(seq)))
+    # Counted from the listed run's own entries of ix_events_run_kind_tool (run_id, kind): an
+    # index-only lookup per listed run, never a walk over every tool event.
     c = events.alias("c")
     tool_calls = select(func.count()).where(c.c.run_id == r.c.run_id, c.c.kind == "tool").scalar_subquery()
     q = (
@@ -84,6 +87,11 @@ def run_conditions(r: Any, f: Filters) -> list[Any]:
 
     Run-level dimensions (project, model, scenario) are the run's own; ``tool`` selects runs
     with at least one step on that tool; tags are the run's tags.
+
+    Index paths (docs/performance.md): runs by time and run dimensions come from the partial
+    ``ix_runs_*`` indexes; ``tool`` probes the run's own entries of ``ix_events_run_kind_tool``;
+    tags the ``run_tags`` primary key; ``cluster`` starts from the clustered events
+    (``ix_events_cluster_start``, failed events only) and looks their runs up.
     """
     cond: list[Any] = []
     for dim in RUN_DIMENSIONS:
@@ -92,7 +100,7 @@ def run_conditions(r: Any, f: Filters) -> list[Any]:
             cond.append(r.c[dim].in_(values))
     if f.tool:
         s = events.alias("s")
-        cond.append(exists().where(s.c.run_id == r.c.run_id, s.c.tool.in_(f.tool)))
+        cond.append(select(s.c.run_id).where(s.c.run_id == r.c.run_id, s.c.tool.in_(f.tool)).exists())
     for key, values in f.tags:
         cond.append(
             exists().where(run_tags.c.run_id == r.c.run_id, run_tags.c.key == key, run_tags.c.value.in_(values))
@@ -107,7 +115,7 @@ def run_conditions(r: Any, f: Filters) -> list[Any]:
         cond.append(r.c.failure_class.in_(f.error_class))
     if f.cluster:
         s = events.alias("s")
-        cond.append(exists().where(s.c.run_id == r.c.run_id, s.c.cluster_id.in_(f.cluster)))
+        cond.append(r.c.run_id.in_(select(s.c.run_id).where(s.c.cluster_id.in_(f.cluster))))
     return cond
 
 

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from sqlalchemy import BigInteger, Boolean, Column, Index, Integer, MetaData, SmallInteger, String, Table, Text
 
-from hypermindlabs.core.vocabulary import DIMENSIONS, ROLLUP_MEASURES
+from hypermindlabs.core.vocabulary import ROLLUP_MEASURES, RUN_DIMENSIONS
 
 metadata = MetaData()
 
@@ -49,11 +51,17 @@ Index(
     "uq_events_run_event", events.c.run_id, unique=True,
     sqlite_where=events.c.kind == "run", postgresql_where=events.c.kind == "run",
 )  # fmt: skip
-Index("ix_events_run_start", events.c.run_id, events.c.start_ns)
-Index("ix_events_kind_start", events.c.kind, events.c.start_ns)
-for _dim in DIMENSIONS:
-    Index(f"ix_events_kind_{_dim}_start", events.c.kind, events.c[_dim], events.c.start_ns)
-Index("ix_events_cluster_start", events.c.cluster_id, events.c.start_ns)
+# Migration 0006: the run list reads run events only (partial indexes); a run's own entries carry
+# kind and tool (tool-call counts and the tool filter never read the table).
+Index("ix_events_run_kind_tool", events.c.run_id, events.c.kind, events.c.tool)
+_RUN: dict[str, Any] = {"sqlite_where": events.c.kind == "run", "postgresql_where": events.c.kind == "run"}
+Index("ix_runs_start", events.c.start_ns, events.c.seq, **_RUN)
+for _dim in RUN_DIMENSIONS:
+    Index(f"ix_runs_{_dim}_start", events.c[_dim], events.c.start_ns, **_RUN)
+Index(
+    "ix_events_cluster_start", events.c.cluster_id, events.c.start_ns,
+    sqlite_where=events.c.cluster_id.is_not(None), postgresql_where=events.c.cluster_id.is_not(None),
+)  # fmt: skip
 
 run_tags = Table(
     "run_tags",
