@@ -1,0 +1,122 @@
+"""The run list and its drill-downs read only the listed runs' index entries (issue #10).
+
+SQLite's plan is deterministic without statistics, so it is asserted exactly: every access to
+``events`` is an index SEARCH, the tool-call count and the ``tool`` filter are answered from the
+listed run's own entries of ``ix_events_run_kind_tool`` (covering, no table read), and the
+``cluster`` filter starts from the cluster's events. PostgreSQL's planner is cost-based (its plan
+on a demo-size database is in docs/performance.md); on both databases keyset pages with the
+tool and cluster filters list exactly the runs the raw events say, newest first.
+"""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from hypermindlabs.core.filters import Filters
+from hypermindlabs.ingest import ingest_objects
+
+T0 = 1_767_225_600 * 10**9  # 2026-01-01T00:00:00Z
+ERRORS = ["Error code: 429 rate limit exceeded", "connection reset by peer", "KeyError: 'contact_id'"]
+
+
+def _dataset(n_runs: int = 60) -> list[dict]:
+    events = []
+    for i in range(n_runs):
+        run_id, start = f"run-{i:03d}", T0 + i * 60 * 10**9
+        tools = [("t1", "t2", "t3")[j] for j in range(i % 4) if j < 3]
+        failed = i % 3 == 0
+        for j, tool in enumerate(tools):
+            ev = {"run_id": run_id, "kind": "tool", "tool": tool, "start_time": start + j + 1, "duration_ms": 3}
+            if failed and j == 0:
+                ev |= {"status": "error", "error": {"type": "ToolError", "message": ERRORS[i % len(ERRORS)]}}
+            events.append(ev)
+        events.append({"run_id": run_id, "kind": "run", "start_time": start, "duration_ms": 100,
+                       "project": "ab"[i % 2], "tags": {"env": ("prod", "dev")[i % 2]},
+                       "status": "error" if failed and tools else "ok"})  # fmt: skip
+    return events
+
+
+def _statement(store, f: Filters, **kw) -> tuple[str, object]:
+    seen: list[tuple[str, object]] = []
+
+    def capture(conn, cursor, stmt, params, context, executemany):
+        seen.append((stmt, params))
+
+    sa.event.listen(store.engine, "before_cursor_execute", capture)
+    try:
+        store.list_runs(f, **kw)
+    finally:
+        sa.event.remove(store.engine, "before_cursor_execute", capture)
+    return seen[-1]
+
+
+def _plan(store, f: Filters, **kw) -> list[str]:
+    stmt, params = _statement(store, f, **kw)
+    with store.engine.connect() as conn:
+        return [row[3] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + stmt, params)]
+
+
+@pytest.fixture
+def loaded(store):
+    ingest_objects(store, _dataset())
+    return store
+
+
+def _clusters(store) -> dict[str, set[str]]:
+    """cluster id -> run ids, from every stored event."""
+    out: dict[str, set[str]] = {}
+    for rid in store.run_ids(Filters()):
+        for ev in store.get_run(rid)["events"]:
+            if ev.get("cluster_id"):
+                out.setdefault(ev["cluster_id"], set()).add(rid)
+    return out
+
+
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
+def test_every_run_list_filter_reads_events_through_an_index_and_counts_tool_calls_from_the_run_entries(loaded):
+    cluster = sorted(_clusters(loaded))[0]
+    cases = {
+        "plain": Filters(from_ns=T0),
+        "tool": Filters(from_ns=T0, tool=("t2",)),
+        "cluster": Filters(from_ns=T0, cluster=(cluster,)),
+        "project": Filters(from_ns=T0, project=("a",)),
+        "tag": Filters(from_ns=T0, tags=(("env", ("prod",)),)),
+        "status and class": Filters(from_ns=T0, status=("error",), error_class=("tool_error",)),
+    }
+    for name, f in cases.items():
+        plan = _plan(loaded, f, limit=10)
+        assert not [p for p in plan if p.startswith("SCAN")], (name, plan)
+        assert "SEARCH c USING COVERING INDEX ix_events_run_kind_tool (run_id=? AND kind=?)" in plan, (name, plan)
+        if f.tool:
+            assert "SEARCH s USING COVERING INDEX ix_events_run_kind_tool (run_id=?)" in plan, plan
+        if f.cluster:
+            assert "SEARCH s USING INDEX ix_events_cluster_start (cluster_id=?)" in plan, plan
+        if f.project:
+            assert plan[0] == "SEARCH r USING INDEX ix_runs_project_start (project=? AND start_ns>?)", plan
+        if name in ("plain", "tag", "status and class"):
+            assert plan[0] == "SEARCH r USING INDEX ix_runs_start (start_ns>?)", plan
+    cursor = loaded.list_runs(Filters(), limit=10).next_cursor
+    plan = _plan(loaded, Filters(), limit=10, cursor=cursor)
+    assert plan[0] == "SEARCH r USING INDEX ix_runs_start (start_ns<?)", plan  # the row value (start_ns, seq) < (?, ?)
+
+
+def test_keyset_pages_with_tool_and_cluster_filters_list_exactly_the_runs_of_the_raw_events(loaded):
+    events = _dataset()
+    start = {e["run_id"]: e["start_time"] for e in events if e["kind"] == "run"}
+    with_tool = {e["run_id"] for e in events if e.get("tool") == "t2"}
+    clusters = _clusters(loaded)
+    assert len(clusters) >= 2 and all(clusters.values())
+    cases = [(Filters(tool=("t2",)), with_tool)]
+    cases += [(Filters(cluster=(cid,)), rids) for cid, rids in clusters.items()]
+    cases.append((Filters(tool=("t2",), cluster=tuple(clusters)), with_tool & set().union(*clusters.values())))
+    for f, expected in cases:
+        seen, cursor = [], None
+        while True:
+            page = loaded.list_runs(f, limit=4, cursor=cursor)
+            seen += [r["run_id"] for r in page.runs]
+            if page.next_cursor is None:
+                break
+            cursor = page.next_cursor
+        assert sorted(seen) == sorted(expected) and len(seen) == len(set(seen)), f
+        assert seen == sorted(seen, key=lambda rid: start[rid], reverse=True), f
