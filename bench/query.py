@@ -2,7 +2,8 @@
 
 Builds SQLite databases of the demo workload (14 days) at each size through the real ingest path
 (rollups maintained in the append transaction), caches them, then times dashboard queries through
-the Flask app (JSON included) and prints p50 per size and the ratio largest / smallest.
+the Flask app (JSON included) and prints p50 per size and the ratio largest / smallest; then the run list (limit 1000, with
+the tool, cluster and tag filters) and every drill-down (each runs_url of a few answers).
 
     .venv/bin/python bench/query.py                          # 100k and 1M events
     .venv/bin/python bench/query.py --sizes 100k,1M,10M      # 10M: about half an hour to build
@@ -51,6 +52,22 @@ QUERIES: list[tuple[str, str]] = [
     ("timeseries 24h by project", "/api/v1/metrics/timeseries?group_by=project"),
     ("timeseries 1h (auto 1m)", "/api/v1/metrics/timeseries?from=now-1h"),
     ("timeseries 24h llm steps by model", "/api/v1/metrics/timeseries?kind=llm&group_by=model"),
+]
+
+
+# The run list (the drill-down target of every number), with and without the filters that read
+# step events; {cluster} is the busiest failure cluster of the last 7 days.
+RUN_QUERIES: list[tuple[str, str]] = [
+    ("runs 7d limit 1000", "/api/v1/runs?from=now-7d&limit=1000"),
+    ("runs 7d limit 1000 tool=crm_update", "/api/v1/runs?from=now-7d&limit=1000&tool=crm_update"),
+    ("runs 7d limit 1000 cluster=top", "/api/v1/runs?from=now-7d&limit=1000&cluster={cluster}"),
+    ("runs 7d limit 1000 tag.env=prod", "/api/v1/runs?from=now-7d&limit=1000&tag.env=prod"),
+]
+# Drill-downs: every runs_url of these answers is followed (the first page, as the UI does).
+DRILL_SOURCES: list[str] = [
+    "/api/v1/metrics/summary?from=now-7d&group_by=tool",
+    "/api/v1/metrics/summary?from=now-7d&tag.env=prod&group_by=error_class",
+    "/api/v1/failures/clusters?from=now-7d",
 ]
 
 
@@ -128,8 +145,39 @@ def time_queries(path: Path, repeat: int) -> dict[str, list[float]]:
             client.get(url)
             times.append((time.perf_counter() - t) * 1000)
         out[name] = times
+    clusters = client.get("/api/v1/failures/clusters?from=now-7d").get_json()["clusters"]
+    fill = {"cluster": clusters[0]["cluster_id"] if clusters else "none"}
+    for name, url in RUN_QUERIES:
+        out[name] = _timed(client, url.format(**fill), max(3, repeat // 4))
+    drills = [u for src in DRILL_SOURCES for u in _runs_urls(client.get(src).get_json())]
+    medians = [statistics.median(_timed(client, u, 3)) for u in drills]
+    print(f"  following {len(drills)} runs_urls (drill-downs)", flush=True)
+    out["drill-downs: median runs_url"] = [statistics.median(medians)] if medians else [0.0]
+    out["drill-downs: slowest runs_url"] = [max(medians)] if medians else [0.0]
     store.close()
     return out
+
+
+def _timed(client, url: str, repeat: int) -> list[float]:
+    r = client.get(url)
+    if r.status_code != 200:
+        raise SystemExit(f"{url}: {r.status_code} {r.get_json()}")
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        client.get(url)
+        times.append((time.perf_counter() - t) * 1000)
+    return times
+
+
+def _runs_urls(doc: object) -> list[str]:
+    """Every ``runs_url`` anywhere in an answer."""
+    if isinstance(doc, dict):
+        own = [doc["runs_url"]] if isinstance(doc.get("runs_url"), str) else []
+        return own + [u for k, v in doc.items() if k != "runs_url" for u in _runs_urls(v)]
+    if isinstance(doc, list):
+        return [u for v in doc for u in _runs_urls(v)]
+    return []
 
 
 def main() -> None:
@@ -156,8 +204,8 @@ def main() -> None:
     ratio = f"{label(sizes[-1])}/{label(sizes[0])}" if len(sizes) > 1 else ""
     print(f"\np50 latency in ms (median of {args.repeat}), SQLite, through the Flask app")
     print(f"{'query':<40}{head}{ratio:>12}")
-    for name, _ in QUERIES:
-        p50 = [statistics.median(results[n][name]) for n in sizes]
+    for name in results[sizes[0]]:
+        p50 = [statistics.median(results[n].get(name, [float("nan")])) for n in sizes]
         line = "".join(f"{v:>10.1f}" for v in p50)
         print(f"{name:<40}{line}{(p50[-1] / p50[0]) if len(sizes) > 1 else 0:>12.2f}")
 

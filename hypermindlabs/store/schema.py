@@ -70,7 +70,7 @@ run_tags = Table(
     Column("key", String(64), primary_key=True),
     Column("value", String(256), nullable=False),
 )
-Index("ix_run_tags_key_value", run_tags.c.key, run_tags.c.value, run_tags.c.run_id)
+# (Migration 0006 dropped ix_run_tags_key_value: tag filters probe the primary key per listed run.)
 
 
 label_admissions = Table(

@@ -6,7 +6,8 @@ only run events (partial, ``kind = 'run'``): about one row in twelve. The per-ru
 listed run's own index entries (no table reads), instead of walking every tool event by time.
 Step events are never filtered by kind and dimension in SQL (the rollups answer those), so the
 ``(kind, tool, start)`` index and the step rows of the others go. The cluster index holds only
-clustered (failed) events.
+clustered (failed) events. ``run_tags (key, value, run_id)`` is read by no query (tag filters
+probe the primary key ``(run_id, key)`` of each listed run) and goes.
 
 Revision ID: 0006
 Revises: 0005
@@ -40,9 +41,11 @@ def upgrade() -> None:
     op.drop_index("ix_events_kind_tool_start", table_name="events")
     op.drop_index("ix_events_cluster_start", table_name="events")
     op.create_index("ix_events_cluster_start", "events", ["cluster_id", "start_ns"], **_CLUSTERED)
+    op.drop_index("ix_run_tags_key_value", table_name="run_tags")
 
 
 def downgrade() -> None:
+    op.create_index("ix_run_tags_key_value", "run_tags", ["key", "value", "run_id"])
     op.drop_index("ix_events_cluster_start", table_name="events")
     op.create_index("ix_events_cluster_start", "events", ["cluster_id", "start_ns"])
     for dim in ("project", "model", "tool", "scenario"):
