@@ -19,12 +19,14 @@ from hypermindlabs.store.rollup_cells import (
     count_runs,
     fetch_runs,
     lock_writers,
+    max_seq,
     run_id_pages,
+    run_page,
     stored_counts,
     write_cells,
 )
 
-__all__ = ["RollupHook", "rebuild_on", "write", "EVENT_FIELDS"]
+__all__ = ["RollupHook", "rebuild_on", "rebuild_in_chunks", "write", "EVENT_FIELDS"]
 
 Progress = Callable[[int, int], None]
 
@@ -73,7 +75,7 @@ class RollupHook:
         write(conn, acc, known=self.known_slices)
 
 
-def write(conn: Connection, acc: Accumulator, *, known: set[int] | None = None) -> None:
+def write(conn: Connection, acc: Accumulator, *, known: set[int] | None = None, prune: bool = False) -> None:
     """Write an accumulator's cells (slices first, then the UPSERTs, in key order)."""
     cells = acc.nonzero()
     if not cells:
@@ -82,7 +84,8 @@ def write(conn: Connection, acc: Accumulator, *, known: set[int] | None = None) 
     ids = {kid: slice_id(acc.keys[kid]) for kid in kids}
     parts = {kid: part_of_key(acc.keys[kid]) for kid in kids}
     rows = sorted((parts[k], t, b, ids[k], bn, *v) for (k, t, b, bn), v in cells.items())
-    write_cells(conn, rows, {sid: acc.keys[kid] for kid, sid in ids.items()}, retracted=acc.retracted, known=known)
+    slices = {sid: acc.keys[kid] for kid, sid in ids.items()}
+    write_cells(conn, rows, slices, retracted=acc.retracted, known=known, prune_written=prune)
 
 
 # -- rebuild ------------------------------------------------------------------------------------
@@ -115,3 +118,47 @@ def rebuild_on(conn: Connection, *, progress: Progress | None = None, runs_per_w
             progress(done, total)
     write(conn, acc)
     return done
+
+
+def rebuild_in_chunks(
+    transaction: Callable[[], Any], *, progress: Progress | None = None, runs_per_transaction: int = 2_000
+) -> int:
+    """The rebuild as many short write transactions, so no writer waits past SQLite's busy timeout.
+
+    ``transaction`` is the store's ``EventStore.transaction``. The first transaction drops every
+    cell and notes the highest stored sequence number S; each later one reads a page of runs whose
+    run event was stored up to S, with only their events up to S, and adds their facts. Events
+    stored after S were counted by the append hook as they arrived (their deltas are additive), so
+    the sum equals a rebuild in one transaction. Reads during the rebuild see partial rollups.
+
+    Only for a single-writer database (SQLite): there a batch's insert and its hook share the
+    write lock, so S splits the events exactly. PostgreSQL writers take sequence numbers before
+    the writers' lock and commit out of order, so there the rebuild stays one transaction (its
+    writers wait on an advisory lock, which has no timeout).
+    """
+    with transaction() as conn:
+        begin_rebuild(conn)
+        upto = max_seq(conn)
+        total = count_runs(conn)
+    if progress:
+        progress(0, total)
+    done = 0
+    after: tuple[int, int] | None = None
+    while True:
+        with transaction() as conn:
+            page, after = run_page(conn, after, upto, runs_per_transaction)
+            by_run = fetch_runs(conn, page, max_seq=upto)
+            acc = Accumulator()
+            for rid in page:
+                evs = by_run.get(rid, [])
+                run = next((x for x in evs if x["kind"] == "run"), None)
+                if run is not None:
+                    add_run(acc, run, [x for x in evs if x["kind"] != "run"])
+            # A hook may have retracted a run's old fact before this chunk adds it back: cells
+            # that net to nothing go, as a rebuild in one transaction would never write them.
+            write(conn, acc, prune=True)
+        done += len(page)
+        if progress:
+            progress(done, total)
+        if after is None:
+            return done

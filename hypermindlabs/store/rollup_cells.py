@@ -85,13 +85,17 @@ def stored_counts(conn: Connection, run_ids: Sequence[str]) -> dict[str, tuple[i
 
 
 def fetch_runs(
-    conn: Connection, run_ids: Iterable[str], *, exclude: Set[str] = frozenset()
+    conn: Connection, run_ids: Iterable[str], *, exclude: Set[str] = frozenset(), max_seq: int | None = None
 ) -> dict[str, list[dict[str, Any]]]:
-    """Every stored event (its EVENT_FIELDS) of ``run_ids``, by run, minus ``exclude`` event ids."""
+    """Every stored event (its EVENT_FIELDS) of ``run_ids``, by run, minus ``exclude`` event ids
+    (and, with ``max_seq``, only the events stored up to that sequence number)."""
     out: dict[str, list[dict[str, Any]]] = {}
     cols = [events.c[k] for k in EVENT_FIELDS]
     for chunk in chunks(list(run_ids)):
-        for row in conn.execute(select(*cols).where(events.c.run_id.in_(chunk))):
+        q = select(*cols).where(events.c.run_id.in_(chunk))
+        if max_seq is not None:
+            q = q.where(events.c.seq <= max_seq)
+        for row in conn.execute(q):
             m = row._mapping
             if m["event_id"] not in exclude:
                 out.setdefault(m["run_id"], []).append(dict(m))
@@ -105,18 +109,21 @@ def write_cells(
     *,
     retracted: bool,
     known: set[int] | None = None,
+    prune_written: bool = False,
 ) -> None:
     """Write cells: their slices first, then UPSERT measure = measure + delta, in key order.
 
     ``rows`` are (part, tier, bucket_ns, slice_id, bin, *measures) sorted by key; ``slices`` the
     slice keys by id; ``known`` a cache of slice ids seen committed. After a retraction, cells
-    left empty are deleted, so the table holds exactly what a rebuild would write.
+    left empty are deleted, so the table holds exactly what a rebuild would write. With
+    ``prune_written`` every written cell left empty is (a chunked rebuild adding back what a
+    concurrent hook retracted).
     """
     _ensure_slices(conn, slices, known)
     _write_many(conn, "cells", rows)
-    if retracted:
+    if retracted or prune_written:
         c = rollup_cells.c
-        emptied = [dict(zip("ptbsx", r[:5], strict=True)) for r in rows if r[5] < 0]
+        emptied = [dict(zip("ptbsx", r[:5], strict=True)) for r in rows if prune_written or r[5] < 0]
         if emptied:
             stmt = delete(rollup_cells).where(
                 c.part == bindparam("p"), c.tier == bindparam("t"), c.bucket_ns == bindparam("b"),
@@ -151,6 +158,25 @@ def begin_rebuild(conn: Connection) -> None:
     lock_writers(conn)
     lock_tables_exclusive(conn, (rollup_slices, rollup_slice_members, rollup_cells))
     conn.execute(delete(rollup_cells))
+
+
+def max_seq(conn: Connection) -> int:
+    """The highest stored event sequence number (0 when empty)."""
+    return int(conn.execute(select(func.coalesce(func.max(events.c.seq), 0))).scalar_one())
+
+
+def run_page(
+    conn: Connection, after: tuple[int, int] | None, upto_seq: int, size: int
+) -> tuple[list[str], tuple[int, int] | None]:
+    """One keyset page of run ids in run start order, among run events stored up to ``upto_seq``;
+    with the key to continue after (None when this was the last page)."""
+    e = events.c
+    q = select(e.start_ns, e.seq, e.run_id).where(e.kind == "run", e.seq <= upto_seq)
+    if after is not None:
+        q = q.where(or_(e.start_ns > after[0], and_(e.start_ns == after[0], e.seq > after[1])))
+    page = conn.execute(q.order_by(e.start_ns, e.seq).limit(size)).all()
+    last = (page[-1].start_ns, page[-1].seq) if len(page) == size else None
+    return [r.run_id for r in page], last
 
 
 def count_runs(conn: Connection) -> int:
