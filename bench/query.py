@@ -125,7 +125,7 @@ def build(path: Path, n: int) -> dict:
     return info
 
 
-def time_queries(path: Path, repeat: int) -> dict[str, list[float]]:
+def time_queries(path: Path, repeat: int, duck: dict[str, dict] | None = None) -> dict[str, list[float]]:
     from hypermindlabs.web import create_app
 
     pipeline = build_pipeline(Settings(database_url=f"sqlite:///{path}"))
@@ -154,6 +154,13 @@ def time_queries(path: Path, repeat: int) -> dict[str, list[float]]:
     print(f"  following {len(drills)} runs_urls (drill-downs)", flush=True)
     out["drill-downs: median runs_url"] = [statistics.median(medians)] if medians else [0.0]
     out["drill-downs: slowest runs_url"] = [max(medians)] if medians else [0.0]
+    if duck is not None:
+        import duckdb_compare
+
+        con = duckdb_compare.load(path)
+        for name in duckdb_compare.COMPARABLE:
+            duck[name] = duckdb_compare.compare(con, client, name, repeat)
+        con.close()
     store.close()
     return out
 
@@ -186,19 +193,22 @@ def main() -> None:
     ap.add_argument("--dir", default=str(Path(tempfile.gettempdir()) / "hypermind-bench"),
                     help="where built databases are cached (default: %(default)s)")  # fmt: skip
     ap.add_argument("--repeat", type=int, default=20, help="timed runs per query (after one warm-up)")
+    ap.add_argument("--duckdb", action="store_true", help="also answer the comparable queries with DuckDB (.[bench])")
     args = ap.parse_args()
 
     sizes = [parse_size(s) for s in args.sizes.split(",")]
     cache = Path(args.dir)
     cache.mkdir(parents=True, exist_ok=True)
     results: dict[int, dict[str, list[float]]] = {}
+    ducks: dict[int, dict[str, dict] | None] = {}
     for n in sizes:
         path = cache / f"demo-{label(n)}-seed{SEED}.db"
         info = build(path, n)
         size_mb = path.stat().st_size / 1e6
         print(f"[{label(n)}] {info['events']:,} events, {size_mb:,.0f} MB, loaded in {info['load_seconds']} s "
               f"({info['events_per_second']:,} events/s with rollups)", flush=True)  # fmt: skip
-        results[n] = time_queries(path, args.repeat)
+        ducks[n] = {} if args.duckdb else None
+        results[n] = time_queries(path, args.repeat, ducks[n])
 
     head = "".join(f"{label(n):>10}" for n in sizes)
     ratio = f"{label(sizes[-1])}/{label(sizes[0])}" if len(sizes) > 1 else ""
@@ -208,6 +218,16 @@ def main() -> None:
         p50 = [statistics.median(results[n].get(name, [float("nan")])) for n in sizes]
         line = "".join(f"{v:>10.1f}" for v in p50)
         print(f"{name:<40}{line}{(p50[-1] / p50[0]) if len(sizes) > 1 else 0:>12.2f}")
+
+    for n in sizes:
+        if not ducks.get(n):
+            continue
+        print(f"\n[{label(n)}] API vs DuckDB (one thread, raw events, exact quantile_disc), p50 ms")
+        print(f"{'query':<40}{'API':>10}{'DuckDB':>10}{'DuckDB/API':>12}{'q error':>10}{'counts':>8}")
+        for name, d in ducks[n].items():
+            api = statistics.median(results[n][name])
+            print(f"{name:<40}{api:>10.1f}{d['duckdb_ms']:>10.1f}{d['duckdb_ms'] / api:>12.2f}"
+                  f"{d['quantile_error']:>9.2%}{'equal' if d['counts_equal'] else 'DIFFER':>8}")  # fmt: skip
 
 
 if __name__ == "__main__":
