@@ -53,9 +53,10 @@ def create_app(
     app.register_blueprint(otlp.bp)  # POST /v1/traces, the OTLP/HTTP path
     app.register_blueprint(dimensions.bp)
     from hypermindlabs.web import docs
-    from hypermindlabs.web.api.v1 import alerts
+    from hypermindlabs.web.api.v1 import alerts, openapi
 
     app.register_blueprint(alerts.bp)
+    app.register_blueprint(openapi.bp)  # GET /api/v1/openapi.json
     app.register_blueprint(docs.bp)
     register_error_handler(app)
 
