@@ -86,6 +86,7 @@ def make_failures(count: int, seed: int) -> list[Failure]:
 def _reset_memos() -> None:
     triage_classify._classify_memo.cache_clear()  # bench only: measure the path a new failure takes
     triage_normalize._TOKEN_MEMO.clear()
+    triage_normalize._TEMPLATE_MEMO.clear()
 
 
 def measure(work: Callable[[], None], count: int, repeat: int, *, cold: bool) -> tuple[float, float, float]:

@@ -281,7 +281,7 @@ POLICY_CHECKS = MetricSpec(
 )  # fmt: skip
 FAILURES = MetricSpec(
     "hypermind.failures", "counter", UNIT_FAILURE,
-    "Failed events placed in a failure cluster by triage.",
+    "Failed runs by the failure class and cluster of their root cause (one per failed run).",
     (ATTR_FAILURE_CLASS, ATTR_CLUSTER),
 )  # fmt: skip
 LABEL_OVERFLOW = MetricSpec(

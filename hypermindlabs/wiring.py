@@ -7,6 +7,7 @@ door it came in by::
 
     settings ─► engine (+ migrations) ─► EventStore
                     enricher      = triage.report.enrich        (failure class, cluster id)
+                    attributor    = triage.report.attribute     (a failed run's root cause)
                     append_hooks  = [rollups.RollupHook()]       (same transaction as the events)
                     commit_hooks  = [Telemetry.record_rows]      (after commit: /metrics, OTLP spans)
 
@@ -30,9 +31,10 @@ from hypermindlabs.config import Settings
 from hypermindlabs.export.telemetry import Telemetry
 from hypermindlabs.rollups.writer import RollupHook, rebuild_on
 from hypermindlabs.store import AppendHook, Enricher, EventStore, migrate_schema, schema_version
+from hypermindlabs.store.attribution import Attributor
 from hypermindlabs.store.dialect import open_engine
 from hypermindlabs.store.label_admissions import LabelAdmissions
-from hypermindlabs.triage.report import enrich
+from hypermindlabs.triage.report import attribute, enrich
 
 __all__ = ["Pipeline", "build_pipeline"]
 
@@ -61,6 +63,7 @@ def build_pipeline(
     migrate: bool = True,
     rollups: bool = True,
     enricher: Enricher | None = enrich,
+    attributor: Attributor | None = None,
     export: bool = True,
     telemetry: Telemetry | None = None,
     span_exporter: SpanExporter | None = None,
@@ -70,8 +73,11 @@ def build_pipeline(
 
     ``rollups=False``, ``enricher=None``, ``export=False`` (no metrics or spans), ``telemetry`` and
     ``span_exporter`` exist for tests and benches that measure one part alone; production uses the
-    defaults.
+    defaults. ``attributor`` defaults to triage's root-cause rule when the enricher is triage's;
+    a test enricher with known answers gets none unless it passes one (its runs keep their own class).
     """
+    if attributor is None and enricher is enrich:
+        attributor = attribute
     settings = settings or Settings.from_env()
     engine = open_engine(database_url or settings.database_url, busy_timeout_ms=settings.db_busy_timeout_ms)
     fill_rollups = False
@@ -88,7 +94,9 @@ def build_pipeline(
     hook = RollupHook() if rollups else None
     append_hooks: list[AppendHook] = [hook] if hook is not None else []
     commit_hooks = [telemetry.record_rows] if telemetry is not None else []
-    store = EventStore(engine, enricher=enricher, append_hooks=append_hooks, commit_hooks=commit_hooks)
+    store = EventStore(
+        engine, enricher=enricher, attributor=attributor, append_hooks=append_hooks, commit_hooks=commit_hooks
+    )
     if fill_rollups:
         with store.transaction() as conn:
             rebuild_on(conn)

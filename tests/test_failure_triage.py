@@ -15,6 +15,7 @@ import hashlib
 import json
 import os
 import random
+import re
 import subprocess
 import sys
 from collections.abc import Mapping
@@ -349,6 +350,10 @@ def test_a_run_whose_top_level_error_is_a_step_error_is_classified_the_same_way(
         pytest.param("run", "web_search", "gpt-4o", "web_search", id="a run naming a tool is about the tool"),
         pytest.param("run", None, "gpt-4o", "gpt-4o", id="a run without a tool is about its model"),
         pytest.param("tool", None, "gpt-4o", None, id="a tool step without a tool has no subject"),
+        pytest.param("retrieval", "kb", "gpt-4o", "kb", id="a retrieval step is about its tool"),
+        pytest.param("retrieval", None, "gpt-4o", None,
+                     id="a retrieval step is not about the model it inherited from its run"),
+        pytest.param("policy", None, "gpt-4o", None, id="a policy step is not about the run's model"),
     ],
 )
 def test_the_subject_is_the_tool_or_the_model(
@@ -733,6 +738,20 @@ _FORMATS = (
 )
 
 
+def _mask_patterns() -> tuple[str, ...]:
+    """Every corpus message with digits, its digit runs made format slots (kept digits too)."""
+    out = []
+    for entry in CORPUS:
+        message = entry.get("error_message") or ""
+        if re.search(r"\d", message):
+            out.append(re.sub(r"\d+", "{}", message.replace("{", "{{").replace("}", "}}")))
+    return tuple(out)
+
+
+_MASK_PATTERNS = _mask_patterns()
+_MASK_SLOTS = max(p.count("{}") for p in _MASK_PATTERNS)
+
+
 @settings(max_examples=200, deadline=None)
 @given(
     pattern=st.sampled_from(_FORMATS),
@@ -762,6 +781,43 @@ def test_the_token_fast_paths_agree_with_the_token_patterns(prefix: str, value: 
     # Internal: the str fast paths for numbers and durations must never change a template.
     token = prefix + value + suffix
     assert triage_normalize._normalize_token(token) == triage_normalize._normalize_token_by_patterns(token)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(
+    pattern=st.sampled_from(_MASK_PATTERNS),
+    values=st.lists(st.integers(0, 10**12), min_size=_MASK_SLOTS, max_size=_MASK_SLOTS),
+    digits=st.permutations("123456789"),
+)
+def test_the_template_memo_by_digit_mask_never_changes_a_template(
+    pattern: str, values: list[int], digits: list[str]
+) -> None:
+    # Internal: a template memoized for one message serves every message with the same digit mask
+    # (the same message with its digits 1-9 swapped around): it must be that message's template too.
+    triage_normalize._TEMPLATE_MEMO.clear()
+    swap = str.maketrans("123456789", "".join(digits))
+    for variant in (values, [str(v).translate(swap) for v in values], [str(v).replace("0", "1") for v in values]):
+        message = pattern.format(*variant)
+        lines = triage_normalize._meaningful_lines(message)
+        computed = triage_normalize._normalize_lines(lines)
+        assert triage_normalize._template(lines, "\n".join(lines)) == computed, message
+
+
+@settings(max_examples=1500, deadline=None)
+@given(
+    prefix=st.sampled_from(["", "(", "0x", "v", "req_", "gpt-", "'", "{\"code\": \"e", "line "]),
+    digits=st.text(alphabet="0123456789", min_size=1, max_size=14),
+    suffix=st.sampled_from(["", "s", "ms", "o-mini", "x", "abcdef12", ".5", "}", "'", "-01-02T03:04:05Z"]),
+    other=st.text(alphabet="0123456789", min_size=1, max_size=14),
+)
+def test_the_template_memo_agrees_with_the_patterns_on_digit_shaped_tokens(
+    prefix: str, digits: str, suffix: str, other: str
+) -> None:
+    triage_normalize._TEMPLATE_MEMO.clear()
+    masked_twin = "".join("1" if ch in "23456789" else ch for ch in digits)
+    for token in (digits, masked_twin, other[: len(digits)].ljust(len(digits), "7")):
+        lines = [f"failed at {prefix}{token}{suffix} after retry"]
+        assert triage_normalize._template(lines, lines[0]) == triage_normalize._normalize_lines(lines), lines
 
 
 # --------------------------------------------------------------------------------------------------

@@ -178,19 +178,29 @@ def test_without_a_tracer_provider_no_spans_are_made_and_metrics_still_are():
         (c.TOOL_CALLS, {"tool": "crm", "status": "error"}, 1),
         (c.STEP_ERRORS, {"kind": "tool", "error_class": "tool_timeout"}, 1),
         (c.POLICY_CHECKS, {"status": "ok", "scenario": "refund"}, 1),
-        (c.FAILURES, {"failure_class": "tool_timeout", "cluster": "c0ffee0000000001"}, 1),
+        (c.FAILURES, {"failure_class": "tool_timeout", "cluster": "c0ffee0000000001"}, 0),
     ],
     ids=["a run counts once by outcome and dimensions", "a run's duration is observed",
          "a chat is a GenAI operation", "a failing tool call is an operation with its error.type",
          "a retrieval is an operation", "a run is an invoke_agent operation",
          "provider-reported tokens are GenAI token usage", "a run's tokens are observed per run",
          "a tool call counts by tool and outcome", "a failed step counts by kind and failure class",
-         "a policy check counts by outcome", "a clustered failure counts by cluster"],
+         "a policy check counts by outcome", "a failed step of a run that ended ok is no failed run"],
 )  # fmt: skip
 def test_each_event_kind_lands_in_its_metrics(spec, labels, expected):
     tel = Telemetry.from_settings(Settings())
     tel.record_rows(a_run())
     assert value(tel, spec, **labels) == expected
+
+
+def test_a_failed_run_counts_once_under_its_root_cause_cluster_and_its_failed_step_does_not():
+    tel = Telemetry.from_settings(Settings())
+    rows = a_run()
+    rows[-1] = {**rows[-1], "status": "error", "error_type": "AgentError", "error_message": "tool crm failed",
+                "failure_class": "tool_timeout", "cluster_id": "c0ffee0000000001"}  # the store's attribution
+    tel.record_rows(rows)
+    assert value(tel, c.FAILURES, failure_class="tool_timeout", cluster="c0ffee0000000001") == 1
+    assert value(tel, c.STEP_ERRORS, kind="tool", error_class="tool_timeout") == 1
 
 
 def test_durations_are_seconds_in_the_genai_buckets_and_tokens_in_the_token_buckets():

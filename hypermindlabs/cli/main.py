@@ -10,7 +10,7 @@ import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 from hypermindlabs.config import ConfigError, Settings
 from hypermindlabs.core.vocabulary import DIMENSIONS
@@ -180,13 +180,20 @@ def cmd_rebuild_rollups(args: argparse.Namespace) -> int:
 
 
 def cmd_triage(args: argparse.Namespace) -> int:
+    import orjson
+
     from hypermindlabs.core.errors import FieldError
     from hypermindlabs.triage.report import cluster_report
     from hypermindlabs.web.params import parse_cluster_query
 
     settings = _settings(args)
     store = build_pipeline(settings).store
-    params: dict[str, list[str]] = {"from": [args.since]}
+    params: dict[str, list[str]] = {"from": [args.since], "limit": [str(args.limit)], "sort": [args.sort],
+                                    "min_runs": [str(args.min_runs)], "samples": [str(args.samples)]}  # fmt: skip
+    if args.until:
+        params["to"] = [args.until]
+    if args.step:
+        params["step"] = [args.step]
     for name in DIMENSIONS:
         if getattr(args, name):
             params[name] = [getattr(args, name)]
@@ -198,18 +205,69 @@ def cmd_triage(args: argparse.Namespace) -> int:
     except FieldError as exc:
         print(f"hypermind-obs triage: {exc.field}: {exc.reason}", file=sys.stderr)
         return 2
-    store.close()
-    clusters = report["clusters"][: args.limit]
-    print(f"{report['failed_runs']} failed runs since {args.since}; {len(report['clusters'])} failure clusters")
-    if not clusters:
+    finally:
+        store.close()
+    if args.json:  # the API's answer, byte for byte the same shape
+        sys.stdout.write(orjson.dumps(report, option=orjson.OPT_INDENT_2).decode() + "\n")
         return 0
-    print(f"{'runs':>6} {'share':>6} {'state':<9} {'cluster':<16}  label")
-    for c in clusters:
-        label = _printable(c["label"])
-        print(f"{c['count']:>6} {c['share_of_failed_runs']:>6.0%} {c['state']:<9} {c['cluster_id']:<16}  {label}")
-        if args.hints:
-            print(f"{'':>41}hint: {_printable(c['hint'])}")
+    print(_triage_text(report, since=args.since, hints=args.hints))
     return 0
+
+
+_SPARKS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: list[int]) -> str:
+    """Counts as block characters, scaled to the largest (0 stays the lowest block).
+
+    >>> sparkline([0, 1, 4, 8])
+    '▁▂▄█'
+    """
+    top = max(values, default=0)
+    if top <= 0:
+        return _SPARKS[0] * len(values)
+    return "".join(_SPARKS[0 if v <= 0 else max(1, round(v / top * (len(_SPARKS) - 1)))] for v in values)
+
+
+def _triage_text(report: dict[str, Any], *, since: str, hints: bool) -> str:
+    clusters = report["clusters"]
+    lines = [
+        f"{report['failed_runs']} failed runs and {report['recovered_runs']} recovered runs since {since} "
+        f"({report['from']} → {report['to']}); {report['clusters_total']} failure clusters"
+        + (f", the {len(clusters)} largest shown" if len(clusters) < report["clusters_total"] else ""),
+        "failed: runs attributed to the cluster (their root cause; each failed run counts once) · "
+        "recovered: runs that ended ok after a failed step in it · steps: failed steps in it",
+        f"trend: failed runs per {_duration(report['step_s'])} from {report['from']}",
+    ]
+    if not clusters:
+        return "\n".join(lines)
+    width = max(len(c["trend"]) for c in clusters)
+    lines.append(f"{'failed':>6} {'share':>6} {'recov':>5} {'steps':>5} {'state':<9} {'trend':<{width}}  "
+                 f"{'cluster':<16}  label")  # fmt: skip
+    for c in clusters:
+        lines.append(
+            f"{c['failed_runs']:>6} {c['share_of_failed_runs']:>6.0%} {c['recovered_runs']:>5} {c['failed_steps']:>5} "
+            f"{c['state']:<9} {sparkline(c['trend']):<{width}}  {c['cluster_id']:<16}  {_printable(c['label'])}"
+        )
+        pad = " " * 8
+        conc = "; ".join(
+            f"{key} " + ", ".join(f"{_printable(v['value'])} {v['share']:.0%}" for v in values)
+            for key, values in c["concentration"].items() if values
+        )  # fmt: skip
+        if conc:
+            lines.append(f"{pad}concentration: {conc}")
+        if c["sample_run_ids"]:
+            lines.append(f"{pad}sample runs: {', '.join(_printable(r) for r in c['sample_run_ids'])}")
+        if hints:
+            lines.append(f"{pad}hint: {_printable(c['hint'])}")
+    return "\n".join(lines)
+
+
+def _duration(seconds: float) -> str:
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
+        if seconds >= size and seconds % size == 0:
+            return f"{int(seconds // size)}{unit}"
+    return f"{seconds:g}s"
 
 
 def _printable(text: str) -> str:
@@ -299,8 +357,14 @@ def build_parser() -> argparse.ArgumentParser:
     for name in DIMENSIONS:
         sp.add_argument(f"--{name}")
     sp.add_argument("--tag", action="append", metavar="KEY=VALUE", help="tag filter (repeatable)")
-    sp.add_argument("--limit", type=int, default=20)
+    sp.add_argument("--until", help="window end (default now)")
+    sp.add_argument("--step", help="trend step: 1h, 1d… (default: hours up to two days, days beyond)")
+    sp.add_argument("--limit", type=int, default=20, help="clusters shown (default 20)")
+    sp.add_argument("--min-runs", type=int, default=1, help="hide clusters with fewer failed + recovered runs")
+    sp.add_argument("--sort", default="failed_runs", choices=("failed_runs", "growth", "newest"))
+    sp.add_argument("--samples", type=int, default=3, help="sample run IDs per cluster (default 3)")
     sp.add_argument("--hints", action="store_true", help="print each cluster's remediation hint")
+    sp.add_argument("--json", action="store_true", help="print the API's answer (GET /api/v1/failures/clusters)")
     sp.set_defaults(func=cmd_triage)
 
     sp = sub.add_parser("reclassify", help="re-run failure classification on stored events (after an upgrade)")

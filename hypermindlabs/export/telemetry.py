@@ -301,7 +301,9 @@ class Telemetry:
 
         if failed and kind != "run":
             self._step_errors.add(1, {c.ATTR_KIND: kind, c.ATTR_ERROR_CLASS: error_class})
-        if ev.cluster_id is not None:
+        if kind == "run" and failed and ev.cluster_id is not None:
+            # Once per failed run, under its root cause (the store attributed it); failed steps
+            # are counted by the step-errors metric.
             self._failures.add(
                 1, {c.ATTR_FAILURE_CLASS: error_class, c.ATTR_CLUSTER: cap(c.BUDGET_CLUSTER, ev.cluster_id)}
             )

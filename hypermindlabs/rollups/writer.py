@@ -13,6 +13,7 @@ from sqlalchemy.engine import Connection
 
 from hypermindlabs.core.record import StoredEvent
 from hypermindlabs.rollups.facts import Accumulator, add_run, part_of_key, slice_id
+from hypermindlabs.store.attribution import Reattribution
 from hypermindlabs.store.rollup_cells import (
     EVENT_FIELDS,
     begin_rebuild,
@@ -40,9 +41,12 @@ class RollupHook:
         # enter the cache only when a later batch finds them, i.e. after they were committed.
         self.known_slices: set[int] = set()
 
-    def __call__(self, conn: Connection, rows: list[StoredEvent]) -> None:
+    def __call__(
+        self, conn: Connection, rows: list[StoredEvent], reattributed: Mapping[str, Reattribution] | None = None
+    ) -> None:
         if not rows:
             return
+        reattributed = reattributed or {}
         lock_writers(conn)
         by_run: dict[str, list[Mapping[str, Any]]] = {}
         for r in rows:
@@ -68,9 +72,12 @@ class RollupHook:
             if run_new is not None:
                 add_run(acc, run, prev_children + new_children)
             else:
-                # Late children change the run's fact (tools used, call counts, tokens):
-                # retract the old one, add the new one; their own step facts are added.
-                add_run(acc, run, prev_children, -1, steps=())
+                # Late children change the run's fact (tools used, call counts, tokens, and
+                # the root-cause class): retract the old one, add the new one; their own step
+                # facts are added. The stored run already carries its new attribution.
+                old = reattributed.get(rid)
+                was = run if old is None else {**run, "failure_class": old.old_class}
+                add_run(acc, was, prev_children, -1, steps=())
                 add_run(acc, run, prev_children + new_children, steps=new_children)
         write(conn, acc, known=self.known_slices)
 

@@ -26,7 +26,8 @@ from hypermindlabs.core.events import RunEvent
 from hypermindlabs.core.filters import Filters
 from hypermindlabs.core.record import StoredEvent, stored_event
 from hypermindlabs.core.vocabulary import INHERITED, chunks
-from hypermindlabs.store import failures, runs
+from hypermindlabs.store import attribution, failures, runs
+from hypermindlabs.store.attribution import Attributor, Reattribution, attribute_batch
 from hypermindlabs.store.dialect import bulk_write, normalize_url, open_engine, single_writer, write_lock_free
 from hypermindlabs.store.failures import failed_children, set_failure_labels
 from hypermindlabs.store.label_admissions import LabelAdmissions
@@ -81,8 +82,10 @@ def schema_version(engine: Engine) -> str | None:
         return MigrationContext.configure(conn).get_current_revision()
 
 
-AppendHook = Callable[[Connection, list[StoredEvent]], None]
-"""Runs in the append transaction with the newly stored events (column dicts of ``schema.events``)."""
+AppendHook = Callable[[Connection, list[StoredEvent], Mapping[str, Reattribution]], None]
+"""Runs in the append transaction with the newly stored events (column dicts of ``schema.events``)
+and the stored failed runs whose root cause this batch changed, with their previous class and
+cluster (:mod:`hypermindlabs.store.attribution`), so derived views retract and re-add them."""
 CommitHook = Callable[[list[StoredEvent]], None]
 """Runs after commit with the newly stored events, once each; its failure is logged, never raised."""
 
@@ -101,12 +104,14 @@ class EventStore:
         engine: Engine,
         *,
         enricher: Enricher | None = None,
+        attributor: Attributor | None = None,
         append_hooks: Sequence[AppendHook] = (),
         commit_hooks: Sequence[CommitHook] = (),
     ) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
         self.enricher = enricher
+        self.attributor = attributor
         self._write_lock = threading.Lock() if single_writer(engine) else None
         self.label_admissions = LabelAdmissions(engine)
         self.append_hooks: list[AppendHook] = list(append_hooks)
@@ -120,12 +125,14 @@ class EventStore:
         *,
         migrate: bool = True,
         enricher: Enricher | None = None,
+        attributor: Attributor | None = None,
         append_hooks: Sequence[AppendHook] = (),
         commit_hooks: Sequence[CommitHook] = (),
     ) -> EventStore:
-        """A store on ``url`` with exactly the enricher and hooks given (none by default: a bare
-        store; :func:`hypermindlabs.wiring.build_pipeline` gives the product's pipeline)."""
-        store = cls(open_engine(url), enricher=enricher, append_hooks=append_hooks, commit_hooks=commit_hooks)
+        """A store on ``url`` with exactly the enricher, attributor and hooks given (none by default:
+        a bare store; :func:`hypermindlabs.wiring.build_pipeline` gives the product's pipeline)."""
+        store = cls(open_engine(url), enricher=enricher, attributor=attributor, append_hooks=append_hooks,
+                    commit_hooks=commit_hooks)  # fmt: skip
         if migrate:
             store.migrate()
         return store
@@ -267,12 +274,14 @@ class EventStore:
                 got = enrich(row)
                 row["failure_class"], row["cluster_id"] = got.get("failure_class"), got.get("cluster_id")
             rows.append(row)
+        # Root causes once the children's classes are settled (re-enriched above), before insert.
+        reattributed = attribute_batch(conn, rows, self.attributor) if self.attributor is not None else {}
         self._insert_events(conn, rows)
         tag_rows = [{"run_id": e.run_id, "key": k, "value": v} for e in batch_runs.values() for k, v in e.tags]
         if tag_rows:
             conn.execute(run_tags.insert(), tag_rows)
         for hook in self.append_hooks:
-            hook(conn, rows)
+            hook(conn, rows, reattributed)
         result.accepted = len(rows)
         return result, rows
 
@@ -389,6 +398,20 @@ class EventStore:
 
         with self.engine.connect() as conn:
             return dimension_values(conn, limit=limit)
+
+    def cluster_rows(
+        self, filters: Filters, *, prev_from_ns: int, from_ns: int, to_ns: int, tag_keys: Sequence[str]
+    ) -> failures.ClusterRows:
+        """Failed runs and failed steps behind a cluster report (see :mod:`hypermindlabs.store.failures`)."""
+        return failures.cluster_rows(
+            self.engine, filters, prev_from_ns=prev_from_ns, from_ns=from_ns, to_ns=to_ns, tag_keys=tag_keys
+        )
+
+    def reattribute_failed_runs(
+        self, attribute: Attributor, *, batch: int = 5000, progress: Callable[[int], Any] | None = None
+    ) -> tuple[int, int]:
+        """Attribute every stored failed run again to its root cause; (examined, changed)."""
+        return attribution.reattribute_failed_runs(self.engine, attribute, batch=batch, progress=progress)
 
     def run_ids(self, filters: Filters) -> list[str]:
         """Every run ID matching ``filters`` (for tests and exact drill-down checks)."""

@@ -19,7 +19,10 @@ from hypermindlabs.core.vocabulary import chunks
 from hypermindlabs.store.runs import run_conditions
 from hypermindlabs.store.schema import events, run_tags
 
-__all__ = ["FailureRow", "FailureRows", "failure_rows", "Relabel", "set_failure_labels", "relabel_failures"]
+__all__ = [
+    "FailureRow", "FailureRows", "failure_rows", "Relabel", "set_failure_labels", "relabel_failures",
+    "FailedRunRow", "FailedStepRow", "ClusterRows", "cluster_rows",
+]  # fmt: skip
 
 #: A failed event's columns → its (failure_class, cluster_id).
 Relabel = Callable[[Mapping[str, Any]], tuple[str | None, str | None]]
@@ -82,6 +85,97 @@ def failure_rows(
                 out.first_seen[cid], out.last_seen[cid] = lo, hi
         run_ids = list({row.run_id for row in rows if row.run_start >= from_ns})
         for chunk in chunks(run_ids):
+            for rid, key, value in conn.execute(
+                select(run_tags.c.run_id, run_tags.c.key, run_tags.c.value).where(
+                    run_tags.c.run_id.in_(chunk), run_tags.c.key.in_(tag_keys)
+                )
+            ):
+                out.tags[rid][key] = value
+    return out
+
+
+class FailedRunRow(NamedTuple):
+    """A failed run with its root cause's labels (store.attribution) and its own error."""
+
+    run_id: str
+    start_ns: int
+    model: str | None
+    scenario: str | None
+    cluster_id: str | None
+    failure_class: str | None
+    kind: str
+    tool: str | None
+    error_type: str | None
+    error_message: str | None
+    error_class: str | None
+
+
+class FailedStepRow(NamedTuple):
+    """A failed, clustered step with its run's outcome, start, model and scenario."""
+
+    cluster_id: str
+    failure_class: str | None
+    run_id: str
+    kind: str
+    tool: str | None
+    model: str | None
+    error_type: str | None
+    error_message: str | None
+    error_class: str | None
+    run_status: str
+    run_start: int
+    run_model: str | None
+    run_scenario: str | None
+
+
+@dataclass
+class ClusterRows:
+    """What a cluster report needs from the store, for the window and the one before it."""
+
+    failed_runs: list[FailedRunRow]
+    failed_steps: list[FailedStepRow]
+    first_seen: dict[str, int] = field(default_factory=dict)
+    last_seen: dict[str, int] = field(default_factory=dict)
+    tags: dict[str, dict[str, str]] = field(default_factory=lambda: defaultdict(dict))
+
+
+def cluster_rows(
+    engine: Engine, filters: Filters, *, prev_from_ns: int, from_ns: int, to_ns: int, tag_keys: Sequence[str]
+) -> ClusterRows:
+    """Failed runs and failed steps of runs matching ``filters`` that started in ``[prev_from, to)``,
+    each current cluster's first and last sighting ever, and the ``tag_keys`` tags of the current
+    window's failed and recovered runs."""
+    r = events.alias("r")
+    e = events.alias("e")
+    base = replace(filters, from_ns=prev_from_ns, to_ns=to_ns, extra={}, status=(), error_class=(), cluster=())
+    cond = [r.c.kind == "run", *run_conditions(r, base)]
+    runs_stmt = select(
+        r.c.run_id, r.c.start_ns, r.c.model, r.c.scenario, r.c.cluster_id, r.c.failure_class,
+        r.c.kind, r.c.tool, r.c.error_type, r.c.error_message, r.c.error_class,
+    ).where(*cond, r.c.status == "error")  # fmt: skip
+    steps_stmt = (
+        select(e.c.cluster_id, e.c.failure_class, e.c.run_id, e.c.kind, e.c.tool, e.c.model, e.c.error_type,
+               e.c.error_message, e.c.error_class, r.c.status, r.c.start_ns, r.c.model, r.c.scenario)
+        .select_from(e.join(r, r.c.run_id == e.c.run_id))
+        .where(e.c.kind != "run", e.c.status == "error", e.c.cluster_id.is_not(None), *cond)
+    )  # fmt: skip
+    with engine.connect() as conn:
+        out = ClusterRows(
+            failed_runs=[FailedRunRow(*row) for row in conn.execute(runs_stmt)],
+            failed_steps=[FailedStepRow(*row) for row in conn.execute(steps_stmt)],
+        )
+        current = {x.cluster_id for x in out.failed_runs if x.start_ns >= from_ns and x.cluster_id}
+        current |= {x.cluster_id for x in out.failed_steps if x.run_start >= from_ns}
+        for chunk in chunks(sorted(current)):
+            for cid, lo, hi in conn.execute(
+                select(events.c.cluster_id, func.min(events.c.start_ns), func.max(events.c.start_ns))
+                .where(events.c.cluster_id.in_(chunk))
+                .group_by(events.c.cluster_id)
+            ):
+                out.first_seen[cid], out.last_seen[cid] = lo, hi
+        run_ids = {x.run_id for x in out.failed_runs if x.start_ns >= from_ns}
+        run_ids |= {x.run_id for x in out.failed_steps if x.run_start >= from_ns and x.run_status == "ok"}
+        for chunk in chunks(sorted(run_ids)):
             for rid, key, value in conn.execute(
                 select(run_tags.c.run_id, run_tags.c.key, run_tags.c.value).where(
                     run_tags.c.run_id.in_(chunk), run_tags.c.key.in_(tag_keys)

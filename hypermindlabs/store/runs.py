@@ -9,7 +9,7 @@ import base64
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import exists, func, literal, select, tuple_
+from sqlalchemy import and_, exists, func, literal, or_, select, tuple_
 from sqlalchemy.engine import Engine
 
 from hypermindlabs.core.errors import QueryError
@@ -114,8 +114,13 @@ def run_conditions(r: Any, f: Filters) -> list[Any]:
     if f.error_class:
         cond.append(r.c.failure_class.in_(f.error_class))
     if f.cluster:
+        # A failed run is in the cluster of its root cause only (its stored cluster_id); a run
+        # that ended ok is in every cluster one of its failed steps is in (recovered).
         s = events.alias("s")
-        cond.append(r.c.run_id.in_(select(s.c.run_id).where(s.c.cluster_id.in_(f.cluster))))
+        recovered = r.c.run_id.in_(select(s.c.run_id).where(s.c.kind != "run", s.c.cluster_id.in_(f.cluster)))
+        cond.append(
+            or_(and_(r.c.status == "error", r.c.cluster_id.in_(f.cluster)), and_(r.c.status == "ok", recovered))
+        )
     return cond
 
 

@@ -27,6 +27,7 @@ from hypermindlabs.triage.normalize import (
     _MAX_SCAN_CHARS,
     _meaningful_lines,
     _normalize_lines,
+    _template,
     _truncate,
     as_text,
     normalize_message,
@@ -167,7 +168,8 @@ def _classify(
     message = error_message if type(error_message) is str else as_text(error_message)
     lines = _meaningful_lines(message[:_MAX_SCAN_CHARS] if len(message) > _MAX_SCAN_CHARS else message)
 
-    text = (f"{type_s}\n" + "\n".join(lines) if type_s else "\n".join(lines)).lower()
+    joined = "\n".join(lines)
+    text = (f"{type_s}\n{joined}" if type_s else joined).lower()
     words = text.encode("utf-8", "ignore").translate(_TO_WORDS).split()
     matched = _match(kind_s, type_s.rsplit(".", 1)[-1], text, words, tool_s is not None)
     failure_class, hint_key = _resolve(kind_s, "apitimeouterror" in text, matched)
@@ -176,10 +178,13 @@ def _classify(
         if explicit is not None and explicit != failure_class:
             failure_class, hint_key = explicit, explicit
 
-    template = _normalize_lines(lines) if lines else ""
+    template = _template(lines, joined) if lines else ""
     if not template:
         template = _normalize_lines([type_s]) if type_s else "<empty>"
-    subject = tool_s if kind_s == "tool" else model_s if kind_s == "llm" else tool_s or model_s
+    # What failed: the model of an llm step; the tool of a tool, retrieval or policy step (their
+    # model is inherited from the run and says nothing about the failure, so it must not split
+    # one failure into a cluster per model); for a run's own error, a tool it names or its model.
+    subject = model_s if kind_s == "llm" else tool_s or model_s if kind_s == "run" else tool_s
     digest = hashlib.sha256(
         f"{ALGORITHM_VERSION}\x1f{failure_class}\x1f{template}\x1f{subject or ''}".encode()
     ).hexdigest()

@@ -290,6 +290,33 @@ def _normalize_lines(lines: list[str]) -> str:
     return _truncate(text, _TEMPLATE_MAX_CHARS)
 
 
+# Template memo keyed on the message with the ASCII digits 1-9 masked to "1" ("0" is kept: the
+# "0x" of hex literals is the one place a digit's value matters). Every decision normalization
+# makes depends on digits only through digit classes (\\d, [0-9], [0-9a-f], isdigit), counts and
+# positions, all preserved by the mask, and the literal "0x"; so two messages with the same key
+# take the same decisions and differ in the template only where digits are copied into it. A
+# template is memoized only when it holds none of 1-9: it is then the template of every message
+# with that key. A property test holds memoized == computed; bounded, cleared when full.
+_DIGIT_MASK = bytes.maketrans(b"23456789", b"11111111")
+_TEMPLATE_MEMO: dict[bytes, str] = {}
+_TEMPLATE_MEMO_MAX = 8192
+_KEPT_DIGIT_RE = re.compile(r"[1-9]")
+
+
+def _template(lines: list[str], joined: str) -> str:
+    """``_normalize_lines(lines)``, from the memo when a message of the same digit mask was seen."""
+    key = joined.encode("utf-8", "surrogatepass").translate(_DIGIT_MASK)
+    hit = _TEMPLATE_MEMO.get(key)
+    if hit is not None:
+        return hit
+    template = _normalize_lines(lines)
+    if _KEPT_DIGIT_RE.search(template) is None:
+        if len(_TEMPLATE_MEMO) >= _TEMPLATE_MEMO_MAX:
+            _TEMPLATE_MEMO.clear()
+        _TEMPLATE_MEMO[key] = template
+    return template
+
+
 def _truncate(text: str, limit: int) -> str:
     if len(text) <= limit:
         return text

@@ -11,7 +11,7 @@ __all__ = ["ALGORITHM_VERSION", "FAILURE_CLASSES", "TAXONOMY_VERSION", "Failure"
 
 # Bump when normalization or classification changes what a failure maps to: it is part of every
 # cluster id, so a bump regroups everything at once instead of silently splitting old clusters.
-ALGORITHM_VERSION = "1"
+ALGORITHM_VERSION = "2"
 # Bump when classes are added, removed or renamed (that changes classification: bump both).
 TAXONOMY_VERSION = "1"
 

@@ -27,7 +27,7 @@ from hypermindlabs.rollups.query import (
     MetricsQuery,
     auto_step,
 )
-from hypermindlabs.triage.report import ClusterQuery
+from hypermindlabs.triage.report import MAX_TREND_POINTS, SORTS, ClusterQuery, default_step_ns
 
 __all__ = [
     "parse_int",
@@ -91,15 +91,37 @@ def parse_runs_query(args: Mapping[str, Sequence[str]], *, now_ns: int) -> tuple
 
 
 def parse_cluster_query(args: Mapping[str, Sequence[str]], *, now_ns: int) -> ClusterQuery:
-    """``GET /api/v1/failures/clusters`` and ``hypermind-obs triage``: the window defaults to a day."""
-    f = parse_filters(args, now_ns=now_ns, allowed_extra=("buckets", "samples"))
+    """``GET /api/v1/failures/clusters`` and ``hypermind-obs triage``: the window defaults to a day.
+
+    ``step`` (a duration: 1h, 1d, 15m…) sets the trend buckets, aligned to multiples of the step
+    since the epoch; without it the step is an hour up to two-day windows, a day beyond. The
+    legacy ``buckets`` (that many equal buckets from ``from``) applies only without ``step``.
+    """
+    f = parse_filters(args, now_ns=now_ns, allowed_extra=("buckets", "samples", "step", "limit", "min_runs", "sort"))
     from_ns, to_ns = window(f, now_ns=now_ns, default_ns=DAY_NS)
+    sort = (f.extra.get("sort") or "failed_runs").strip()
+    if sort not in SORTS:
+        raise QueryError("sort", f"must be one of {', '.join(SORTS)}")
+    raw_step, raw_buckets = f.extra.get("step"), f.extra.get("buckets")
+    step_ns = buckets = None
+    if raw_step is not None:
+        step_ns = _parse_step(raw_step) * _NS
+    elif raw_buckets is not None:
+        buckets = parse_int(raw_buckets, "buckets", default=24, lo=1, hi=MAX_TREND_POINTS)
+    else:
+        step_ns = default_step_ns(to_ns - from_ns)
+    if step_ns is not None and (to_ns - (from_ns - from_ns % step_ns)) / step_ns > MAX_TREND_POINTS:
+        raise QueryError("step", f"gives more than {MAX_TREND_POINTS} trend points for this window; use a longer step")
     return ClusterQuery(
         filters=f,
         from_ns=from_ns,
         to_ns=to_ns,
-        buckets=parse_int(f.extra.get("buckets"), "buckets", default=24, lo=1, hi=500),
+        buckets=buckets,
+        step_ns=step_ns,
         samples=parse_int(f.extra.get("samples"), "samples", default=5, lo=0, hi=100),
+        limit=parse_int(f.extra.get("limit"), "limit", default=100, lo=1, hi=PAGE_LIMIT_MAX),
+        min_runs=parse_int(f.extra.get("min_runs"), "min_runs", default=1, lo=0, hi=10**9),
+        sort=sort,
     )
 
 
