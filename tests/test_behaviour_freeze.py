@@ -11,6 +11,10 @@ and review the diff.
 Intended changes since the freeze (each is a bug fix of issue #7, listed here by the rule):
 - failure clusters: ``concentration`` and ``affected`` list tied values by value; before, ties came
   in set iteration order, so the answer changed with ``PYTHONHASHSEED`` (found by this test).
+- issue #9 (triage): a failed run carries its root cause's class and cluster, so run rows, the
+  metrics API's error classes, ``cluster=``/``error_class=`` run lists, the clusters answer (new
+  counts and fields, trend buckets aligned to hours) and ``hypermind_failures_total`` (one per
+  failed run) changed; ALGORITHM_VERSION 2 changed cluster ids of retrieval and policy failures.
 """
 
 from __future__ import annotations
