@@ -161,8 +161,8 @@ def cluster_rows(
     )  # fmt: skip
     with engine.connect() as conn:
         out = ClusterRows(
-            failed_runs=[FailedRunRow(*row) for row in conn.execute(runs_stmt)],
-            failed_steps=[FailedStepRow(*row) for row in conn.execute(steps_stmt)],
+            failed_runs=[FailedRunRow._make(row) for row in conn.execute(runs_stmt)],
+            failed_steps=[FailedStepRow._make(row) for row in conn.execute(steps_stmt)],
         )
         current = {x.cluster_id for x in out.failed_runs if x.start_ns >= from_ns and x.cluster_id}
         current |= {x.cluster_id for x in out.failed_steps if x.run_start >= from_ns}

@@ -302,8 +302,8 @@ def _trend(q: ClusterQuery, starts: list[int], c: _Cluster, run_start: dict[str,
 def _affected(c: _Cluster, run_dims: dict[str, tuple[str | None, str | None]]) -> dict[str, dict[str, int]]:
     """Runs of the cluster (failed and recovered) by tool of the failure, run model and scenario."""
     members = c.failed | c.recovered
-    models = Counter(run_dims[rid][0] for rid in members if run_dims[rid][0])
-    scenarios = Counter(run_dims[rid][1] for rid in members if run_dims[rid][1])
+    models: Counter[str] = Counter(m for m, _ in (run_dims[rid] for rid in members) if m)
+    scenarios: Counter[str] = Counter(sc for _, sc in (run_dims[rid] for rid in members) if sc)
     tools = Counter({tool: len(runs) for tool, runs in c.tools.items()})
     out = {"tools": dict(_top(tools, 10)), "models": dict(_top(models, 10)), "scenarios": dict(_top(scenarios, 10))}
     return {k: v for k, v in out.items() if v}
