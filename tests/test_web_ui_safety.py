@@ -115,7 +115,8 @@ def test_hostile_values_are_shown_as_text_and_run_nothing_on_every_page(hostile_
     with p.expect_navigation():
         p.locator("[data-testid=span-cluster]").first.click()
     page.wait_loaded()
-    assert p.inner_text("[data-testid=cluster-label]").startswith(f"unknown · {MODEL} · boom ")
+    # The failed run counts under its root cause, the failed tool step (issue #9), not its own error.
+    assert p.inner_text("[data-testid=cluster-label]").startswith(f"tool_execution_error · {TOOL} · boom ")
     assert p.locator("[data-testid=sample-run]").count() >= 1
     assert_inert(p)
 
