@@ -143,8 +143,13 @@ def document() -> dict[str, Any]:
             _json(_obj("clusters")),
             [
                 *_FILTERS,
-                _q("buckets", "trend buckets", {"type": "integer"}),
+                _q("step", "trend step (15m, 1h, 1d…; default 1h up to 2-day windows, else 1d)"),
+                _q("buckets", "legacy: that many equal trend buckets (only without step)", {"type": "integer"}),
                 _q("samples", "sample runs per cluster", {"type": "integer"}),
+                _q("limit", "clusters returned (1-1000, default 100)", {"type": "integer"}),
+                _q("min_runs", "hide clusters with fewer failed + recovered runs (default 1)", {"type": "integer"}),
+                _q("sort", "failed_runs (default), growth or newest",
+                   {"type": "string", "enum": ["failed_runs", "growth", "newest"]}),
             ],
             *read_errors,
         ),  # fmt: skip
