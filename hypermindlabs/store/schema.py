@@ -70,7 +70,12 @@ run_tags = Table(
     Column("key", String(64), primary_key=True),
     Column("value", String(256), nullable=False),
 )
-# (Migration 0006 dropped ix_run_tags_key_value: tag filters probe the primary key per listed run.)
+# Migration 0007: for PostgreSQL's semi-joins of the tool= and tag filters (docs/performance.md).
+Index("ix_run_tags_key_value", run_tags.c.key, run_tags.c.value, run_tags.c.run_id)
+Index(
+    "ix_events_tool_run", events.c.tool, events.c.run_id,
+    sqlite_where=events.c.tool.is_not(None), postgresql_where=events.c.tool.is_not(None),
+)  # fmt: skip
 
 
 label_admissions = Table(
