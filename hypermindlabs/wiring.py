@@ -38,8 +38,9 @@ from hypermindlabs.triage.report import attribute, enrich
 
 __all__ = ["Pipeline", "build_pipeline"]
 
-#: The migration that created the rollup tables (see store/migrations/versions/0003_rollups.py).
-ROLLUPS_REVISION = "0003"
+#: The last migration that changed what the rollups hold: 0003 created them, 0004 added the per-run
+#: sums of squares (store/migrations/versions/). A database upgraded past it gets them recomputed.
+ROLLUPS_REVISION = "0004"
 
 
 @dataclass(frozen=True)

@@ -367,6 +367,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--json", action="store_true", help="print the API's answer (GET /api/v1/failures/clusters)")
     sp.set_defaults(func=cmd_triage)
 
+    from hypermindlabs.cli.regressions import add_parser as add_regressions
+
+    add_regressions(sub, db)
+
     sp = sub.add_parser("reclassify", help="re-run failure classification on stored events (after an upgrade)")
     db(sp)
     sp.add_argument("-q", "--quiet", action="store_true")

@@ -71,9 +71,11 @@ SQL_CHUNK = 500
 
 #: Summable measures of a rollup cell, in this order; ``n`` counts facts (runs or steps). All are
 #: integers: sums are exact and order-free, so a rebuild reproduces the incremental rows bit for bit.
+#: ``tokens_sq`` and ``tool_calls_sq`` are per-run sums of squares (tokens: real and proxy together),
+#: so a window's variance of tokens and tool calls per run is exact (the regressions' Welch test).
 ROLLUP_MEASURES: tuple[str, ...] = (
     "n", "duration_us", "input_tokens", "output_tokens", "input_tokens_proxy", "output_tokens_proxy",
-    "tool_calls", "llm_calls",
+    "tool_calls", "llm_calls", "tokens_sq", "tool_calls_sq",
 )  # fmt: skip
 
 _T = TypeVar("_T")

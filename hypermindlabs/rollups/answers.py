@@ -6,7 +6,7 @@ Every row's ``runs_url`` lists the runs behind its numbers over the *effective* 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import replace
 from typing import Any, Protocol
@@ -17,7 +17,7 @@ from hypermindlabs.rollups.facts import MEASURES, Cube, part_of
 from hypermindlabs.rollups.query import MetricsQuery, cover, member_keys, plan
 from hypermindlabs.store.rollup_reads import Agg, CellQuery, RollupReader
 
-__all__ = ["summary", "timeseries", "cell_query", "RollupSource", "QUANTILES"]
+__all__ = ["summary", "timeseries", "cell_query", "RollupSource", "QUANTILES", "grouped", "grouped_by_step"]
 
 QUANTILES: tuple[float, ...] = (0.5, 0.95, 0.99)
 _NS = 10**9
@@ -136,6 +136,47 @@ def _order(aggs: Mapping[tuple[Any, ...], Agg], q: MetricsQuery) -> list[tuple[A
         return (-aggs[k].sums[0], tuple((v is None, str(v)) for v in k))
 
     return sorted(aggs, key=sort_key)
+
+
+def grouped(
+    store: RollupSource, q: MetricsQuery, windows: Sequence[tuple[int, int]]
+) -> tuple[dict[tuple[Any, ...], Agg], list[dict[str, Any]]]:
+    """Per group of ``q.group_by``: summed measures, failed runs per error class and latency bins
+    over the union of ``windows`` (disjoint, minute-aligned), and the plan followed.
+
+    For callers computing their own statistics (the regressions): one read per cube and tier,
+    however many slices they derive from the groups.
+    """
+    tiers = plan(q)
+    by_tier: dict[int, list[tuple[int, int]]] = {}
+    for a0, b0 in windows:
+        for tier, a, b in cover(a0, b0, sorted(tiers, reverse=True)):
+            by_tier.setdefault(tier, []).append((a, b))
+    aggs: dict[tuple[Any, ...], Agg] = {}
+    used = []
+    with store.rollup_reader() as reader:
+        for tier, ranges in sorted(by_tier.items(), reverse=True):
+            cube = tiers[tier]
+            for window in ranges:  # one range scan each (an OR of ranges would scan the tier)
+                reader.read(cell_query(q, cube), tier, window, aggs)
+            used.append({"cube": cube.name, "tier_seconds": tier,
+                         "buckets": sum((b - a) // (tier * _NS) for a, b in ranges)})  # fmt: skip
+    return aggs, used
+
+
+def grouped_by_step(
+    store: RollupSource, q: MetricsQuery, tier: int, window: tuple[int, int], step_ns: int
+) -> dict[tuple[Any, ...], Agg]:
+    """Like :func:`grouped`, keyed by group *and step* (the step's index from the window's start,
+    appended to the group key), read at one tier: ``window`` and ``step_ns`` must be whole buckets
+    of it. One read however many steps."""
+    cube = plan(q).get(tier)
+    if cube is None:
+        raise ValueError(f"no cube answers this query at the {tier} s tier")
+    aggs: dict[tuple[Any, ...], Agg] = {}
+    with store.rollup_reader() as reader:
+        reader.read(cell_query(q, cube), tier, window, aggs, origin_ns=window[0], step_ns=step_ns)
+    return aggs
 
 
 def summary(store: RollupSource, q: MetricsQuery) -> dict[str, Any]:

@@ -201,7 +201,7 @@ def add_run(acc: Accumulator, run: Mapping[str, Any], children: Sequence[Mapping
     tool_calls = sum(1 for c in children if c["kind"] == "tool")
     llm_calls = sum(1 for c in children if c["kind"] == "llm")
     dur = run["end_ns"] - start
-    measures = [1, dur // 1000, *tok, tool_calls, llm_calls]
+    measures = [1, dur // 1000, *tok, tool_calls, llm_calls, sum(tok) ** 2, tool_calls**2]
     keys: list[tuple[SliceKey, tuple[int, ...]]] = []
     for cube in _RUN_CUBES:
         if cube.members == "none":
@@ -226,7 +226,8 @@ def add_step(acc: Accumulator, run_start_ns: int, tag_members: tuple[tuple[str, 
     kind, p, s, m, tool = step["kind"], step["project"], step["scenario"], step["model"], step["tool"]
     status, fc = step["status"], step["failure_class"]
     dur = step["end_ns"] - step["start_ns"]
-    measures = [1, dur // 1000, *_tokens(step), 0, 0]
+    tok = _tokens(step)
+    measures = [1, dur // 1000, *tok, 0, 0, sum(tok) ** 2, 0]
     keys: list[tuple[SliceKey, tuple[int, ...]]] = []
     for cube in _STEP_CUBES:
         members = tag_members if cube.members == "all" else ()

@@ -41,7 +41,7 @@ def create_app(
 
     from hypermindlabs.web import faults, pages, scrape, security
     from hypermindlabs.web.api import otlp
-    from hypermindlabs.web.api.v1 import dimensions, events, failures, metrics, runs
+    from hypermindlabs.web.api.v1 import dimensions, events, failures, metrics, regressions, runs
 
     scrape.init_app(app, pipeline.telemetry)
 
@@ -50,6 +50,7 @@ def create_app(
     app.register_blueprint(pages.bp)
     app.register_blueprint(failures.bp)
     app.register_blueprint(metrics.bp)
+    app.register_blueprint(regressions.bp)
     app.register_blueprint(otlp.bp)  # POST /v1/traces, the OTLP/HTTP path
     app.register_blueprint(dimensions.bp)
     from hypermindlabs.web import docs

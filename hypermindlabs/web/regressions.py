@@ -1,0 +1,408 @@
+"""Regressions for ``GET /api/v1/regressions`` and ``hypermind-obs regressions``: the query, the
+rollup reads, and the answer (docs/regressions.md).
+
+The statistics are pure (:mod:`hypermindlabs.regressions`); this module is their I/O edge, above
+the rollups (their reads), the store (attribution) and the statistics, so it sits with the web
+layer that the CLI also uses. Per
+window it makes one rollup read per cube the slices need — runs by (project, scenario, model),
+by (project, scenario, model, tool) when ``tool`` is a dimension, and by (project, scenario,
+model, tag) per tag key — and the analysis derives every single-dimension and pair slice from
+those groups in memory. Attribution then reads the failing (or slow) runs of each reported
+finding through :meth:`EventStore.run_facets`: a small share of the runs.
+
+Windows are half-open and widened to whole hours (the rollups' hour tier: the current window is
+one read, cut into parts by hour; facts are dated by their run's start), and
+every drill-down URL uses them, so ``runs_url`` lists exactly the runs behind a finding's
+current numbers and ``baseline_runs_url`` (or, for ``baseline=same-hours``, the list
+``baseline_runs_urls``) those behind its baseline numbers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, replace
+from typing import Any
+
+import orjson
+
+from hypermindlabs.core.errors import QueryError
+from hypermindlabs.core.events import format_timestamp
+from hypermindlabs.core.filters import Filters, parse_filters, parse_time
+from hypermindlabs.core.sketch import RELATIVE_ACCURACY, bin_value
+from hypermindlabs.regressions import (
+    METRICS,
+    Facet,
+    Finding,
+    Params,
+    SliceStats,
+    Source,
+    analyze,
+    attribute,
+    slice_dict,
+)
+from hypermindlabs.rollups.answers import grouped, grouped_by_step
+from hypermindlabs.rollups.facts import HOUR, MEASURES
+from hypermindlabs.rollups.query import MetricsQuery
+from hypermindlabs.store.rollup_reads import Agg as GroupAgg
+
+__all__ = ["RegressionsQuery", "parse_regressions_query", "regressions", "DIMENSIONS", "BASELINES"]
+
+DIMENSIONS: tuple[str, ...] = ("project", "model", "tool", "scenario")
+BASELINES: tuple[str, ...] = ("previous", "same-hours")
+_NS = 10**9
+_HOUR_NS = 3600 * _NS
+_DAY_NS = 24 * _HOUR_NS
+DEFAULT_WINDOW_NS = _DAY_NS
+DEFAULT_BASELINE_NS = 7 * _DAY_NS
+_OWN = ("baseline_from", "baseline_to", "baseline", "min_runs", "alpha", "metrics", "dimensions", "limit")
+_TAG_KEY = re.compile(r"[A-Za-z_][A-Za-z0-9_.\-]{0,63}")
+_RUN_DIMS = ("project", "scenario", "model")
+_GAMMA = (1 + RELATIVE_ACCURACY) / (1 - RELATIVE_ACCURACY)
+_ATTRIBUTED = 10  # findings (roots) that get an attribution
+#: The current window is read in this many parts: a finding's score is the median of theirs.
+PARTS = 6
+#: Below this persistence a finding is a burst (confined to a few parts of the window): listed, but
+#: marked ``transient`` — bursts are what triage's surging clusters and the alerts are for.
+TRANSIENT = 0.25
+_M = {m: i for i, m in enumerate(MEASURES)}
+
+
+@dataclass(frozen=True)
+class RegressionsQuery:
+    filters: Filters  # the population (no time range)
+    from_ns: int
+    to_ns: int
+    baseline_from_ns: int
+    baseline_to_ns: int
+    baseline: str
+    baseline_windows: tuple[tuple[int, int], ...]
+    params: Params
+    metrics: tuple[str, ...]
+    dimensions: tuple[str, ...]
+    limit: int = 50
+
+
+def _floor(ns: int) -> int:
+    return ns - ns % _HOUR_NS
+
+
+def _ceil(ns: int) -> int:
+    return -(-ns // _HOUR_NS) * _HOUR_NS
+
+
+def same_hours(from_ns: int, to_ns: int, base_from: int, base_to: int) -> list[tuple[int, int]]:
+    """The parts of the baseline at the hours of day the current window covers: the current
+    window shifted back by whole days, within the baseline, merged.
+
+    >>> h = 3600 * 10**9
+    >>> [(a // h, b // h) for a, b in same_hours(10 * 24 * h + 9 * h, 10 * 24 * h + 17 * h, 8 * 24 * h, 10 * 24 * h)]
+    [(201, 209), (225, 233)]
+    """
+    out: list[tuple[int, int]] = []
+    k = 1
+    while to_ns - k * _DAY_NS > base_from:
+        a, b = max(from_ns - k * _DAY_NS, base_from), min(to_ns - k * _DAY_NS, base_to)
+        if a < b:
+            out.append((a, b))
+        k += 1
+    out.sort()
+    merged: list[tuple[int, int]] = []
+    for a, b in out:
+        if merged and a <= merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], b))
+        else:
+            merged.append((a, b))
+    return merged
+
+
+def _split(raw: Sequence[str]) -> list[str]:
+    return [v.strip() for item in raw for v in item.split(",") if v.strip()]
+
+
+def _number(raw: Sequence[str], name: str, kind: type, lo: float, hi: float) -> Any:
+    try:
+        value = kind(raw[-1])
+    except ValueError as exc:
+        raise QueryError(name, f"must be {'an integer' if kind is int else 'a number'}") from exc
+    if not (lo <= value <= hi) or (isinstance(value, float) and math.isnan(value)):
+        raise QueryError(name, f"must be between {lo:g} and {hi:g}")
+    return value
+
+
+def parse_regressions_query(args: Mapping[str, Sequence[str]], *, now_ns: int) -> RegressionsQuery:
+    """Parse the query parameters of ``/api/v1/regressions``; raise :class:`QueryError` naming the field."""
+    args = dict(args)
+    own = {k: args.pop(k) for k in _OWN if k in args}
+    for name in ("status", "error_class", "cluster", "step", "group_by", "kind"):
+        if name in args:
+            raise QueryError(name, "not a regressions parameter: regressions compare all runs of each slice")
+    f = parse_filters(args, now_ns=now_ns)
+    to_ns = _ceil(f.to_ns if f.to_ns is not None else now_ns)
+    from_ns = _floor(f.from_ns if f.from_ns is not None else to_ns - DEFAULT_WINDOW_NS)
+    if to_ns <= from_ns:
+        raise QueryError("from", "must be before to")
+    b_to = _ceil(parse_time(own["baseline_to"][-1], "baseline_to", now_ns=now_ns)) if "baseline_to" in own else from_ns
+    if "baseline_from" in own:
+        b_from = _floor(parse_time(own["baseline_from"][-1], "baseline_from", now_ns=now_ns))
+    else:
+        b_from = b_to - DEFAULT_BASELINE_NS
+    if b_to <= b_from:
+        raise QueryError("baseline_from", "must be before baseline_to")
+    if b_to > from_ns:
+        raise QueryError("baseline_to", "must not be after from: the baseline precedes the current window")
+    baseline = own.get("baseline", ["previous"])[-1]
+    if baseline not in BASELINES:
+        raise QueryError("baseline", f"must be one of {', '.join(BASELINES)}, got {baseline[:32]!r}")
+    windows = [(b_from, b_to)] if baseline == "previous" else same_hours(from_ns, to_ns, b_from, b_to)
+    if not windows:
+        raise QueryError("baseline", "same-hours: the baseline window holds none of the current window's hours")
+    metrics = tuple(dict.fromkeys(_split(own["metrics"]))) if "metrics" in own else METRICS
+    for m in metrics:
+        if m not in METRICS:
+            raise QueryError("metrics", f"must be among {', '.join(METRICS)}, got {m[:40]!r}")
+    if not metrics:
+        raise QueryError("metrics", "name at least one metric")
+    dims = tuple(dict.fromkeys(_split(own["dimensions"]))) if "dimensions" in own else DIMENSIONS
+    for d in dims:
+        if d.startswith("tag."):
+            if not _TAG_KEY.fullmatch(d[4:]):
+                raise QueryError("dimensions", f"bad tag key in {d[:70]!r}")
+        elif d not in DIMENSIONS:
+            raise QueryError("dimensions", f"must be among {', '.join(DIMENSIONS)} or tag.<key>, got {d[:32]!r}")
+    if len([d for d in dims if d.startswith("tag.")]) > 8:
+        raise QueryError("dimensions", "at most 8 tag keys")
+    params = Params()
+    if "min_runs" in own:
+        params = replace(params, min_runs=_number(own["min_runs"], "min_runs", int, 1, 10**7))
+    if "alpha" in own:
+        params = replace(params, alpha=_number(own["alpha"], "alpha", float, 1e-12, 0.5))
+    limit = _number(own["limit"], "limit", int, 1, 1000) if "limit" in own else 50
+    return RegressionsQuery(
+        filters=replace(f, from_ns=None, to_ns=None), from_ns=from_ns, to_ns=to_ns, baseline_from_ns=b_from,
+        baseline_to_ns=b_to, baseline=baseline, baseline_windows=tuple(windows), params=params, metrics=metrics,
+        dimensions=dims, limit=limit,
+    )  # fmt: skip
+
+
+# -- reading ------------------------------------------------------------------------------------
+def _stats(agg: GroupAgg) -> SliceStats:
+    s = [int(v) for v in agg.sums]  # PostgreSQL sums are numeric
+    tokens = s[_M["input_tokens"]] + s[_M["output_tokens"]] + s[_M["input_tokens_proxy"]] + s[_M["output_tokens_proxy"]]
+    return SliceStats(
+        n=s[_M["n"]], errors=int(agg.errors),
+        classes={str(c): int(k) for c, k in agg.classes.items() if k},
+        bins={int(b): int(k) for b, k in agg.bins.items() if k},
+        tokens=tokens, tokens_sq=s[_M["tokens_sq"]], tool_calls=s[_M["tool_calls"]],
+        tool_calls_sq=s[_M["tool_calls_sq"]],
+    )  # fmt: skip
+
+
+def parts_of(from_ns: int, to_ns: int, n: int = PARTS) -> tuple[int, int]:
+    """(step, count): the current window cut into at most ``n`` parts of whole hours."""
+    hours = (to_ns - from_ns) // _HOUR_NS
+    step = -(-hours // max(1, min(n, hours)))
+    return step * _HOUR_NS, -(-hours // step)
+
+
+def _merge(parts: Sequence[Mapping[tuple[Any, ...], SliceStats]]) -> dict[tuple[Any, ...], SliceStats]:
+    out: dict[tuple[Any, ...], SliceStats] = {}
+    for cells in parts:
+        for key, st in cells.items():
+            acc = out.get(key)
+            if acc is None:
+                out[key] = acc = SliceStats()
+            acc.n += st.n
+            acc.errors += st.errors
+            for c, k in st.classes.items():
+                acc.classes[c] = acc.classes.get(c, 0) + k
+            for b, k in st.bins.items():
+                acc.bins[b] = acc.bins.get(b, 0) + k
+            acc.tokens += st.tokens
+            acc.tokens_sq += st.tokens_sq
+            acc.tool_calls += st.tool_calls
+            acc.tool_calls_sq += st.tool_calls_sq
+    return out
+
+
+def _read(store: Any, q: RegressionsQuery, group_by: tuple[str, ...]) -> tuple[Source, list[dict[str, Any]]]:
+    mq = MetricsQuery(
+        filters=q.filters, kinds=("run",), group_by=group_by, from_ns=q.from_ns, to_ns=q.to_ns,
+        requested_from_ns=q.from_ns, requested_to_ns=q.to_ns,
+    )  # fmt: skip
+    step_ns, n_parts = parts_of(q.from_ns, q.to_ns)
+    # The current window in one read at the hour tier, keyed by part (the last key element).
+    by_part = grouped_by_step(store, mq, HOUR, (q.from_ns, q.to_ns), step_ns)
+    parts: list[dict[tuple[Any, ...], SliceStats]] = [{} for _ in range(n_parts)]
+    for key, agg in by_part.items():
+        parts[int(key[-1])][key[:-1]] = _stats(agg)
+    plan: list[dict[str, Any]] = [{"group_by": list(group_by), "window": "current", "tier_seconds": HOUR,
+                                   "buckets": (q.to_ns - q.from_ns) // _HOUR_NS, "parts": n_parts}]  # fmt: skip
+    base, p = grouped(store, mq, list(q.baseline_windows))
+    plan += [{"group_by": list(group_by), "window": "baseline", **x} for x in p]
+    member = len(group_by) > len(_RUN_DIMS)
+    source = Source(group_by, _merge(parts), {k: _stats(a) for k, a in base.items()}, member=member,
+                    parts=tuple(parts) if n_parts > 1 else ())  # fmt: skip
+    return source, plan
+
+
+def read_sources(store: Any, q: RegressionsQuery) -> tuple[list[Source], list[dict[str, Any]]]:
+    """The rollup reads the slices are derived from (per cube: the current window's parts, the baseline)."""
+    reads: list[tuple[str, ...]] = [_RUN_DIMS]
+    reads += [(*_RUN_DIMS, d) for d in q.dimensions if d == "tool" or d.startswith("tag.")]
+    sources, plan = [], []
+    for group_by in reads:
+        source, p = _read(store, q, group_by)
+        sources.append(source)
+        plan += p
+    return sources, plan
+
+
+# -- the answer ---------------------------------------------------------------------------------
+def _finding_id(f: Finding) -> str:
+    raw = orjson.dumps([list(map(list, f.slice)), f.metric, f.failure_class])
+    return hashlib.blake2b(raw, digest_size=8).hexdigest()
+
+
+def _slice_filters(q: RegressionsQuery, key: Sequence[tuple[str, str]], f: Finding) -> Filters:
+    flt = q.filters
+    tags = dict(flt.tags)
+    for dim, value in key:
+        if dim.startswith("tag."):
+            tags[dim[4:]] = (value,)
+        else:
+            flt = replace(flt, **{dim: (value,)})
+    flt = replace(flt, tags=tuple(sorted(tags.items())), extra={})
+    if f.metric == "failure_rate":
+        flt = replace(flt, status=("error",))
+    elif f.metric == "failure_class_share":
+        flt = replace(flt, status=("error",), error_class=(f.failure_class or "unknown",))
+    return flt
+
+
+def _url(flt: Filters, window: tuple[int, int]) -> str:
+    return "/api/v1/runs?" + replace(flt, from_ns=window[0], to_ns=window[1]).query_string()
+
+
+def _threshold_ms(f: Finding, bin_ids: Sequence[int]) -> float | None:
+    # Runs in bins above the baseline p95's bin last longer than that bin's upper edge.
+    if f.metric != "p95_latency_ms":
+        return None
+    return bin_value(int(bin_ids[f.extra["threshold_index"]])) * (1 + _GAMMA) / 2
+
+
+def _facets(store: Any, flt: Filters, windows: Sequence[tuple[int, int]], min_ms: float | None) -> list[dict]:
+    min_ns = None if min_ms is None else int(min_ms * 1e6)
+    # One read over the span of the windows, split by start time here (same-hours windows are
+    # several ranges of one span).
+    rows = store.run_facets(replace(flt, from_ns=windows[0][0], to_ns=windows[-1][1]), min_duration_ns=min_ns)
+    if len(windows) == 1:
+        return rows
+    return [r for r in rows if any(a <= r["start_ns"] < b for a, b in windows)]
+
+
+def _attribution(store: Any, q: RegressionsQuery, f: Finding, threshold_ms: float | None) -> list[dict[str, Any]]:
+    if f.metric not in ("failure_rate", "failure_class_share", "p95_latency_ms"):
+        return []
+    flt = _slice_filters(q, f.slice, f)
+    cur = _facets(store, flt, [(q.from_ns, q.to_ns)], threshold_ms)
+    base = _facets(store, flt, q.baseline_windows, threshold_ms)
+
+    def facet(r: dict) -> Facet:
+        return Facet({k: str(v) for k, v in (r["tags"] or {}).items()}, r["cluster_id"])
+
+    out = []
+    for a in attribute([facet(r) for r in cur], [facet(r) for r in base]):
+        if a.kind == "cluster":
+            label = _cluster_label(a.value, cur)
+        else:
+            label = f"{a.key}={a.value}"
+        out.append({"kind": a.kind, "key": a.key, "value": a.value, "label": label,
+                    "baseline_share": a.baseline_share, "current_share": a.current_share, "lift": a.lift})  # fmt: skip
+    return out
+
+
+def _cluster_label(cluster_id: str, rows: Sequence[dict]) -> str:
+    from hypermindlabs.triage.classify import classify_failure
+
+    row = next((r for r in rows if r["cluster_id"] == cluster_id), None)
+    if row is None:
+        return cluster_id
+    f = classify_failure(kind="run", error_type=row["error_type"], error_message=row["error_message"],
+                         error_class=row["error_class"], tool=row["tool"], model=row["model"])  # fmt: skip
+    return f.label if f.cluster_id == cluster_id else f"{row['failure_class']} · {cluster_id}"
+
+
+def _num(x: float | None) -> float | None:
+    return None if x is None or not math.isfinite(x) else x
+
+
+def _finding(q: RegressionsQuery, f: Finding, bin_ids: Sequence[int]) -> dict[str, Any]:
+    flt = _slice_filters(q, f.slice, f)
+    out: dict[str, Any] = {
+        "id": _finding_id(f),
+        "slice": slice_dict(f.slice),
+        "metric": f.metric,
+    }
+    if f.failure_class is not None:
+        out["failure_class"] = f.failure_class
+    out.update({
+        "baseline_value": _num(f.baseline_value), "current_value": _num(f.current_value),
+        "change_abs": _num(f.change_abs), "change_rel": _num(f.change_rel),
+        "p_value": f.p_value, "q_value": f.q_value, "test": f.test,
+        "baseline_n": f.baseline_n, "current_n": f.current_n,
+        "impact": _num(f.impact), "impact_unit": f.impact_unit,
+        "score": _num(f.score), "score_unit": "runs_affected_per_hour",
+        "persistence": f.persistence, "transient": f.persistence < TRANSIENT,
+    })  # fmt: skip
+    if f.metric in ("failure_rate", "failure_class_share"):
+        out["current_count"] = round(f.current_value * f.current_n)
+        out["baseline_count"] = round(f.baseline_value * f.baseline_n)
+    if f.metric == "p95_latency_ms":
+        out["threshold_ms"] = _threshold_ms(f, bin_ids)
+        out["above_threshold"] = f.extra["above_baseline_p95"]
+        out["expected_above_threshold"] = f.extra["expected_above"]
+        out["extra_latency_ms_x_runs"] = f.extra["extra_latency_ms_x_runs"]
+    out["runs_url"] = _url(flt, (q.from_ns, q.to_ns))
+    urls = [_url(flt, w) for w in q.baseline_windows]
+    out["baseline_runs_url"] = urls[-1] if q.baseline == "same-hours" else urls[0]
+    if q.baseline == "same-hours":
+        out["baseline_runs_urls"] = urls
+    return out
+
+
+def regressions(store: Any, q: RegressionsQuery) -> dict[str, Any]:
+    """The contract answer (CONTRACTS.md, docs/regressions.md): findings most impactful first."""
+    sources, plan = read_sources(store, q)
+    hours = (q.to_ns - q.from_ns) / _HOUR_NS
+    analysis = analyze(sources, params=q.params, current_hours=hours, metrics=q.metrics, dimensions=q.dimensions)
+    bin_ids = sorted({b for s in sources for cells in (s.current, s.baseline) for st in cells.values()
+                      for b in st.bins})  # fmt: skip
+    findings = []
+    for i, f in enumerate(analysis.findings[: q.limit]):
+        row = _finding(q, f, bin_ids)
+        row["attribution"] = _attribution(store, q, f, row.get("threshold_ms")) if i < _ATTRIBUTED else []
+        row["folded"] = [
+            {k: v for k, v in _finding(q, g, bin_ids).items() if k != "baseline_runs_urls"} for g in f.folded
+        ]
+        findings.append(row)
+    return {
+        "from": format_timestamp(q.from_ns), "to": format_timestamp(q.to_ns),
+        "from_ms": q.from_ns // 10**6, "to_ms": q.to_ns // 10**6,
+        "baseline_from": format_timestamp(q.baseline_from_ns), "baseline_to": format_timestamp(q.baseline_to_ns),
+        "baseline_from_ms": q.baseline_from_ns // 10**6, "baseline_to_ms": q.baseline_to_ns // 10**6,
+        "baseline": q.baseline,
+        "baseline_windows": [{"from": format_timestamp(a), "to": format_timestamp(b), "from_ms": a // 10**6,
+                              "to_ms": b // 10**6} for a, b in q.baseline_windows],
+        "tests": analysis.tests,
+        "slices": analysis.slices,
+        "params": q.params.to_dict(),
+        "metrics": list(q.metrics),
+        "dimensions": list(q.dimensions),
+        "filters": {k: v for k, v in q.filters.to_query().items() if k not in ("from", "to")},
+        "findings": findings,
+        "truncated": len(analysis.findings) > q.limit,
+        "source": plan,
+    }  # fmt: skip
