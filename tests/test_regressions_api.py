@@ -27,7 +27,7 @@ def demo(tmp_path_factory) -> Any:
     """Eight days of the demo workload (the 24 h current window and the 7 days before it)."""
     from hypermindlabs.demo.load import load_demo
 
-    pipeline = open_pipeline(f"sqlite:///{tmp_path_factory.mktemp('demo') / 'demo.db'}", export=False)
+    pipeline = open_pipeline(f"sqlite:///{tmp_path_factory.mktemp('demo') / 'demo.db'}")
     result = load_demo(pipeline.store, seed=7, days=8, runs_per_day=1500, end=DEMO_END, progress=False)
     assert not result.rejected
     now_ns = int(DEMO_END.timestamp()) * 10**9
