@@ -258,19 +258,19 @@ def _build(sources: Sequence[Source], wanted: set[str]) -> _Table:
             out_sc[w] += ind @ sc
             out_cl[w] += ind @ cl
             out_bn[w] += ind @ bn
-    values = np.array([bin_value(b) for b in bins_sorted], dtype=np.float64)
+    bin_values = np.array([bin_value(b) for b in bins_sorted], dtype=np.float64)
     # Slices summing the same cells (a scenario that belongs to one project, a tool used in one
     # scenario only) have the same runs: test them once, under the least specific name.
     best: dict[tuple[frozenset[tuple[Any, ...]], Any], int] = {}
     for j, key in enumerate(keys):
         ident = (frozenset(cover[j]), member[j])
-        k = best.get(ident)
-        if k is None or (len(key), key) < (len(keys[k]), keys[k]):
+        kept = best.get(ident)
+        if kept is None or (len(key), key) < (len(keys[kept]), keys[kept]):
             best[ident] = j
     keep = np.asarray(sorted(best.values()), dtype=np.int64)
     return _Table(
         [keys[j] for j in keep], {keys[j]: i for i, j in enumerate(keep)}, [a[keep] for a in out_sc],
-        [a[keep] for a in out_cl], [a[keep] for a in out_bn], names, values, [frozenset(cover[j]) for j in keep],
+        [a[keep] for a in out_cl], [a[keep] for a in out_bn], names, bin_values, [frozenset(cover[j]) for j in keep],
         [member[j] for j in keep],
     )  # fmt: skip
 
@@ -338,11 +338,11 @@ def analyze(sources: Sequence[Source], *, params: Params | None = None, current_
         groups: list[tuple[int | None, np.ndarray]] = []
         n_c, n_b = t.scalars[0][eligible, sig.N], t.scalars[1][eligible, sig.N]
         if metric == "failure_class_share":
-            for ci in range(len(t.class_names)):
-                k = t.classes[0][eligible, ci] + t.classes[1][eligible, ci]
+            for col in range(len(t.class_names)):
+                k = t.classes[0][eligible, col] + t.classes[1][eligible, col]
                 present = eligible[(k > 0) & (n_c * k / (n_c + n_b) >= p.min_expected)]
                 if len(present):
-                    groups.append((ci, present))
+                    groups.append((col, present))
         elif metric == "failure_rate":
             k = t.scalars[0][eligible, sig.ERR] + t.scalars[1][eligible, sig.ERR]
             groups.append((None, eligible[n_c * k / (n_c + n_b) >= p.min_expected]))
@@ -485,8 +485,10 @@ def _fold(found: list[Finding], t: _Table, p: Params, hours: float) -> list[Find
             for k, _, ok, g in subs:
                 if k != key:
                     continue
-                r = rest[(key, ok)]
-                if not _regresses(r) or (_standout(g, r, p) and g.window_score >= p.explain_share * f.window_score):
+                res_ = rest[(key, ok)]
+                if not _regresses(res_) or (
+                    _standout(g, res_, p) and g.window_score >= p.explain_share * f.window_score
+                ):
                     if _confined(g, f, t, tool_pairs, rest, p):
                         absorbed.append((g, f))
                     else:
@@ -529,12 +531,10 @@ def _fold(found: list[Finding], t: _Table, p: Params, hours: float) -> list[Find
 
     roots: dict[int, Finding] = {}
     for f in found:
-        r = root(f)
-        roots.setdefault(id(r), r)
-    for f in found:
-        r = root(f)
-        if r is not f:
-            r.folded.append(f)
+        top = root(f)
+        roots.setdefault(id(top), top)
+        if top is not f:
+            top.folded.append(f)
     out = sorted(roots.values(), key=_rank_key)
     for r in out:
         r.folded.sort(key=_rank_key)

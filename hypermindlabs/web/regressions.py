@@ -273,7 +273,7 @@ def _slice_filters(q: RegressionsQuery, key: Sequence[tuple[str, str]], f: Findi
         if dim.startswith("tag."):
             tags[dim[4:]] = (value,)
         else:
-            flt = replace(flt, **{dim: (value,)})
+            flt = replace(flt, **{dim: (value,)})  # type: ignore[arg-type]  # a dimension field
     flt = replace(flt, tags=tuple(sorted(tags.items())), extra={})
     if f.metric == "failure_rate":
         flt = replace(flt, status=("error",))
