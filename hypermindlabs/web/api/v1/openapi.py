@@ -138,6 +138,22 @@ def document() -> dict[str, Any]:
         "/api/v1/metrics/timeseries": _get(
             "rollup time series", _json(_obj("series")), _metrics_params(True), *read_errors
         ),  # fmt: skip
+        "/api/v1/regressions": _get(
+            "slices that regressed against a baseline, most impactful first (docs/regressions.md)",
+            _json(_obj("findings", "tests", "params")),
+            [
+                *[f for f in _FILTERS if f["name"] not in RUN_PARAMS],
+                _q("baseline_from", "baseline start (default 7 days before baseline_to)"),
+                _q("baseline_to", "baseline end (default from)"),
+                _q("baseline", "previous or same-hours", {"type": "string", "enum": ["previous", "same-hours"]}),
+                _q("min_runs", "minimum runs of a slice in each window", {"type": "integer", "minimum": 1}),
+                _q("alpha", "false-discovery rate", {"type": "number", "minimum": 1e-12, "maximum": 0.5}),
+                _q("metrics", "comma-separated metrics"),
+                _q("dimensions", "comma-separated project, model, tool, scenario, tag.<key>"),
+                _q("limit", "findings, 1–1000", {"type": "integer", "minimum": 1, "maximum": 1000}),
+            ],
+            *read_errors,
+        ),  # fmt: skip
         "/api/v1/failures/clusters": _get(
             "failure clusters in the window",
             _json(_obj("clusters")),
