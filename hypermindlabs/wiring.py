@@ -38,9 +38,9 @@ from hypermindlabs.triage.report import attribute, enrich
 
 __all__ = ["Pipeline", "build_pipeline"]
 
-#: The last migration that changed what the rollups hold: 0003 created them, 0007 added the per-run
+#: The last migration that changed what the rollups hold: 0003 created them, 0008 added the per-run
 #: sums of squares (store/migrations/versions/). A database upgraded past it gets them recomputed.
-ROLLUPS_REVISION = "0007"
+ROLLUPS_REVISION = "0008"
 
 
 @dataclass(frozen=True)
