@@ -95,7 +95,7 @@ def http_ingest(url: str, bodies: list[bytes], n: int) -> float:
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(200):
+        for _ in range(1200):  # a first start on PostgreSQL migrates the schema: allow a minute
             try:
                 requests.get(f"{base}/healthz", timeout=1)
                 break

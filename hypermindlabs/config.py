@@ -113,6 +113,21 @@ class Settings:
             "doc": "run-success objective of the generated SLO burn-rate alerts (hypermind-obs stack), 0–1 exclusive",
         },
     )
+    label_window_s: int = field(
+        default=3600,
+        metadata={
+            "env": "HYPERMIND_LABEL_WINDOW_S",
+            "doc": "Prometheus label caps: a budget counts the values seen within this many seconds, so values "
+            "of a flood that stopped expire after it and real ones are admitted again",
+        },
+    )
+    workers: int = field(
+        default=1,
+        metadata={
+            "env": "HYPERMIND_WORKERS",
+            "doc": "hypermind-obs serve: worker processes (1: waitress in one process; more: gunicorn)",
+        },
+    )
     max_batch_events: int = field(
         default=50_000, metadata={"env": "HYPERMIND_MAX_BATCH_EVENTS", "doc": "most events accepted in one POST"}
     )
@@ -191,3 +206,15 @@ class Settings:
     def describe(self) -> list[tuple[str, str, str]]:
         """(environment variable, default, doc) for every setting: the docs table."""
         return [(f.metadata["env"], repr(f.default), f.metadata["doc"]) for f in fields(self)]
+
+
+def is_loopback_host(host: str) -> bool:
+    """Whether ``host`` (a bind address or a client address) is this machine's loopback."""
+    import ipaddress
+
+    if host in ("localhost", ""):
+        return host == "localhost"
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

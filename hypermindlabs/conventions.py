@@ -271,7 +271,7 @@ TOOL_CALLS = MetricSpec(
 )  # fmt: skip
 STEP_ERRORS = MetricSpec(
     "hypermind.step.errors", "counter", UNIT_ERROR,
-    "Failed steps (llm, tool, retrieval, policy) by kind and failure class.",
+    "Failed steps (llm, tool, retrieval, policy), once each, by kind and failure class.",
     (ATTR_KIND, ATTR_ERROR_CLASS),
 )  # fmt: skip
 POLICY_CHECKS = MetricSpec(
@@ -280,8 +280,8 @@ POLICY_CHECKS = MetricSpec(
     (ATTR_PROJECT, ATTR_SCENARIO, ATTR_STATUS),
 )  # fmt: skip
 FAILURES = MetricSpec(
-    "hypermind.failures", "counter", UNIT_FAILURE,
-    "Failed runs by the failure class and cluster of their root cause (one per failed run).",
+    "hypermind.agent.run.failures", "counter", UNIT_FAILURE,
+    "Failed runs, once each, by the failure class and cluster of their root cause (failed steps: step errors).",
     (ATTR_FAILURE_CLASS, ATTR_CLUSTER),
 )  # fmt: skip
 LABEL_OVERFLOW = MetricSpec(
@@ -317,6 +317,9 @@ PROM_TOOL_CALLS = TOOL_CALLS.prom
 PROM_STEP_ERRORS = STEP_ERRORS.prom
 PROM_POLICY_CHECKS = POLICY_CHECKS.prom
 PROM_FAILURES = FAILURES.prom
+# The same metric under its descriptive name (hypermind_agent_run_failures_total).
+AGENT_RUN_FAILURES = FAILURES
+PROM_AGENT_RUN_FAILURES = FAILURES.prom
 PROM_LABEL_OVERFLOW = LABEL_OVERFLOW.prom
 PROM_TELEMETRY_DROPPED = TELEMETRY_DROPPED.prom
 # Prometheus' own series of pending/firing alerts (one per alert, labels alertname, alertstate, …).

@@ -9,7 +9,8 @@ door it came in by::
                     enricher      = triage.report.enrich        (failure class, cluster id)
                     attributor    = triage.report.attribute     (a failed run's root cause)
                     append_hooks  = [rollups.RollupHook()]       (same transaction as the events)
-                    commit_hooks  = [Telemetry.record_rows]      (after commit: /metrics, OTLP spans)
+                    append_hooks += [export.ExportHook(caps)]    (the exported-series view behind /metrics)
+                    commit_hooks  = [Telemetry.record_rows]      (after commit: OTLP spans, when exported)
 
 The store imports nothing above ``core``: this module is the only place that knows all of them.
 
@@ -28,7 +29,11 @@ from dataclasses import dataclass
 from opentelemetry.sdk.trace.export import SpanExporter
 
 from hypermindlabs.config import Settings
+from hypermindlabs.export.admission import WindowCaps
+from hypermindlabs.export.cardinality import parse_budgets
 from hypermindlabs.export.telemetry import Telemetry
+from hypermindlabs.export.view import ExportHook
+from hypermindlabs.export.view import rebuild_on as rebuild_export
 from hypermindlabs.rollups.writer import RollupHook, rebuild_on
 from hypermindlabs.store import AppendHook, Enricher, EventStore, migrate_schema, schema_version
 from hypermindlabs.store.attribution import Attributor
@@ -41,6 +46,8 @@ __all__ = ["Pipeline", "build_pipeline"]
 #: The last migration that changed what the rollups hold: 0003 created them, 0008 added the per-run
 #: sums of squares (store/migrations/versions/). A database upgraded past it gets them recomputed.
 ROLLUPS_REVISION = "0008"
+#: The migration that created the exported-series view (0009_export_series.py).
+EXPORT_REVISION = "0009"
 
 
 @dataclass(frozen=True)
@@ -52,6 +59,7 @@ class Pipeline:
     telemetry: Telemetry | None
     clock: Callable[[], int]
     rollups: RollupHook | None = None
+    export: ExportHook | None = None
 
     def close(self) -> None:
         self.store.close()
@@ -81,24 +89,39 @@ def build_pipeline(
         attributor = attribute
     settings = settings or Settings.from_env()
     engine = open_engine(database_url or settings.database_url, busy_timeout_ms=settings.db_busy_timeout_ms)
-    fill_rollups = False
+    fill_rollups = fill_export = False
     if migrate:
         before = schema_version(engine)
         migrate_schema(engine)  # before the label caps read their admitted values back
-        # Rollups are derived data: a database upgraded past the revision creating them gets
-        # them computed from its stored events, once, below.
+        # Rollups and the exported-series view are derived data: a database upgraded past the
+        # revision creating them gets them computed from its stored events, once, below.
         fill_rollups = before is not None and before < ROLLUPS_REVISION
+        fill_export = before is not None and before < EXPORT_REVISION
+    caps = WindowCaps(parse_budgets(settings.label_budgets), window_s=settings.label_window_s, clock=clock)
     if telemetry is None and export:
         telemetry = Telemetry.from_settings(
-            settings, admissions=LabelAdmissions(engine), span_exporter=span_exporter, clock=clock
+            settings, admissions=LabelAdmissions(engine), span_exporter=span_exporter, clock=clock,
+            record_metrics=False,
         )
     hook = RollupHook() if rollups else None
     append_hooks: list[AppendHook] = [hook] if hook is not None else []
-    commit_hooks = [telemetry.record_rows] if telemetry is not None else []
+    export_hook = None
+    # A database deliberately left unmigrated (tests of upgrades) may predate the view's tables.
+    if export and (migrate or (schema_version(engine) or "") >= EXPORT_REVISION):
+        export_hook = ExportHook(caps)
+        append_hooks.append(export_hook)
+    # After commit only what is left in-process: spans (and the SDK metrics of a telemetry a
+    # test hands in); nothing at all when no span exporter is configured.
+    commit_hooks = []
+    if telemetry is not None and (telemetry.record_metrics or telemetry.tracer_provider is not None):
+        commit_hooks.append(telemetry.record_rows)
     store = EventStore(
         engine, enricher=enricher, attributor=attributor, append_hooks=append_hooks, commit_hooks=commit_hooks
     )
     if fill_rollups:
         with store.transaction() as conn:
             rebuild_on(conn)
-    return Pipeline(settings=settings, store=store, telemetry=telemetry, clock=clock, rollups=hook)
+    if fill_export and export_hook is not None:
+        with store.transaction() as conn:
+            rebuild_export(conn, caps)
+    return Pipeline(settings=settings, store=store, telemetry=telemetry, clock=clock, rollups=hook, export=export_hook)

@@ -15,6 +15,9 @@ Intended changes since the freeze (each is a bug fix of issue #7, listed here by
   metrics API's error classes, ``cluster=``/``error_class=`` run lists, the clusters answer (new
   counts and fields, trend buckets aligned to hours) and ``hypermind_failures_total`` (one per
   failed run) changed; ALGORITHM_VERSION 2 changed cluster ids of retrieval and policy failures.
+- ``/metrics`` (issue #8) renders the store's exported-series view: counters and histograms cover every
+  stored run, run tokens come from the LLM steps when the run has none, ``hypermind_failures_total``
+  became ``hypermind_agent_run_failures_total`` (once per failed run), exemplars carry the event's end time.
 """
 
 from __future__ import annotations

@@ -368,7 +368,7 @@ def test_a_real_prometheus_scrapes_openmetrics_with_exemplar_storage_and_agrees_
                 result = get_json(f"{base}/query?query={q}")["data"]["result"]
                 now = time.time()
                 ex_q = urllib.parse.quote(c.PROM_AGENT_RUN_DURATION_BUCKET)
-                found = get_json(f"{base}/query_exemplars?query={ex_q}&start={now - 3600}&end={now + 60}")[
+                found = get_json(f"{base}/query_exemplars?query={ex_q}&start={T0 / 1e9 - 60}&end={now + 60}")[
                     "data"
                 ]
             except (OSError, KeyError):

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import ipaddress
 import logging
 import sys
 import time
@@ -12,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
-from hypermindlabs.config import ConfigError, Settings
+from hypermindlabs.config import ConfigError, Settings, is_loopback_host
 from hypermindlabs.core.vocabulary import DIMENSIONS
 from hypermindlabs.store import AppendResult
 from hypermindlabs.wiring import Pipeline, build_pipeline
@@ -21,12 +20,7 @@ log = logging.getLogger("hypermind-obs")
 
 
 def _is_loopback(host: str) -> bool:
-    if host in ("localhost", ""):
-        return host == "localhost"
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
+    return is_loopback_host(host)
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -34,15 +28,24 @@ def _settings(args: argparse.Namespace) -> Settings:
         database_url=getattr(args, "database_url", None),
         host=getattr(args, "host", None),
         port=getattr(args, "port", None),
+        workers=getattr(args, "workers", None),
     )
 
 
 def serve(settings: Settings, pipeline: Pipeline | None = None, *, threads: int = 8) -> None:
+    """Serve the app: waitress in this process (``workers`` 1), else gunicorn with the app factory.
+
+    Every worker builds its own pipeline on the same database; ``/metrics`` renders the store's
+    exported-series view, so each worker answers the same numbers.
+    """
     if not _is_loopback(settings.host) and not (settings.api_token or settings.admin_token):
         raise ConfigError(
             f"refusing to bind {settings.host} (beyond loopback) without HYPERMIND_API_TOKEN or HYPERMIND_ADMIN_TOKEN; "
             "set a token or bind 127.0.0.1"
         )
+    if settings.workers > 1:
+        _serve_gunicorn(settings, pipeline, threads=threads)
+        return
     from waitress import serve as waitress_serve
 
     from hypermindlabs.web import create_app
@@ -54,6 +57,32 @@ def serve(settings: Settings, pipeline: Pipeline | None = None, *, threads: int 
     # in memory instead of waitress spooling every body over 512 KiB to a temporary file.
     waitress_serve(app, host=settings.host, port=settings.port, threads=threads, ident="hypermind-obs",
                    recv_bytes=262_144, inbuf_overflow=32 * 1024 * 1024)  # fmt: skip
+
+
+def _serve_gunicorn(settings: Settings, pipeline: Pipeline | None, *, threads: int) -> None:
+    from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
+
+    from hypermindlabs.web import create_app
+
+    # Migrate once here, before the workers fork; each worker then opens its own engine.
+    (pipeline or build_pipeline(settings)).close()
+
+    class _App(BaseApplication):
+        def load_config(self) -> None:
+            self.cfg.set("bind", f"{settings.host}:{settings.port}")
+            self.cfg.set("workers", settings.workers)
+            self.cfg.set("worker_class", "gthread")
+            self.cfg.set("threads", threads)
+            self.cfg.set("timeout", 120)
+            self.cfg.set("proc_name", "hypermind-obs")
+
+        def load(self) -> object:
+            return create_app(settings)
+
+    print(f"hypermind-obs: serving on http://{settings.host}:{settings.port}/ with {settings.workers} gunicorn "
+          "workers (Ctrl-C to stop)", flush=True)  # fmt: skip
+    print(f"hypermind-obs: database {_redact(settings.database_url)}", flush=True)
+    _App().run()
 
 
 def _redact(url: str) -> str:
@@ -163,7 +192,8 @@ def cmd_rebuild_rollups(args: argparse.Namespace) -> int:
     from hypermindlabs.rollups import rebuild_rollups
 
     settings = _settings(args)
-    store = build_pipeline(settings).store
+    pipeline = build_pipeline(settings)
+    store = pipeline.store
     print(f"hypermind-obs rebuild-rollups: recomputing the rollups of {_redact(settings.database_url)} from its "
           "raw events in one transaction (writers wait until it commits) …", flush=True)  # fmt: skip
     started = time.monotonic()
@@ -174,6 +204,12 @@ def cmd_rebuild_rollups(args: argparse.Namespace) -> int:
             bar.update(done - bar.n)
 
         runs = rebuild_rollups(store, progress=progress)
+    if pipeline.export is not None:
+        from hypermindlabs.export.view import rebuild_on as rebuild_export
+
+        with pipeline.store.transaction() as conn:
+            exported = rebuild_export(conn, pipeline.export.caps)
+        print(f"hypermind-obs rebuild-rollups: rebuilt the exported series (/metrics) of {exported} runs")
     print(f"hypermind-obs rebuild-rollups: rebuilt the rollups of {runs} runs in {time.monotonic() - started:.1f} s")
     store.close()
     return 0
@@ -296,6 +332,47 @@ def cmd_reclassify(args: argparse.Namespace) -> int:
     return 0
 
 
+def _duration_s(text: str) -> int:
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    try:
+        n, unit = (int(text[:-1]), text[-1]) if text[-1:] in units else (int(text), "s")
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"expected a duration such as 60s, 5m or 1h, got {text!r}") from exc
+    if n <= 0:
+        raise argparse.ArgumentTypeError("the step must be positive")
+    return n * units[unit]
+
+
+def cmd_export_openmetrics(args: argparse.Namespace) -> int:
+    """Write the store's history as OpenMetrics (for ``promtool tsdb create-blocks-from openmetrics``)."""
+    from hypermindlabs.core.errors import FieldError
+    from hypermindlabs.core.filters import parse_time
+    from hypermindlabs.export.history import write_history
+
+    now = time.time_ns()
+    try:
+        from_ns = parse_time(args.from_, "--from", now_ns=now)
+        to_ns = parse_time(args.to, "--to", now_ns=now)
+    except FieldError as exc:
+        print(f"hypermind-obs export-openmetrics: {exc}", file=sys.stderr)
+        return 2
+    if to_ns < from_ns:
+        print("hypermind-obs export-openmetrics: --to is before --from", file=sys.stderr)
+        return 2
+    pipeline = build_pipeline(_settings(args))
+    assert pipeline.export is not None  # noqa: S101 - the default pipeline exports
+    out = sys.stdout.buffer if args.output == "-" else open(args.output, "wb")  # noqa: SIM115
+    try:
+        steps = write_history(pipeline.store.engine, pipeline.export.caps, out, from_ns=from_ns, to_ns=to_ns,
+                              step_ns=args.step * 10**9)  # fmt: skip
+    finally:
+        if out is not sys.stdout.buffer:
+            out.close()
+        pipeline.close()
+    print(f"hypermind-obs export-openmetrics: {steps} steps of {args.step} s written", file=sys.stderr)
+    return 0
+
+
 def cmd_otlp_sweep(args: argparse.Namespace) -> int:
     from hypermindlabs.ingest.otlp import sweep
 
@@ -322,6 +399,7 @@ def build_parser() -> argparse.ArgumentParser:
     def net(sp: argparse.ArgumentParser) -> None:
         sp.add_argument("--host", help="bind address (default 127.0.0.1)")
         sp.add_argument("--port", type=int, help="port (default 8080)")
+        sp.add_argument("--workers", type=int, help="worker processes: 1 = waitress (default), more = gunicorn")
 
     sp = sub.add_parser("serve", help="serve the API, /metrics and the web UI")
     db(sp)
@@ -350,6 +428,14 @@ def build_parser() -> argparse.ArgumentParser:
     db(sp)
     sp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
     sp.set_defaults(func=cmd_rebuild_rollups)
+
+    sp = sub.add_parser("export-openmetrics", help="write the store's history as OpenMetrics for promtool backfill")
+    db(sp)
+    sp.add_argument("--from", dest="from_", required=True, help="start (RFC 3339, epoch or now-15d)")
+    sp.add_argument("--to", required=True, help="end (RFC 3339, epoch or now)")
+    sp.add_argument("--step", type=_duration_s, default=60, help="sample interval, e.g. 60s (default), 5m, 1h")
+    sp.add_argument("-o", "--output", default="-", help="file to write ('-': standard output)")
+    sp.set_defaults(func=cmd_export_openmetrics)
 
     sp = sub.add_parser("triage", help="print the failure clusters of a time window, biggest first")
     db(sp)

@@ -80,7 +80,11 @@ class Telemetry:
         tracer_provider: TracerProvider | None = None,
         cardinality: Cardinality | None = None,
         losses: LossCounter | None = None,
+        record_metrics: bool = True,
     ) -> None:
+        # False in the product pipeline: /metrics renders the store's exported-series view
+        # (export/view.py); the SDK instruments stay for agents running their own OTel pipeline.
+        self.record_metrics = record_metrics
         self.meter_provider = meter_provider
         self.reader = reader
         self.tracer_provider = tracer_provider
@@ -136,6 +140,7 @@ class Telemetry:
         admissions: LabelAdmissions | None = None,
         span_exporter: SpanExporter | None = None,
         clock: Callable[[], int] = time.time_ns,
+        record_metrics: bool = True,
     ) -> Telemetry:
         """The production wiring: caps from settings (admitted values shared through ``admissions``), spans
         to OTLP/HTTP only when ``settings.otlp_endpoint`` is set (or ``span_exporter`` is given).
@@ -167,6 +172,7 @@ class Telemetry:
             tracer_provider=tracer_provider,
             cardinality=Cardinality(budgets, admissions=admissions, clock=clock),
             losses=losses,
+            record_metrics=record_metrics,
         )
 
     def attach(self, store: Any) -> Telemetry:
@@ -228,6 +234,8 @@ class Telemetry:
             except Exception:  # noqa: BLE001
                 log.warning("telemetry: span for event %r not made", ev.event_id, exc_info=True)
                 self.losses.add(c.DROP_SPAN_ERROR)
+        if not self.record_metrics:
+            return
         try:
             self._metrics(ev, span)
         except Exception:  # noqa: BLE001

@@ -92,7 +92,7 @@ class RuleParams:
     # SLO on run success, by project.
     slo_objective: float = 0.95
     burn_tiers: tuple[BurnTier, ...] = DEFAULT_BURN_TIERS
-    # Failure clusters (hypermind_failures_total).
+    # Failure clusters (hypermind_agent_run_failures_total).
     cluster_window: str = "1h"
     cluster_offset: str = "1d"
     cluster_min_failures: int = 10

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import psycopg
-from sqlalchemy import Table, create_engine, event, text
+from sqlalchemy import Table, and_, case, create_engine, event, or_, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine, make_url
 
@@ -36,7 +36,7 @@ __all__ = [
     "insert_for",
 ]
 
-Conflict = Literal["error", "ignore", "add"]
+Conflict = Literal["error", "ignore", "add", "add_latest"]
 
 
 def normalize_url(url: str) -> str:
@@ -132,19 +132,15 @@ def single_writer(engine: Engine) -> bool:
 
 
 # -- bulk writes --------------------------------------------------------------------------------
-_COMPILED: dict[tuple[str, str, tuple[str, ...], Conflict, tuple[str, ...], tuple[str, ...]], tuple[str, Any]] = {}
+_COMPILED: dict[tuple[Any, ...], tuple[str, Any]] = {}
 
 
 def _statement(
-    conn: Connection,
-    table: Table,
-    cols: tuple[str, ...],
-    conflict: Conflict,
-    keys: tuple[str, ...],
-    add: tuple[str, ...],
+    conn: Connection, table: Table, cols: tuple[str, ...], conflict: Conflict, keys: tuple[str, ...],
+    add: tuple[str, ...], latest: tuple[str, ...] = (),
 ) -> tuple[str, list[str] | None]:
     """The compiled INSERT (and its positional parameter order), once per dialect and shape."""
-    cache_key = (conn.dialect.name, table.name, cols, conflict, keys, add)
+    cache_key = (conn.dialect.name, table.name, cols, conflict, keys, add, latest)
     hit = _COMPILED.get(cache_key)
     if hit is None:
         insert: Any
@@ -161,6 +157,18 @@ def _statement(
             stmt = stmt.on_conflict_do_update(
                 index_elements=list(keys), set_={c: table.c[c] + stmt.excluded[c] for c in add}
             )
+        elif conflict == "add_latest":
+            # ``latest[0]`` orders (a timestamp), ``latest[1]`` breaks ties; the other ``latest``
+            # columns follow them. Every right-hand side reads the row as it was before the update.
+            ts, tie = table.c[latest[0]], table.c[latest[1]]
+            new_ts, new_tie = stmt.excluded[latest[0]], stmt.excluded[latest[1]]
+            newer = and_(
+                new_ts.is_not(None),
+                or_(ts.is_(None), new_ts > ts, and_(new_ts == ts, new_tie > tie)),
+            )
+            set_: dict[str, Any] = {c: table.c[c] + stmt.excluded[c] for c in add}
+            set_.update({c: case((newer, stmt.excluded[c]), else_=table.c[c]) for c in latest})
+            stmt = stmt.on_conflict_do_update(index_elements=list(keys), set_=set_)
         compiled = stmt.compile(dialect=conn.dialect, column_keys=list(cols))
         hit = _COMPILED[cache_key] = (str(compiled), list(compiled.positiontup) if compiled.positional else None)
     return hit
@@ -175,6 +183,7 @@ def bulk_write(
     conflict: Conflict = "error",
     keys: Sequence[str] = (),
     add: Sequence[str] = (),
+    latest: Sequence[str] = (),
 ) -> None:
     """INSERT ``rows`` (tuples in ``cols`` order) into ``table`` in one statement (PostgreSQL) or one
     ``executemany`` (SQLite), skipping SQLAlchemy's per-row parameter processing (values are plain).
@@ -182,12 +191,13 @@ def bulk_write(
     ``conflict``: ``error`` (an IntegrityError, raised the SQLAlchemy way), ``ignore`` (ON CONFLICT
     DO NOTHING on ``keys``) or ``add`` (ON CONFLICT DO UPDATE ``add`` columns += the new values).
     With ``add``, keys must be unique within ``rows`` (PostgreSQL refuses to update a row twice in
-    one statement).
+    one statement). ``add_latest`` adds ``add`` and keeps the ``latest`` columns of whichever row
+    is newer by ``latest[0]`` (ties broken by ``latest[1]``): a cumulative value and its latest exemplar.
     """
     if not rows:
         return
     cols_t = tuple(cols)
-    sql, order = _statement(conn, table, cols_t, conflict, tuple(keys), tuple(add))
+    sql, order = _statement(conn, table, cols_t, conflict, tuple(keys), tuple(add), tuple(latest))
     if conn.dialect.name == "postgresql":
         _unnest_insert(conn, table, cols_t, rows, _conflict_clause(sql))
         return

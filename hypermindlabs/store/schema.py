@@ -183,3 +183,33 @@ alerts = Table(
     Column("received_at_ns", BigInteger, nullable=False),
 )
 Index("ix_alerts_status_starts", alerts.c.status, alerts.c.starts_at_ns)
+
+# -- exported-series view (migration 0009; SQL in store/export_series.py, written by export/) ------
+# One row per (series, slot) of what /metrics exposes, cumulative since the first event: a counter
+# has slot 0; a histogram has slots 0..len(bounds) (non-cumulative bucket counts, the last is +Inf)
+# and slot -1 (its sum). Values are integers (seconds are kept as nanoseconds) so a rebuild adds up
+# to exactly what the incremental writes did. Bucket slots carry their latest exemplar.
+export_series = Table(
+    "export_series",
+    metadata,
+    Column("series_id", BigInteger, primary_key=True, autoincrement=False),
+    Column("slot", SmallInteger, primary_key=True, autoincrement=False),
+    Column("metric", String(96), nullable=False),
+    Column("labels", Text, nullable=False),
+    Column("value", BigInteger, nullable=False),
+    Column("ex_ts_ns", BigInteger),
+    Column("ex_run_id", String(128)),
+    Column("ex_trace_id", String(32)),
+    Column("ex_value", BigInteger),
+)
+
+# Label values admitted to the exported series, with when each was last seen: a label's budget
+# counts only values seen within the admission window, so values of a flood that stopped expire.
+export_labels = Table(
+    "export_labels",
+    metadata,
+    Column("label", String(64), primary_key=True),
+    Column("value", String(256), primary_key=True),
+    Column("admitted_ns", BigInteger, nullable=False),
+    Column("last_seen_ns", BigInteger, nullable=False),
+)

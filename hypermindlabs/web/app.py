@@ -43,7 +43,7 @@ def create_app(
     from hypermindlabs.web.api import otlp
     from hypermindlabs.web.api.v1 import dimensions, events, failures, metrics, regressions, runs
 
-    scrape.init_app(app, pipeline.telemetry)
+    scrape.init_app(app, pipeline.telemetry, pipeline.store.engine if pipeline.export is not None else None)
 
     app.register_blueprint(events.bp)
     app.register_blueprint(runs.bp)

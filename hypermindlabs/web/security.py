@@ -30,7 +30,7 @@ from dataclasses import dataclass
 
 from flask import Flask, Response, request
 
-from hypermindlabs.config import Settings
+from hypermindlabs.config import Settings, is_loopback_host
 from hypermindlabs.web.responses import error_response
 
 __all__ = ["Scopes", "init_app", "scope_of", "API_CSP"]
@@ -96,9 +96,21 @@ def init_app(app: Flask, settings: Settings) -> None:
 
     @app.before_request
     def _authenticate() -> Response | None:
-        if not scopes.enabled or request.method == "OPTIONS":
+        if request.method == "OPTIONS":
             return None
         scope = scope_of(request.method, request.path)
+        if not scopes.enabled:
+            # The bind/token rule wherever the app is served (``hypermind-obs serve`` refuses such a
+            # bind; ``web_ui:create_app`` under gunicorn or any other server is held to it here):
+            # without any token the API, OTLP and /metrics answer loopback clients only.
+            # No REMOTE_ADDR at all: an in-process WSGI call, not a network client.
+            remote = request.remote_addr
+            if scope is None or not remote or is_loopback_host(remote):
+                return None
+            return error_response(
+                403, "no token is configured (HYPERMIND_API_TOKEN): this server answers loopback clients only",
+                "Authorization",
+            )
         if scope is None or scopes.allows(scope, request.headers.get("Authorization", "")):
             return None
         resp = error_response(

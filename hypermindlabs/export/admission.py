@@ -1,0 +1,100 @@
+"""Label budgets that recover from a flood: admission over a sliding window of recent use.
+
+Each capped label (project, model, tool, scenario, error class, cluster…) has a budget of
+*active* values: a value is active while it was seen within the last ``window`` (default 1 h,
+``HYPERMIND_LABEL_WINDOW_S``). A new value is admitted when fewer than ``budget`` values are active;
+otherwise it folds into ``__other__`` and the fold is counted (``hypermind_label_overflow_total``).
+
+- A value that keeps arriving stays active, so no series is renamed while it is in use — a flood
+  of junk cannot push it out.
+- Junk values of a flood that stopped expire ``window`` after their last use; from then on a real
+  value that keeps sending is admitted at its next event. The recovery time is ``window``.
+- Admissions live in the ``export_labels`` table and are decided in the ingest transaction under
+  the store's writer lock, so every process and worker agrees on them.
+
+The per-process cache keeps only admitted values (bounded by the budgets); once a budget is full
+no database work happens for it until the oldest active value could expire, so a flood costs one
+dictionary lookup per event. Time is the injected clock (Unix ns), never read here.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Mapping
+
+from sqlalchemy.engine import Connection
+
+from hypermindlabs import conventions as c
+from hypermindlabs.export.cardinality import sanitize_label_value
+from hypermindlabs.store import export_series as sql
+
+__all__ = ["WindowCaps", "DEFAULT_WINDOW_S"]
+
+DEFAULT_WINDOW_S = 3600.0
+
+
+class WindowCaps:
+    """Per-label budgets over a sliding window; :meth:`bind` gives the cap of one transaction."""
+
+    def __init__(self, budgets: Mapping[str, int] | None = None, *, window_s: float = DEFAULT_WINDOW_S,
+                 clock: Callable[[], int]) -> None:  # fmt: skip
+        self.budgets = dict(c.DEFAULT_LABEL_BUDGETS if budgets is None else budgets)
+        self.window_ns = int(window_s * 1e9)
+        self._clock = clock
+        self._lock = threading.Lock()
+        # label → {value: last seen as written to the database}; label → no admission before (ns).
+        self._seen: dict[str, dict[str, int]] = {label: {} for label in self.budgets}
+        self._full_until: dict[str, int] = dict.fromkeys(self.budgets, 0)
+
+    def bind(
+        self, conn: Connection, on_fold: Callable[[str, int], None]
+    ) -> Callable[[str, str | None, int], str | None]:
+        """The cap function for one transaction on ``conn``; ``on_fold(label, sign)`` counts a fold."""
+        now = self._clock()
+        touched: dict[str, list[str]] = {}
+
+        def cap(label: str, raw: str | None, sign: int) -> str | None:
+            if not raw:
+                return None
+            value = sanitize_label_value(raw)
+            if value == c.OVERFLOW_VALUE:
+                return value
+            with self._lock:
+                seen = self._seen[label]
+                last = seen.get(value)
+                if last is not None and last >= now - self.window_ns:
+                    if last < now - self.window_ns // 4:  # refresh the database now and then, not per event
+                        seen[value] = now
+                        touched.setdefault(label, []).append(value)
+                    return value
+                if self._admit(conn, label, value, now):
+                    return value
+            on_fold(label, sign)
+            return c.OVERFLOW_VALUE
+
+        def flush() -> None:
+            for label, values in touched.items():
+                sql.touch_labels(conn, label, values, now)
+
+        cap.flush = flush  # type: ignore[attr-defined]
+        return cap
+
+    def _admit(self, conn: Connection, label: str, value: str, now: int) -> bool:
+        if now < self._full_until[label]:
+            return False
+        active = sql.active_labels(conn, label, now - self.window_ns)
+        seen = self._seen[label]
+        seen.clear()
+        seen.update(active)
+        if value in active:
+            sql.touch_labels(conn, label, [value], now)
+            seen[value] = now
+            return True
+        budget = self.budgets[label]
+        if len(active) >= budget:
+            # Nothing can expire before the oldest active value does (others only refresh theirs).
+            self._full_until[label] = min(active.values()) + self.window_ns + 1
+            return False
+        sql.admit_label(conn, label, value, now)
+        seen[value] = now
+        return True

@@ -1,0 +1,216 @@
+"""What one finished run contributes to the exported series (pure: rows in, deltas out).
+
+The same functions serve the append hook (sign +1 for new facts; -1 then +1 when a late step
+changes a stored run's fact) and the rebuild from raw events, so rebuilt == incremental. Values
+are integers (seconds as nanoseconds) so sums come out exactly the same in any order.
+
+Per finished run (its run event and all its steps):
+
+- ``hypermind_agent_runs_total`` and ``hypermind_agent_run_duration_seconds`` by project,
+  scenario, model, status; ``gen_ai_client_operation_duration_seconds`` as ``invoke_agent``;
+- ``hypermind_agent_run_tokens`` per token type: the run's own counts, else the sum of its LLM
+  steps' (what the API reports), real counts ``estimated="false"``, character proxies ``"true"``;
+- a failed run: ``hypermind_agent_run_failures_total`` once, by its (root-cause) class and cluster.
+
+Per step: operation duration (not policy checks), provider-reported token usage of LLM calls, tool
+calls, policy checks, and a failed step once in ``hypermind_step_errors_total`` by kind and class.
+"""
+
+from __future__ import annotations
+
+import bisect
+import hashlib
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+import orjson
+
+from hypermindlabs import conventions as c
+from hypermindlabs.core.events import chars_to_tokens
+
+__all__ = ["Deltas", "Cap", "add_run", "series_id", "scale_of", "NS_PER_S"]
+
+NS_PER_S = 1_000_000_000
+#: cap(label budget, raw value, sign) → the exported label value (None: leave the label off).
+Cap = Callable[[str, str | None, int], str | None]
+Exemplar = tuple[int, str, str, int]  # (timestamp ns, run_id, trace_id, value in stored units)
+_SLOT_SUM = -1
+
+
+def scale_of(spec: c.MetricSpec) -> int:
+    """Stored units per exposed unit: seconds are stored as nanoseconds, everything else as is."""
+    return NS_PER_S if spec.unit == c.UNIT_SECONDS else 1
+
+
+_BOUNDS: dict[str, list[int]] = {
+    s.name: [round(b * scale_of(s)) for b in s.buckets] for s in c.METRICS if s.buckets
+}
+
+
+def series_id(metric: str, labels_json: str) -> int:
+    """A stable signed 63-bit id for (metric, labels): the same in every process and rebuild."""
+    digest = hashlib.sha256(f"{metric}\x00{labels_json}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 1
+
+
+class Deltas:
+    """Changes to the view from one batch: (metric, labels) × slot → value delta, latest exemplar."""
+
+    def __init__(self) -> None:
+        self.values: dict[tuple[str, str, int], int] = {}
+        self.exemplars: dict[tuple[str, str, int], Exemplar] = {}
+        self.retracted = False
+
+    def _key(self, spec: c.MetricSpec, labels: Mapping[str, str | None], slot: int) -> tuple[str, str, int]:
+        kept = {c.prom_label(k): v for k, v in labels.items() if v is not None}
+        return spec.name, orjson.dumps(kept, option=orjson.OPT_SORT_KEYS).decode(), slot
+
+    def inc(self, spec: c.MetricSpec, labels: Mapping[str, str | None], n: int = 1) -> None:
+        key = self._key(spec, labels, 0)
+        self.values[key] = self.values.get(key, 0) + n
+        if n < 0:
+            self.retracted = True
+
+    def observe(self, spec: c.MetricSpec, labels: Mapping[str, str | None], value: int, sign: int,
+                exemplar: tuple[int, str, str] | None) -> None:  # fmt: skip
+        """Add (sign +1) or retract (-1) one observation in stored units; exemplars only on adds."""
+        slot = bisect.bisect_left(_BOUNDS[spec.name], value)
+        key = self._key(spec, labels, slot)
+        self.values[key] = self.values.get(key, 0) + sign
+        skey = key[:2] + (_SLOT_SUM,)
+        self.values[skey] = self.values.get(skey, 0) + sign * value
+        if sign < 0:
+            self.retracted = True
+        elif exemplar is not None:
+            ex = (exemplar[0], exemplar[1], exemplar[2], value)
+            old = self.exemplars.get(key)
+            if old is None or (ex[0], ex[1]) > (old[0], old[1]):
+                self.exemplars[key] = ex
+
+    def rows(self) -> list[tuple[Any, ...]]:
+        """``store.export_series.SERIES_COLUMNS`` tuples of every non-empty change."""
+        out = []
+        for key in self.values.keys() | self.exemplars.keys():
+            delta = self.values.get(key, 0)
+            ex = self.exemplars.get(key)
+            if delta == 0 and ex is None:
+                continue
+            metric, labels, slot = key
+            ex_cols = (ex[0], ex[1], ex[2], ex[3]) if ex else (None, None, None, None)
+            out.append((series_id(metric, labels), slot, metric, labels, delta, *ex_cols))
+        return out
+
+
+def _tokens(row: Mapping[str, Any]) -> tuple[int, int, int, int]:
+    """(input, output, input proxy, output proxy), as the rollups (and so the API) count them."""
+    it, ot = row["input_tokens"], row["output_tokens"]
+    if not row["tokens_estimated"]:
+        return it or 0, ot or 0, 0, 0
+    ic, oc = row["input_chars"], row["output_chars"]
+    in_proxy = it is not None and ic is not None and it == chars_to_tokens(ic)
+    out_proxy = ot is not None and oc is not None and ot == chars_to_tokens(oc)
+    return (0 if in_proxy else it or 0, 0 if out_proxy else ot or 0, it if in_proxy else 0, ot if out_proxy else 0)
+
+
+def provider_of(row: Mapping[str, Any]) -> str | None:
+    attrs = row.get("attributes")
+    if attrs and attrs != "{}":
+        try:
+            parsed = orjson.loads(attrs) if isinstance(attrs, str | bytes) else attrs
+        except orjson.JSONDecodeError:
+            parsed = {}
+        if isinstance(parsed, dict):
+            for key in c.PROVIDER_ATTRIBUTE_KEYS:
+                value = parsed.get(key)
+                if isinstance(value, str) and value:
+                    return value
+    model = row.get("model")
+    if model:
+        lowered = model.lower().rsplit("/", 1)[-1]
+        for prefix, provider in c.PROVIDER_BY_MODEL_PREFIX:
+            if lowered.startswith(prefix):
+                return provider
+    return None
+
+
+def _duration(row: Mapping[str, Any]) -> int:
+    return max(int(row["end_ns"]) - int(row["start_ns"]), 0)
+
+
+def add_run(acc: Deltas, run: Mapping[str, Any], children: Sequence[Mapping[str, Any]], cap: Cap, sign: int = 1,
+            *, steps: Iterable[Mapping[str, Any]] | None = None) -> None:  # fmt: skip
+    """Add (sign +1) or retract (-1) a finished run's run-level series from its run event and all its
+    children; and add the step series of ``steps`` (default: all children) with the same sign."""
+    rid, trace = run["run_id"], run["trace_id"]
+    status = run["status"]
+    project = cap(c.BUDGET_PROJECT, run["project"], sign)
+    scenario = cap(c.BUDGET_SCENARIO, run["scenario"], sign)
+    model = cap(c.BUDGET_MODEL, run["model"], sign)
+    dims = {c.ATTR_PROJECT: project, c.ATTR_SCENARIO: scenario, c.ATTR_MODEL: model, c.ATTR_STATUS: status}
+    ex = (int(run["end_ns"]), rid, trace)
+    acc.inc(c.AGENT_RUNS, dims, sign)
+    dur = _duration(run)
+    acc.observe(c.AGENT_RUN_DURATION, dims, dur, sign, ex)
+    failed = status == "error"
+    error_type = (cap(c.BUDGET_ERROR_TYPE, run["error_type"], sign) or c.OTHER_SEMCONV) if failed else None
+    provider = cap(c.BUDGET_PROVIDER, provider_of(run), sign) or c.OTHER_SEMCONV
+    acc.observe(c.OPERATION_DURATION, {
+        c.ATTR_OPERATION: c.OP_INVOKE_AGENT, c.ATTR_PROVIDER: provider, c.ATTR_REQUEST_MODEL: model,
+        c.ATTR_ERROR_TYPE: error_type, c.ATTR_PROJECT: project,
+    }, dur, sign, ex)  # fmt: skip
+    if run["input_tokens"] is not None or run["output_tokens"] is not None:
+        tok = _tokens(run)
+    else:
+        tok = (0, 0, 0, 0)
+        for ch in children:
+            if ch["kind"] == "llm":
+                t = _tokens(ch)
+                tok = (tok[0] + t[0], tok[1] + t[1], tok[2] + t[2], tok[3] + t[3])
+    sides = ((c.TOKEN_INPUT, "false", tok[0]), (c.TOKEN_OUTPUT, "false", tok[1]),
+             (c.TOKEN_INPUT, "true", tok[2]), (c.TOKEN_OUTPUT, "true", tok[3]))  # fmt: skip
+    for token_type, estimated, n in sides:
+        if n > 0:
+            labels = {**dims, c.ATTR_TOKEN_TYPE: token_type, c.ATTR_ESTIMATED: estimated}
+            labels.pop(c.ATTR_STATUS)
+            acc.observe(c.AGENT_RUN_TOKENS, labels, n, sign, ex)
+    if failed:
+        acc.inc(c.FAILURES, {
+            c.ATTR_FAILURE_CLASS: cap(c.BUDGET_ERROR_CLASS, run["failure_class"] or run["error_class"], sign)
+            or c.UNKNOWN_ERROR_CLASS,
+            c.ATTR_CLUSTER: cap(c.BUDGET_CLUSTER, run["cluster_id"], sign),
+        }, sign)  # fmt: skip
+    for step in children if steps is None else steps:
+        add_step(acc, step, cap, sign)
+
+
+def add_step(acc: Deltas, step: Mapping[str, Any], cap: Cap, sign: int = 1) -> None:
+    kind, status = step["kind"], step["status"]
+    failed = status == "error"
+    project = cap(c.BUDGET_PROJECT, step["project"], sign)
+    ex = (int(step["end_ns"]), step["run_id"], step["trace_id"])
+    op = c.OPERATION_BY_KIND[kind]
+    model = provider = tool = None
+    if kind == "llm":
+        model = cap(c.BUDGET_MODEL, step["model"], sign)
+        provider = cap(c.BUDGET_PROVIDER, provider_of(step), sign) or c.OTHER_SEMCONV
+    if kind in ("tool", "retrieval"):
+        tool = cap(c.BUDGET_TOOL, step["tool"], sign)
+    if kind != "policy":
+        error_type = (cap(c.BUDGET_ERROR_TYPE, step["error_type"], sign) or c.OTHER_SEMCONV) if failed else None
+        acc.observe(c.OPERATION_DURATION, {
+            c.ATTR_OPERATION: op, c.ATTR_PROVIDER: provider, c.ATTR_REQUEST_MODEL: model, c.ATTR_TOOL_NAME: tool,
+            c.ATTR_ERROR_TYPE: error_type, c.ATTR_PROJECT: project,
+        }, _duration(step), sign, ex)  # fmt: skip
+    if kind == "llm" and not step["tokens_estimated"]:
+        base = {c.ATTR_OPERATION: op, c.ATTR_PROVIDER: provider, c.ATTR_REQUEST_MODEL: model, c.ATTR_PROJECT: project}
+        for token_type, n in ((c.TOKEN_INPUT, step["input_tokens"]), (c.TOKEN_OUTPUT, step["output_tokens"])):
+            if n is not None:
+                acc.observe(c.TOKEN_USAGE, {**base, c.ATTR_TOKEN_TYPE: token_type}, int(n), sign, ex)
+    if kind == "tool":
+        acc.inc(c.TOOL_CALLS, {c.ATTR_TOOL: tool, c.ATTR_STATUS: status}, sign)
+    elif kind == "policy":
+        scenario = cap(c.BUDGET_SCENARIO, step["scenario"], sign)
+        acc.inc(c.POLICY_CHECKS, {c.ATTR_PROJECT: project, c.ATTR_SCENARIO: scenario, c.ATTR_STATUS: status}, sign)
+    if failed:
+        error_class = cap(c.BUDGET_ERROR_CLASS, step["failure_class"] or step["error_class"], sign)
+        acc.inc(c.STEP_ERRORS, {c.ATTR_KIND: kind, c.ATTR_ERROR_CLASS: error_class or c.UNKNOWN_ERROR_CLASS}, sign)
