@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from hypermindlabs.triage import normalize as triage_normalize
@@ -777,6 +777,8 @@ def test_messages_differing_only_in_numbers_share_a_template(
     ),
     suffix=st.sampled_from(["", ")", ",", ".", "),", "s", "ms.", "]:", "x", ">", "-1", "_2"]),
 )
+@example(prefix="", value="000000E0", suffix="")  # an exponent number that is also a hex run: <hex>
+@example(prefix="(", value="00000e00", suffix=")")
 def test_the_token_fast_paths_agree_with_the_token_patterns(prefix: str, value: str, suffix: str) -> None:
     # Internal: the str fast paths for numbers and durations must never change a template.
     token = prefix + value + suffix

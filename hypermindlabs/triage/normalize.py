@@ -127,6 +127,10 @@ def _normalize_token(token: str) -> str:
         key, equals, value = core.rpartition("=")
         simple = _SIMPLE_VALUE_RE.fullmatch(value) if not key or _PLAIN_KEY_RE.fullmatch(key) else None
         start = token.index(core) + len(core) - len(value)
+        # A number with an exponent ("000000E0") can also be a hex run, which the patterns mask as
+        # <hex>: leave those to the patterns.
+        if simple is not None and simple.lastindex == 1 and ("e" in value or "E" in value):
+            simple = None
         if simple is not None and (simple.lastindex == 1 or token[start - 1 : start] != "."):
             placeholder = "<n>" if simple.lastindex == 1 else "<dur>"  # ".5s" is left to the patterns
             normalized = f"{token[:start]}{placeholder}{token[start + len(value) :]}"
