@@ -251,3 +251,16 @@ def test_rollup_sums_of_squares_equal_a_recomputation_from_raw_events(store):
     sums = dict(zip(MEASURES, (int(v) for v in aggs[()].sums), strict=True))
     assert sums["n"] == 60
     assert sums["tokens_sq"] == expect_tok and sums["tool_calls_sq"] == expect_calls
+
+
+def test_filters_that_only_the_finest_cube_answers_still_get_an_analysis_not_a_500(demo):
+    # A tag filter together with tool and several dimension filters is kept only in the minute-tier
+    # cube; the analysis reads that tier instead of failing (it answered 500 before).
+    client, _ = demo
+    r = client.get(
+        "/api/v1/regressions?project=acme-support&model=gpt-4o-mini&tool=order_lookup"
+        "&scenario=order_status,refund_request&tag.env=prod"
+    )
+    assert r.status_code == 200, r.get_data(as_text=True)[:500]
+    body = r.get_json()
+    assert isinstance(body["findings"], list) and body["tests"] >= 0

@@ -45,7 +45,7 @@ from hypermindlabs.regressions import (
 )
 from hypermindlabs.rollups.answers import grouped, grouped_by_step
 from hypermindlabs.rollups.facts import HOUR, MEASURES
-from hypermindlabs.rollups.query import MetricsQuery
+from hypermindlabs.rollups.query import MetricsQuery, plan
 from hypermindlabs.store.rollup_reads import Agg as GroupAgg
 
 __all__ = ["RegressionsQuery", "parse_regressions_query", "regressions", "DIMENSIONS", "BASELINES"]
@@ -233,19 +233,23 @@ def _read(store: Any, q: RegressionsQuery, group_by: tuple[str, ...]) -> tuple[S
         requested_from_ns=q.from_ns, requested_to_ns=q.to_ns,
     )  # fmt: skip
     step_ns, n_parts = parts_of(q.from_ns, q.to_ns)
-    # The current window in one read at the hour tier, keyed by part (the last key element).
-    by_part = grouped_by_step(store, mq, HOUR, (q.from_ns, q.to_ns), step_ns)
+    # The current window in one read, keyed by part (the last key element), at the hour tier — or,
+    # when filters need a cube kept only at finer tiers (tags with tools, say), the finest such tier
+    # (windows and parts are whole hours, so any finer tier covers them exactly).
+    tiers = plan(mq)
+    tier = HOUR if HOUR in tiers else max(t for t in tiers if t <= HOUR)
+    by_part = grouped_by_step(store, mq, tier, (q.from_ns, q.to_ns), step_ns)
     parts: list[dict[tuple[Any, ...], SliceStats]] = [{} for _ in range(n_parts)]
     for key, agg in by_part.items():
         parts[int(key[-1])][key[:-1]] = _stats(agg)
-    plan: list[dict[str, Any]] = [{"group_by": list(group_by), "window": "current", "tier_seconds": HOUR,
-                                   "buckets": (q.to_ns - q.from_ns) // _HOUR_NS, "parts": n_parts}]  # fmt: skip
+    used: list[dict[str, Any]] = [{"group_by": list(group_by), "window": "current", "tier_seconds": tier,
+                                   "buckets": (q.to_ns - q.from_ns) // (tier * 10**9), "parts": n_parts}]  # fmt: skip
     base, p = grouped(store, mq, list(q.baseline_windows))
-    plan += [{"group_by": list(group_by), "window": "baseline", **x} for x in p]
+    used += [{"group_by": list(group_by), "window": "baseline", **x} for x in p]
     member = len(group_by) > len(_RUN_DIMS)
     source = Source(group_by, _merge(parts), {k: _stats(a) for k, a in base.items()}, member=member,
                     parts=tuple(parts) if n_parts > 1 else ())  # fmt: skip
-    return source, plan
+    return source, used
 
 
 def read_sources(store: Any, q: RegressionsQuery) -> tuple[list[Source], list[dict[str, Any]]]:
