@@ -134,6 +134,37 @@ class Settings:
     max_body_bytes: int = field(
         default=64 * 1024 * 1024, metadata={"env": "HYPERMIND_MAX_BODY_BYTES", "doc": "largest POST body accepted"}
     )
+    query_timeout_ms: int = field(
+        default=10_000,
+        metadata={
+            "env": "HYPERMIND_QUERY_TIMEOUT_MS",
+            "doc": "read budget of one GET request, milliseconds: the database cuts any read past it (503)",
+        },
+    )
+    query_max_tag_filters: int = field(
+        default=20, metadata={"env": "HYPERMIND_QUERY_MAX_TAG_FILTERS", "doc": "most tag.<key> filters in one query"}
+    )
+    query_max_filter_values: int = field(
+        default=100,
+        metadata={"env": "HYPERMIND_QUERY_MAX_FILTER_VALUES", "doc": "most comma-separated values in one filter"},
+    )
+    query_max_points: int = field(
+        default=10_000,
+        metadata={"env": "HYPERMIND_QUERY_MAX_POINTS", "doc": "most points (series × steps) in one timeseries answer"},
+    )
+
+    def __post_init__(self) -> None:
+        # A token that is blank, or that HTTP would strip from the header, protects nothing: refuse
+        # it at start-up instead of letting it count as "a token is set" for a public bind.
+        token = self.api_token
+        if token is not None and (not token.strip() or token != token.strip() or not token.isprintable()):
+            raise ConfigError(
+                "HYPERMIND_API_TOKEN is blank or has surrounding whitespace or control characters; "
+                "set a printable token (e.g. from `openssl rand -hex 32`) or leave it unset"
+            )
+        for f in fields(self):
+            if f.name.startswith("query_") and getattr(self, f.name) < 1:
+                raise ConfigError(f"{f.metadata['env']}: must be at least 1, got {getattr(self, f.name)}")
 
     otlp_project_keys: str = field(
         default="hypermind.project,service.name",

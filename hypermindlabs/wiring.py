@@ -116,7 +116,8 @@ def build_pipeline(
     if telemetry is not None and (telemetry.record_metrics or telemetry.tracer_provider is not None):
         commit_hooks.append(telemetry.record_rows)
     store = EventStore(
-        engine, enricher=enricher, attributor=attributor, append_hooks=append_hooks, commit_hooks=commit_hooks
+        engine, enricher=enricher, attributor=attributor, append_hooks=append_hooks, commit_hooks=commit_hooks,
+        read_timeout_ms=settings.query_timeout_ms,
     )
     if fill_rollups:
         with store.transaction() as conn:

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 from hypermindlabs.core.events import (
     EventValidationError,
     format_timestamp,
+    parse_epoch_text,
     parse_event,
     parse_timestamp,
 )
@@ -40,7 +41,6 @@ def base(**over):
         "2023-11-14T22:13:20Z",
         "2023-11-14T23:13:20+01:00",
         "2023-11-14t22:13:20.000z",
-        "1700000000000",
         1_700_000_000.0,
     ],
     ids=[
@@ -51,12 +51,19 @@ def base(**over):
         "rfc3339 Z",
         "rfc3339 offset",
         "rfc3339 lower",
-        "digits string",
         "float s",
     ],
 )
 def test_the_same_instant_in_any_unit_parses_to_the_same_nanoseconds(value):
     assert parse_timestamp(value, "start_time") == 1_700_000_000 * 10**9
+
+
+def test_a_digits_string_is_an_epoch_in_query_text_but_refused_as_an_event_time():
+    # Strict parsing (issue #7): an event's epoch is a JSON number; query parameters are text,
+    # where ASCII digits are the epoch (Grafana's ${__from} is epoch ms).
+    assert parse_epoch_text("1700000000000", "from") == 1_700_000_000 * 10**9
+    with pytest.raises(EventValidationError, match="JSON number, not a string"):
+        parse_timestamp("1700000000000", "start_time")
 
 
 def test_fractions_keep_their_precision_in_every_unit():

@@ -18,12 +18,13 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 import orjson
 
 from hypermindlabs.core.errors import EventValidationError
+from hypermindlabs.core.text import NUL, forbidden_in_identifier, nul_path
 from hypermindlabs.core.vocabulary import (
     DIMENSIONS,
     KINDS,
@@ -44,6 +45,9 @@ __all__ = [
     "RunEvent",
     "parse_event",
     "parse_timestamp",
+    "parse_epoch_text",
+    "MIN_TIME_NS",
+    "MAX_TIME_NS",
     "chars_to_tokens",
 ]
 
@@ -54,6 +58,7 @@ CHARS_PER_TOKEN = 4
 _NS = 1_000_000_000
 _MIN_NS = 946_684_800 * _NS  # 2000-01-01T00:00:00Z
 _MAX_NS = 4_102_444_800 * _NS  # 2100-01-01T00:00:00Z
+MIN_TIME_NS, MAX_TIME_NS = _MIN_NS, _MAX_NS  # every time the product accepts is in [MIN, MAX)
 # Epoch units are told apart by magnitude: the 2000–2100 window in each unit does not overlap
 # the window in any other, so the inference is unambiguous.
 _EPOCH_UNITS: tuple[int, ...] = (_NS, 1_000_000, 1_000, 1)  # ns per s, ms, µs, ns
@@ -67,10 +72,14 @@ _ALLOWED_FIELDS = frozenset(
 )  # fmt: skip
 _USAGE_FIELDS = frozenset({"input_tokens", "output_tokens", "input_chars", "output_chars"})
 _ERROR_FIELDS = frozenset({"type", "message", "class"})
-_RFC3339 = re.compile(r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(Z|z|[+-]\d{2}:\d{2})")
+# ASCII digits only: ``\d`` would also match fullwidth and other scripts' digits.
+_RFC3339 = re.compile(
+    r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt ]([0-9]{2}):([0-9]{2}):([0-9]{2})(?:\.([0-9]{1,9}))?"
+    r"(Z|z|[+-][0-9]{2}:[0-9]{2})"
+)
+_EPOCH_TEXT = re.compile(r"([0-9]{1,19})(?:\.([0-9]{1,9}))?")
 _HEX = re.compile(r"[0-9a-f]+")
 _LOWER_HEX = re.compile(r"[0-9a-f]{16}|[0-9a-f]{32}")
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,12 +147,18 @@ def parse_timestamp(value: Any, field: str) -> int:
     if isinstance(value, bool) or value is None:
         raise EventValidationError(field, "expected an RFC 3339 string or an epoch number")
     if isinstance(value, str):
+        # Strict: a string is RFC 3339; an epoch is a JSON number (a numeric string is refused
+        # rather than guessed at, so "1700000000" and 1700000000 cannot be told apart wrongly).
         s = value.strip()
-        if len(s) > 10 and s[4] == "-":
+        try:
             return _rfc3339_to_ns(s, field)
-        if s and (s.isdigit() or _looks_numeric(s)):
-            return _epoch_to_ns(_to_decimal(s, field), field)
-        return _rfc3339_to_ns(s, field)
+        except EventValidationError:
+            if _looks_numeric(s):
+                raise EventValidationError(
+                    field, "an epoch time is a JSON number, not a string; a string must be RFC 3339 "
+                    "(e.g. 2025-01-31T12:00:00Z)"
+                ) from None
+            raise
     if isinstance(value, int):
         return _epoch_to_ns(Decimal(value), field)
     if isinstance(value, float):
@@ -163,22 +178,29 @@ def parse_timestamp(value: Any, field: str) -> int:
     raise EventValidationError(field, f"expected an RFC 3339 string or an epoch number, got {_type(value)}")
 
 
+def parse_epoch_text(text: str, field: str) -> int:
+    """An epoch written in ASCII digits (query parameters: Grafana's ``${__from}`` is epoch ms) → ns.
+
+    The unit is inferred from magnitude as for JSON numbers; a fraction is allowed, a sign,
+    exponent, underscore or non-ASCII digit is not.
+
+    >>> parse_epoch_text("1700000000000", "from") == parse_timestamp(1700000000, "from")
+    True
+    """
+    m = _EPOCH_TEXT.fullmatch(text)
+    if m is None:
+        raise EventValidationError(field, "not an epoch number (ASCII digits, optionally a fraction)")
+    if m.group(2) is None:
+        return parse_timestamp(int(text), field)
+    return _epoch_to_ns(Decimal(text), field)
+
+
 def _looks_numeric(s: str) -> bool:
     try:
         float(s)
     except ValueError:
         return False
     return True
-
-
-def _to_decimal(s: str, field: str) -> Decimal:
-    try:
-        d = Decimal(s)
-    except InvalidOperation as exc:  # pragma: no cover - guarded by _looks_numeric
-        raise EventValidationError(field, "not a number") from exc
-    if not d.is_finite():
-        raise EventValidationError(field, "must be a finite number")
-    return d
 
 
 def _epoch_to_ns(d: Decimal, field: str) -> int:
@@ -198,7 +220,9 @@ def _rfc3339_to_ns(s: str, field: str) -> int:
     year, month, day, hour, minute, second, frac, tz = m.groups()
     y, mo, d = int(year), int(month), int(day)
     h, mi, sec = int(hour), int(minute), int(second)
-    if not (1 <= mo <= 12 and 1 <= d <= _days_in_month(y, mo) and h <= 23 and mi <= 59 and sec <= 60):
+    if sec == 60:
+        raise EventValidationError(field, f"leap seconds (:60) are not accepted; use :59.999999999: {s[:64]!r}")
+    if not (1 <= mo <= 12 and 1 <= d <= _days_in_month(y, mo) and h <= 23 and mi <= 59 and sec <= 59):
         raise EventValidationError(field, f"invalid date or time: {s[:64]!r}")
     offset = 0
     if tz not in ("Z", "z"):
@@ -241,16 +265,22 @@ def _type(value: Any) -> str:
     )
 
 
-def _string(obj: Mapping[str, Any], field: str, max_len: int, *, required: bool = False) -> str | None:
-    value = obj.get(field)
-    if type(value) is str and 0 < len(value) <= max_len and not value[0].isspace():
+def _string(
+    obj: Mapping[str, Any], key: str, max_len: int, *, required: bool = False, field: str | None = None
+) -> str | None:
+    """``obj[key]`` as a string; ``field`` is the name errors give (``error.type`` for ``type``)."""
+    value = obj.get(key)
+    if type(value) is str and 0 < len(value) <= max_len and not value[0].isspace() and NUL not in value:
         return value
+    field = field or key
     if value is None:
         if required:
             raise EventValidationError(field, "is required")
         return None
     if not isinstance(value, str):
         raise EventValidationError(field, f"expected a string, got {_type(value)}")
+    if NUL in value:
+        raise EventValidationError(field, _NUL_REASON)
     if not value.strip():
         if required:
             raise EventValidationError(field, "must not be empty")
@@ -260,13 +290,20 @@ def _string(obj: Mapping[str, Any], field: str, max_len: int, *, required: bool 
     return value
 
 
+_NUL_REASON = "must not contain NUL (\\x00): no backend can store it in text"
+
+
 def _identifier(obj: Mapping[str, Any], field: str, *, required: bool) -> str | None:
     value = obj.get(field)
     if value is None and not required:
         return None
     value = _string(obj, field, MAX_ID_LEN, required=required)
-    if value is not None and _CONTROL.search(value):
-        raise EventValidationError(field, "must not contain control characters")
+    bad = forbidden_in_identifier(value) if value is not None else None
+    if bad is not None:
+        raise EventValidationError(
+            field, f"must not contain {bad}: identifiers exclude control, line/paragraph separator and bidi "
+            "formatting characters"
+        )
     return value
 
 
@@ -352,13 +389,15 @@ def parse_event(obj: Any) -> RunEvent:
             raise EventValidationError(
                 f"error.{sorted(map(str, extra))[0]}", "unknown field; allowed: type, message, class"
             )
-        error_type = _string(error, "type", MAX_NAME_LEN)
+        error_type = _string(error, "type", MAX_NAME_LEN, field="error.type")
         message = error.get("message")
         if message is not None and not isinstance(message, str):
             raise EventValidationError("error.message", f"expected a string, got {_type(message)}")
+        if message and NUL in message:
+            raise EventValidationError("error.message", _NUL_REASON)
         # Long tracebacks are cut, not refused: the first lines carry the signal triage uses.
         error_message = message[:MAX_ERROR_MESSAGE_LEN] if message else None
-        error_class = _string(error, "class", 64)
+        error_class = _string(error, "class", 64, field="error.class")
 
     status = obj.get("status")
     if status is None:
@@ -370,7 +409,9 @@ def parse_event(obj: Any) -> RunEvent:
     for d in DIMENSIONS:
         v = obj.get(d)
         # Fast path for the common case (absent, or a plain non-blank string of sane length).
-        if v is None or (type(v) is str and 0 < len(v) <= MAX_DIMENSION_LEN and not v[0].isspace()):
+        if v is None or (
+            type(v) is str and 0 < len(v) <= MAX_DIMENSION_LEN and not v[0].isspace() and NUL not in v
+        ):
             dims[d] = v
         else:
             dims[d] = _string(obj, d, MAX_DIMENSION_LEN)
@@ -390,6 +431,8 @@ def parse_event(obj: Any) -> RunEvent:
                 raise EventValidationError(f"tags.{key}", f"expected a string value, got {_type(value)}")
             if len(value) > MAX_TAG_VALUE_LEN:
                 raise EventValidationError(f"tags.{key}", f"longer than {MAX_TAG_VALUE_LEN} characters")
+            if NUL in value:
+                raise EventValidationError(f"tags.{key}", _NUL_REASON)
         tags = tuple(sorted(tags_obj.items()))
 
     usage = obj.get("usage")
@@ -416,6 +459,9 @@ def parse_event(obj: Any) -> RunEvent:
     if attributes is not None:
         if not isinstance(attributes, dict):
             raise EventValidationError("attributes", f"expected an object, got {_type(attributes)}")
+        where = nul_path(attributes, "attributes")
+        if where is not None:
+            raise EventValidationError(where, _NUL_REASON + " (in a key or a value)")
         try:
             raw = orjson.dumps(attributes, option=orjson.OPT_SORT_KEYS)
         except (TypeError, orjson.JSONEncodeError) as exc:

@@ -11,6 +11,7 @@ from contextlib import AbstractContextManager
 from dataclasses import replace
 from typing import Any, Protocol
 
+from hypermindlabs.core.errors import QueryError
 from hypermindlabs.core.events import format_timestamp
 from hypermindlabs.core.sketch import quantiles
 from hypermindlabs.rollups.facts import MEASURES, Cube, part_of
@@ -239,6 +240,14 @@ def timeseries(store: RollupSource, q: MetricsQuery) -> dict[str, Any]:
     if not keys and not q.group_by:
         keys = [()]
     n_points = (q.to_ns - q.from_ns) // step_ns
+    kept = min(len(keys), q.limit)
+    if q.max_points is not None and kept * n_points > q.max_points:
+        raise QueryError(
+            "step" if n_points > q.max_points else "limit",
+            f"this answer would hold {kept} series × {n_points} points = {kept * n_points}, over the "
+            f"{q.max_points} allowed (HYPERMIND_QUERY_MAX_POINTS); narrow the query: a lower limit (fewer "
+            "series), a larger step, a shorter window (from/to), or more filters",
+        )
     out = []
     for sk in keys[: q.limit]:
         group = _group_dict(q, sk)

@@ -49,6 +49,8 @@ class MetricsQuery:
     step_s: int | None = None
     limit: int = 100
     step_auto: bool = False
+    #: Most points (series × steps) a timeseries answer may hold; None: no cap (trusted callers).
+    max_points: int | None = None
 
     @property
     def level(self) -> str:

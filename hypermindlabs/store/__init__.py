@@ -6,6 +6,8 @@ and the Alembic migrations that build them. The store imports nothing above ``co
 happens to an event after it is stored (rollups, exported series, triage) is passed in.
 """
 
+from hypermindlabs.store.deadline import ReadTimeout, begin_deadline, end_deadline
+from hypermindlabs.store.dialect import is_read_timeout
 from hypermindlabs.store.event_store import (
     AppendHook,
     AppendResult,
@@ -21,6 +23,10 @@ from hypermindlabs.store.event_store import (
 )
 
 __all__ = [
+    "ReadTimeout",
+    "begin_deadline",
+    "end_deadline",
+    "is_read_timeout",
     "AppendHook",
     "AppendResult",
     "CommitHook",

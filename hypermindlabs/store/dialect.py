@@ -6,7 +6,10 @@
   would cost a server round of parse/execute per row), in one statement per batch;
 - upserts: ``ON CONFLICT`` built with each dialect's own ``insert`` construct;
 - locks: PostgreSQL writers run concurrently and take transaction-scoped advisory locks (or table
-  locks) where they must serialize; SQLite already has a single writer, so those are no-ops.
+  locks) where they must serialize; SQLite already has a single writer, so those are no-ops;
+- read deadlines (:mod:`~hypermindlabs.store.deadline`): PostgreSQL gets ``SET LOCAL
+  statement_timeout`` before each statement, so the server cancels it; SQLite a progress handler
+  that interrupts the query; and how each says a statement was cut.
 
 Nothing outside the store imports this module.
 """
@@ -14,6 +17,8 @@ Nothing outside the store imports this module.
 from __future__ import annotations
 
 import hashlib
+import sqlite3
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -22,6 +27,8 @@ import psycopg
 from sqlalchemy import Table, and_, case, create_engine, event, or_, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine, make_url
+
+from hypermindlabs.store import deadline
 
 __all__ = [
     "normalize_url",
@@ -34,6 +41,8 @@ __all__ = [
     "is_postgresql",
     "write_lock_free",
     "insert_for",
+    "install_read_deadlines",
+    "is_read_timeout",
 ]
 
 Conflict = Literal["error", "ignore", "add", "add_latest"]
@@ -77,6 +86,7 @@ def open_engine(url: str, *, busy_timeout_ms: int = 30_000) -> Engine:
     engine = create_engine(url, **engine_kwargs)
     if engine.dialect.name == "sqlite":
         event.listen(engine, "connect", lambda c, r: _sqlite_pragmas(c, r, busy_timeout_ms))
+    install_read_deadlines(engine)
     return engine
 
 
@@ -260,3 +270,70 @@ def lock_tables_exclusive(conn: Connection, tables: Sequence[Table]) -> None:
     EXCLUSIVE mode). SQLite: its single writer lock already does this."""
     if conn.dialect.name == "postgresql":
         conn.execute(text(f"LOCK TABLE {', '.join(t.name for t in tables)} IN EXCLUSIVE MODE"))
+
+
+# -- read deadlines -----------------------------------------------------------------------------
+_INSTALLED = "_hypermind_read_deadlines"
+_CELL = "hypermind.read_deadline"
+# The SQLite progress handler runs every this many VM instructions: well under a millisecond of
+# work, and cheap (a Python call comparing two floats).
+_SQLITE_STEPS = 4000
+
+
+def install_read_deadlines(engine: Engine) -> None:
+    """Make every statement on ``engine`` honour the open read deadline (idempotent)."""
+    if getattr(engine, _INSTALLED, False):
+        return
+    setattr(engine, _INSTALLED, True)
+    if engine.dialect.name == "sqlite":
+        event.listen(engine, "before_cursor_execute", _sqlite_before)
+        event.listen(engine, "checkin", _sqlite_checkin)
+    elif engine.dialect.name == "postgresql":
+        event.listen(engine, "before_cursor_execute", _pg_before)
+    event.listen(engine, "handle_error", _translate)
+
+
+def is_read_timeout(exc: BaseException) -> bool:
+    """Whether ``exc`` (SQLAlchemy-wrapped or raw from the driver) is a statement cut by its deadline."""
+    if isinstance(exc, deadline.ReadTimeout):
+        return True
+    orig = getattr(exc, "orig", None) or exc
+    if isinstance(orig, sqlite3.OperationalError):
+        return str(orig) == "interrupted"
+    # QueryCanceled is SQLSTATE 57014; the message tells a timeout from a user's cancel.
+    return isinstance(orig, psycopg.errors.QueryCanceled) and "statement timeout" in str(orig)
+
+
+def _pg_before(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+    left = deadline.remaining_ms()
+    if left is not None:
+        # Transaction-scoped: it ends with the read's transaction, never leaks into a write.
+        cursor.execute(f"SET LOCAL statement_timeout = {int(left)}")
+
+
+def _sqlite_before(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+    d = deadline.current()
+    info = conn.connection.info
+    cell = info.get(_CELL)
+    if cell is None:
+        if d is None:
+            return
+        cell = info[_CELL] = [0.0]
+        conn.connection.dbapi_connection.set_progress_handler(
+            lambda: 1 if 0 < cell[0] < time.monotonic() else 0, _SQLITE_STEPS
+        )
+    deadline.remaining_ms()  # already past it: refuse before running
+    # Armed until the next statement on this connection (fetching rows steps the VM after execute).
+    cell[0] = d[0] if d is not None else 0.0
+
+
+def _sqlite_checkin(dbapi_conn: Any, record: Any) -> None:
+    cell = record.info.get(_CELL)
+    if cell is not None:
+        cell[0] = 0.0
+
+
+def _translate(ctx: Any) -> None:
+    d = deadline.current()
+    if d is not None and is_read_timeout(ctx.original_exception):
+        raise deadline.ReadTimeout(d[1]) from ctx.original_exception

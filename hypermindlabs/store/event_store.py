@@ -28,7 +28,16 @@ from hypermindlabs.core.record import StoredEvent, stored_event
 from hypermindlabs.core.vocabulary import INHERITED, chunks
 from hypermindlabs.store import attribution, failures, runs
 from hypermindlabs.store.attribution import Attributor, Reattribution, attribute_batch
-from hypermindlabs.store.dialect import bulk_write, normalize_url, open_engine, single_writer, write_lock_free
+from hypermindlabs.store.deadline import ReadTimeout, read_deadline
+from hypermindlabs.store.dialect import (
+    bulk_write,
+    install_read_deadlines,
+    is_read_timeout,
+    normalize_url,
+    open_engine,
+    single_writer,
+    write_lock_free,
+)
 from hypermindlabs.store.failures import failed_children, set_failure_labels
 from hypermindlabs.store.label_admissions import LabelAdmissions
 from hypermindlabs.store.rollup_reads import RollupReader
@@ -107,11 +116,15 @@ class EventStore:
         attributor: Attributor | None = None,
         append_hooks: Sequence[AppendHook] = (),
         commit_hooks: Sequence[CommitHook] = (),
+        read_timeout_ms: int | None = None,
     ) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
         self.enricher = enricher
         self.attributor = attributor
+        # The budget of a :meth:`read` outside a web request (which brings its own deadline).
+        self.read_timeout_ms = read_timeout_ms
+        install_read_deadlines(engine)
         self._write_lock = threading.Lock() if single_writer(engine) else None
         self.label_admissions = LabelAdmissions(engine)
         self.append_hooks: list[AppendHook] = list(append_hooks)
@@ -159,12 +172,31 @@ class EventStore:
         self.close()
 
     def ping(self) -> bool:
-        with self.engine.connect() as conn:
+        with self.read() as conn:
             return conn.execute(select(1)).scalar() == 1
 
     def write_blocked(self) -> str | None:
         """Why a write could not start now (SQLite locked by another process), or None."""
         return write_lock_free(self.engine)
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """A connection for reading, every statement on it cut at the read deadline.
+
+        The deadline is the caller's (a web request opens one for its whole duration), else
+        ``read_timeout_ms`` from now (none when that is None). Past it the database cancels the
+        statement and this raises :class:`~hypermindlabs.store.deadline.ReadTimeout`, also for
+        rows fetched straight from the driver's cursor.
+        """
+        with read_deadline(self.read_timeout_ms), self.engine.connect() as conn:
+            try:
+                yield conn
+            except ReadTimeout:
+                raise
+            except Exception as exc:
+                if is_read_timeout(exc):
+                    raise ReadTimeout(self.read_timeout_ms or 0) from exc
+                raise
 
     # -- writes ----------------------------------------------------------------------------
     def append(self, batch: Sequence[RunEvent], *, indexes: Sequence[int] | None = None) -> AppendResult:
@@ -210,7 +242,7 @@ class EventStore:
     ) -> tuple[AppendResult, list[StoredEvent]]:
         result = AppendResult()
         ids = list(dict.fromkeys(e.event_id for e in batch))
-        existing = self._existing(conn, events.c.event_id, ids)
+        existing = self._stored_events(conn, ids)
         stored_runs: dict[str, str] = {}
         run_ids = list({e.run_id for e in batch})
         for chunk in chunks(run_ids):
@@ -219,12 +251,19 @@ class EventStore:
             )
             stored_runs.update({r.run_id: r.event_id for r in found})
 
-        seen: set[str] = set()
+        seen: dict[str, RunEvent] = {}
         batch_runs: dict[str, RunEvent] = {}
         keep: list[RunEvent] = []
         for pos, ev in zip(idx, batch, strict=True):
-            if ev.event_id in existing or ev.event_id in seen:
-                result.duplicates += 1
+            stored = existing.get(ev.event_id)
+            if stored is not None or ev.event_id in seen:
+                # An event_id is an idempotency key: the same content again is a duplicate (a
+                # retry); other content under it would silently vanish, so it is a conflict.
+                same = _same_content(stored, ev) if stored is not None else seen[ev.event_id] == ev
+                if same:
+                    result.duplicates += 1
+                else:
+                    result.rejected.append(Rejection(pos, "event_id", _conflict(ev.event_id)))
                 continue
             if ev.kind == "run":
                 other = stored_runs.get(ev.run_id)
@@ -240,7 +279,7 @@ class EventStore:
                     )
                     continue
                 batch_runs[ev.run_id] = ev
-            seen.add(ev.event_id)
+            seen[ev.event_id] = ev
             keep.append(ev)
         if not keep:
             return result, []
@@ -290,10 +329,12 @@ class EventStore:
         cols = list(rows[0])
         bulk_write(conn, events, cols, [tuple(r.values()) for r in rows])  # every row has cols' order
 
-    def _existing(self, conn: Connection, column: Any, values: list[str]) -> set[str]:
-        found: set[str] = set()
-        for chunk in chunks(values):
-            found.update(conn.execute(select(column).where(column.in_(chunk))).scalars())
+    def _stored_events(self, conn: Connection, event_ids: list[str]) -> dict[str, Any]:
+        """The stored rows of those of ``event_ids`` already stored (usually none: retries are rare)."""
+        found: dict[str, Any] = {}
+        for chunk in chunks(event_ids):
+            rows = conn.execute(select(events).where(events.c.event_id.in_(chunk)))
+            found.update((r.event_id, r._mapping) for r in rows)
         return found
 
     def _run_dimensions(self, conn: Connection, run_ids: Iterable[str]) -> dict[str, dict[str, Any]]:
@@ -388,15 +429,15 @@ class EventStore:
 
     @contextmanager
     def rollup_reader(self) -> Iterator[RollupReader]:
-        """A reader of rollup cells on one connection (one snapshot for one answer)."""
-        with self.engine.connect() as conn:
+        """A reader of rollup cells on one connection (one snapshot for one answer), under the read deadline."""
+        with self.read() as conn:
             yield RollupReader(conn)
 
     def dimension_values(self, *, limit: int = 500) -> dict[str, Any]:
         """Every project, model, tool, scenario and tag value stored (from the rollup slices), sorted."""
         from hypermindlabs.store.dimensions import dimension_values
 
-        with self.engine.connect() as conn:
+        with self.read() as conn:
             return dimension_values(conn, limit=limit)
 
     def cluster_rows(
@@ -422,6 +463,28 @@ class EventStore:
     def run_ids(self, filters: Filters) -> list[str]:
         """Every run ID matching ``filters`` (for tests and exact drill-down checks)."""
         return runs.run_ids(self.engine, filters)
+
+
+_DERIVED_COLUMNS = frozenset({"failure_class", "cluster_id"})
+
+
+def _same_content(stored: Any, ev: RunEvent) -> bool:
+    """Whether a stored row holds ``ev``: every column the event sets, except what the store
+    derives (failure class, cluster) and the dimensions a child inherited from its run."""
+    for key, value in _row(ev).items():
+        if key in _DERIVED_COLUMNS or (value is None and ev.kind != "run" and key in INHERITED):
+            continue
+        got = stored[key]
+        if (bool(got) if key == "tokens_estimated" else got) != value:
+            return False
+    return True
+
+
+def _conflict(event_id: str) -> str:
+    return (
+        f"event {event_id[:64]!r} is already recorded with different content; an event_id is an idempotency "
+        "key: resend the same content, or give a different event a new event_id"
+    )
 
 
 def _missing(ev: RunEvent) -> bool:

@@ -6,6 +6,7 @@ Functions of a connection; :class:`~hypermindlabs.store.EventStore` exposes them
 from __future__ import annotations
 
 import base64
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +15,7 @@ from sqlalchemy import and_, exists, func, literal, or_, select, tuple_
 from sqlalchemy.engine import Engine
 
 from hypermindlabs.core.errors import QueryError
+from hypermindlabs.core.events import MAX_TIME_NS, MIN_TIME_NS
 from hypermindlabs.core.filters import Filters
 from hypermindlabs.core.record import event_json
 from hypermindlabs.core.vocabulary import PAGE_LIMIT_MAX, RUN_DIMENSIONS
@@ -151,10 +153,17 @@ def _encode_cursor(start_ns: int, seq: int) -> str:
     return base64.urlsafe_b64encode(f"{start_ns}:{seq}".encode()).decode().rstrip("=")
 
 
+_CURSOR = re.compile(r"([0-9]{1,19}):([0-9]{1,19})")
+
+
 def _decode_cursor(cursor: str) -> tuple[int, int]:
+    # Strict: the two numbers this API writes, in range. Anything else (huge integers overflowed
+    # PostgreSQL's BIGINT and SQLite's INTEGER: a 500) is a 400, never a database error.
     try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        start, seq = raw.split(":")
-        return int(start), int(seq)
-    except (ValueError, UnicodeDecodeError) as exc:
-        raise QueryError("cursor", "not a cursor returned by this API") from exc
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode("ascii") if len(cursor) < 64 else ""
+    except (ValueError, UnicodeDecodeError):
+        raw = ""
+    m = _CURSOR.fullmatch(raw)
+    if m is None or not MIN_TIME_NS <= int(m.group(1)) < MAX_TIME_NS or int(m.group(2)) >= 2**63:
+        raise QueryError("cursor", "not a cursor returned by this API")
+    return int(m.group(1)), int(m.group(2))

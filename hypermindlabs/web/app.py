@@ -9,7 +9,7 @@ from flask import Flask, Response, g, request
 from werkzeug.exceptions import HTTPException
 
 from hypermindlabs.config import Settings
-from hypermindlabs.web.params import register_error_handler
+from hypermindlabs.web.params import query_limits, register_error_handler
 from hypermindlabs.web.responses import error_response
 from hypermindlabs.wiring import Pipeline, build_pipeline
 
@@ -38,8 +38,9 @@ def create_app(
     app.extensions["hypermind.pipeline"] = pipeline
     app.extensions["hypermind.store"] = pipeline.store
     app.extensions["hypermind.clock"] = clock or pipeline.clock
+    app.extensions["hypermind.query_limits"] = query_limits(settings)
 
-    from hypermindlabs.web import faults, pages, scrape, security
+    from hypermindlabs.web import faults, guards, pages, scrape, security
     from hypermindlabs.web.api import otlp
     from hypermindlabs.web.api.v1 import dimensions, events, failures, metrics, regressions, runs
 
@@ -67,6 +68,7 @@ def create_app(
 
     security.init_app(app, settings)  # tokens per scope, CORS when configured, headers on every answer
     faults.init_app(app, settings)  # database unavailable or locked → 503 + Retry-After; /healthz
+    guards.init_app(app, settings)  # NUL in a path or parameter → 400; GET reads under the read deadline → 503
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response | HTTPException:

@@ -14,8 +14,10 @@ from collections.abc import Mapping, Sequence
 
 from flask import Flask, Response
 
+from hypermindlabs.config import Settings
 from hypermindlabs.core.errors import FieldError, QueryError
-from hypermindlabs.core.filters import Filters, parse_filters
+from hypermindlabs.core.filters import Filters, QueryLimits, parse_filters
+from hypermindlabs.core.text import ascii_int
 from hypermindlabs.core.vocabulary import KINDS, PAGE_LIMIT_DEFAULT, PAGE_LIMIT_MAX, is_tag_key
 from hypermindlabs.rollups.facts import MINUTE
 from hypermindlabs.rollups.query import (
@@ -30,6 +32,7 @@ from hypermindlabs.rollups.query import (
 from hypermindlabs.triage.report import MAX_TREND_POINTS, SORTS, ClusterQuery, default_step_ns
 
 __all__ = [
+    "query_limits",
     "parse_int",
     "parse_limit",
     "window",
@@ -41,7 +44,9 @@ __all__ = [
 
 _NS = 10**9
 DAY_NS = 86_400 * _NS
-_STEP = re.compile(r"(\d+)\s*(s|m|h|d|w)?")
+# ASCII digits, at most 12 (a 1796140800000-second step overflowed the clock); at most a year.
+_STEP = re.compile(r"([0-9]{1,12})\s*(s|m|h|d|w)?", re.ASCII)
+MAX_STEP_S = 366 * 86400
 _STEP_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, None: 1}
 _METRIC_PARAMS = ("group_by", "step", "kind", "limit")
 
@@ -55,14 +60,25 @@ def register_error_handler(app: Flask) -> None:
         return error_response(400, exc.reason, exc.field)
 
 
+def query_limits(settings: Settings) -> QueryLimits:
+    """The caps on one query (tag filters, values per filter, timeseries points) from ``settings``."""
+    return QueryLimits(
+        max_tag_filters=settings.query_max_tag_filters,
+        max_filter_values=settings.query_max_filter_values,
+        max_points=settings.query_max_points,
+    )
+
+
 def parse_int(raw: str | None, name: str, *, default: int, lo: int, hi: int) -> int:
-    """An integer parameter in ``[lo, hi]``; ``default`` when absent."""
+    """An integer parameter in ``[lo, hi]``; ``default`` when absent.
+
+    ASCII digits only: ``int()`` would also take ``１０``, ``٣`` and ``1_0``.
+    """
     if raw is None:
         return default
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise QueryError(name, "must be an integer") from exc
+    value = ascii_int(raw.strip())
+    if value is None:
+        raise QueryError(name, "must be an integer")
     if not lo <= value <= hi:
         raise QueryError(name, f"must be between {lo} and {hi}")
     return value
@@ -82,22 +98,27 @@ def window(filters: Filters, *, now_ns: int, default_ns: int, message: str = "mu
     return from_ns, to_ns
 
 
-def parse_runs_query(args: Mapping[str, Sequence[str]], *, now_ns: int) -> tuple[Filters, int, str | None]:
+def parse_runs_query(
+    args: Mapping[str, Sequence[str]], *, now_ns: int, limits: QueryLimits | None = None
+) -> tuple[Filters, int, str | None]:
     """``GET /api/v1/runs``: (filters, limit, cursor)."""
     args = dict(args)
     limit = parse_limit(args.pop("limit", [None])[-1])
     cursor = args.pop("cursor", [None])[-1]
-    return parse_filters(args, now_ns=now_ns), limit, cursor
+    return parse_filters(args, now_ns=now_ns, limits=limits), limit, cursor
 
 
-def parse_cluster_query(args: Mapping[str, Sequence[str]], *, now_ns: int) -> ClusterQuery:
+def parse_cluster_query(
+    args: Mapping[str, Sequence[str]], *, now_ns: int, limits: QueryLimits | None = None
+) -> ClusterQuery:
     """``GET /api/v1/failures/clusters`` and ``hypermind-obs triage``: the window defaults to a day.
 
     ``step`` (a duration: 1h, 1d, 15m…) sets the trend buckets, aligned to multiples of the step
     since the epoch; without it the step is an hour up to two-day windows, a day beyond. The
     legacy ``buckets`` (that many equal buckets from ``from``) applies only without ``step``.
     """
-    f = parse_filters(args, now_ns=now_ns, allowed_extra=("buckets", "samples", "step", "limit", "min_runs", "sort"))
+    f = parse_filters(args, now_ns=now_ns, allowed_extra=("buckets", "samples", "step", "limit", "min_runs", "sort"),
+                      limits=limits)
     from_ns, to_ns = window(f, now_ns=now_ns, default_ns=DAY_NS)
     sort = (f.extra.get("sort") or "failed_runs").strip()
     if sort not in SORTS:
@@ -130,6 +151,8 @@ def _parse_step(raw: str) -> int:
     if m is None:
         raise QueryError("step", "expected seconds or a duration such as 60, 1m, 5m, 1h, 1d")
     seconds = int(m.group(1)) * _STEP_UNIT_S[m.group(2)]
+    if seconds > MAX_STEP_S:
+        raise QueryError("step", f"at most {MAX_STEP_S // 86400} days")
     if seconds < MINUTE or seconds % MINUTE:
         raise QueryError("step", "must be a whole number of minutes (the finest rollup is 1 minute)")
     return seconds
@@ -139,7 +162,9 @@ def _split(raw: Sequence[str]) -> list[str]:
     return [v.strip() for item in raw for v in item.split(",") if v.strip()]
 
 
-def parse_metrics_query(args: Mapping[str, Sequence[str]], *, now_ns: int, timeseries: bool) -> MetricsQuery:
+def parse_metrics_query(
+    args: Mapping[str, Sequence[str]], *, now_ns: int, timeseries: bool, limits: QueryLimits | None = None
+) -> MetricsQuery:
     """Parse the query parameters of ``/api/v1/metrics/*``; raise :class:`QueryError` naming the field."""
     args = dict(args)
     own = {k: args.pop(k) for k in _METRIC_PARAMS if k in args}
@@ -147,7 +172,7 @@ def parse_metrics_query(args: Mapping[str, Sequence[str]], *, now_ns: int, times
         raise QueryError(
             "cluster", "failure clusters are not a rollup dimension; use /api/v1/failures/clusters"
         )
-    filters = parse_filters(args, now_ns=now_ns)
+    filters = parse_filters(args, now_ns=now_ns, limits=limits)
 
     kinds = tuple(dict.fromkeys(_split(own.get("kind", ["run"])))) or ("run",)
     for k in kinds:
@@ -189,4 +214,5 @@ def parse_metrics_query(args: Mapping[str, Sequence[str]], *, now_ns: int, times
     return MetricsQuery(
         filters=filters, kinds=kinds, group_by=group_by, from_ns=eff_from, to_ns=eff_to,
         requested_from_ns=from_ns, requested_to_ns=to_ns, step_s=step_s, limit=limit, step_auto=step_auto,
+        max_points=limits.max_points if limits is not None else None,
     )  # fmt: skip

@@ -8,9 +8,10 @@ import orjson
 from flask import Response, current_app
 
 from hypermindlabs.config import Settings
+from hypermindlabs.core.filters import QueryLimits
 from hypermindlabs.store import EventStore
 
-__all__ = ["json_response", "error_response", "store", "settings"]
+__all__ = ["json_response", "error_response", "store", "settings", "limits"]
 
 
 def json_response(payload: Any, status: int = 200) -> Response:
@@ -30,3 +31,8 @@ def store() -> EventStore:
 
 def settings() -> Settings:
     return current_app.extensions["hypermind.settings"]
+
+
+def limits() -> QueryLimits:
+    """The caps on one query, from the app's settings (see :func:`~hypermindlabs.web.params.query_limits`)."""
+    return current_app.extensions["hypermind.query_limits"]

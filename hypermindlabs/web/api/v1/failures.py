@@ -11,14 +11,14 @@ from flask import Blueprint, Response, g, request
 from hypermindlabs.triage.classify import classify_failure
 from hypermindlabs.triage.report import cluster_report
 from hypermindlabs.web.params import parse_cluster_query
-from hypermindlabs.web.responses import error_response, json_response, store
+from hypermindlabs.web.responses import error_response, json_response, limits, store
 
 bp = Blueprint("api_failures", __name__, url_prefix="/api/v1")
 
 
 @bp.get("/failures/clusters")
 def clusters() -> Response:
-    q = parse_cluster_query(request.args.to_dict(flat=False), now_ns=g.now_ns)
+    q = parse_cluster_query(request.args.to_dict(flat=False), now_ns=g.now_ns, limits=limits())
     return json_response(cluster_report(store(), q))
 
 
