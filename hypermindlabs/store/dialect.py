@@ -275,9 +275,10 @@ def lock_tables_exclusive(conn: Connection, tables: Sequence[Table]) -> None:
 # -- read deadlines -----------------------------------------------------------------------------
 _INSTALLED = "_hypermind_read_deadlines"
 _CELL = "hypermind.read_deadline"
-# The SQLite progress handler runs every this many VM instructions: well under a millisecond of
-# work, and cheap (a Python call comparing two floats).
-_SQLITE_STEPS = 4000
+# The SQLite progress handler runs every this many VM instructions (a few milliseconds of work).
+# Rarely on purpose: each call takes the GIL, which SQLite otherwise runs without, and with a few
+# request threads busy every call waits for it (at 4,000 instructions a 200-run page took 10 s).
+_SQLITE_STEPS = 1_000_000
 
 
 def install_read_deadlines(engine: Engine) -> None:
