@@ -471,7 +471,7 @@ _DERIVED_COLUMNS = frozenset({"failure_class", "cluster_id"})
 def _same_content(stored: Any, ev: RunEvent) -> bool:
     """Whether a stored row holds ``ev``: every column the event sets, except what the store
     derives (failure class, cluster) and the dimensions a child inherited from its run."""
-    for key, value in _row(ev).items():
+    for key, value in stored_event(ev).items():
         if key in _DERIVED_COLUMNS or (value is None and ev.kind != "run" and key in INHERITED):
             continue
         got = stored[key]
