@@ -153,19 +153,6 @@ class Settings:
         metadata={"env": "HYPERMIND_QUERY_MAX_POINTS", "doc": "most points (series × steps) in one timeseries answer"},
     )
 
-    def __post_init__(self) -> None:
-        # A token that is blank, or that HTTP would strip from the header, protects nothing: refuse
-        # it at start-up instead of letting it count as "a token is set" for a public bind.
-        token = self.api_token
-        if token is not None and (not token.strip() or token != token.strip() or not token.isprintable()):
-            raise ConfigError(
-                "HYPERMIND_API_TOKEN is blank or has surrounding whitespace or control characters; "
-                "set a printable token (e.g. from `openssl rand -hex 32`) or leave it unset"
-            )
-        for f in fields(self):
-            if f.name.startswith("query_") and getattr(self, f.name) < 1:
-                raise ConfigError(f"{f.metadata['env']}: must be at least 1, got {getattr(self, f.name)}")
-
     otlp_project_keys: str = field(
         default="hypermind.project,service.name",
         metadata={
@@ -210,6 +197,21 @@ class Settings:
             "doc": "OTLP ingest: exports processed at once per process; more are answered 429 with Retry-After",
         },
     )
+
+    def __post_init__(self) -> None:
+        # A token that is blank, or that HTTP would strip from the header, protects nothing: refuse
+        # it at start-up instead of letting it count as "a token is set" for a public bind.
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.name.endswith("_token") and value is not None and (
+                not value.strip() or value != value.strip() or not value.isprintable()
+            ):
+                raise ConfigError(
+                    f"{f.metadata['env']} is blank or has surrounding whitespace or control characters; "
+                    "set a printable token (e.g. from `openssl rand -hex 32`) or leave it unset"
+                )
+            if f.name.startswith("query_") and value < 1:
+                raise ConfigError(f"{f.metadata['env']}: must be at least 1, got {value}")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
