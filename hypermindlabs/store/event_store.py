@@ -402,14 +402,6 @@ class EventStore:
         """Runs matching ``filters``, newest first, keyset-paginated."""
         return runs.list_runs(self.engine, filters, limit=limit, cursor=cursor)
 
-    def failure_rows(
-        self, filters: Filters, *, prev_from_ns: int, from_ns: int, to_ns: int, tag_keys: Sequence[str]
-    ) -> failures.FailureRows:
-        """The clustered failures behind a cluster report (see :mod:`hypermindlabs.store.failures`)."""
-        return failures.failure_rows(
-            self.engine, filters, prev_from_ns=prev_from_ns, from_ns=from_ns, to_ns=to_ns, tag_keys=tag_keys
-        )
-
     def relabel_failures(
         self, relabel: failures.Relabel, *, batch: int = 5000, progress: Callable[[int], Any] | None = None
     ) -> tuple[int, int]:

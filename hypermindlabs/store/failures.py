@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
-from sqlalchemy import and_, bindparam, func, select, update
+from sqlalchemy import bindparam, func, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from hypermindlabs.core.filters import Filters
@@ -20,78 +20,12 @@ from hypermindlabs.store.runs import run_conditions
 from hypermindlabs.store.schema import events, run_tags
 
 __all__ = [
-    "FailureRow", "FailureRows", "failure_rows", "Relabel", "set_failure_labels", "relabel_failures",
+    "Relabel", "set_failure_labels", "relabel_failures",
     "FailedRunRow", "FailedStepRow", "ClusterRows", "cluster_rows",
 ]  # fmt: skip
 
 #: A failed event's columns → its (failure_class, cluster_id).
 Relabel = Callable[[Mapping[str, Any]], tuple[str | None, str | None]]
-
-
-class FailureRow(NamedTuple):
-    """A clustered failed event with its run's start and scenario."""
-
-    cluster_id: str
-    failure_class: str | None
-    run_id: str
-    kind: str
-    tool: str | None
-    model: str | None
-    error_type: str | None
-    error_message: str | None
-    error_class: str | None
-    run_start: int
-    run_scenario: str | None
-
-
-@dataclass
-class FailureRows:
-    """What a cluster report needs from the store, for the window and the one before it."""
-
-    rows: list[FailureRow]
-    failed_runs: int
-    first_seen: dict[str, int] = field(default_factory=dict)
-    last_seen: dict[str, int] = field(default_factory=dict)
-    tags: dict[str, dict[str, str]] = field(default_factory=lambda: defaultdict(dict))
-
-
-def failure_rows(
-    engine: Engine, filters: Filters, *, prev_from_ns: int, from_ns: int, to_ns: int, tag_keys: Sequence[str]
-) -> FailureRows:
-    """Clustered failed events of runs matching ``filters`` that started in ``[prev_from, to)``,
-    the number of failed runs in ``[from, to)``, each current cluster's first and last sighting
-    ever, and the ``tag_keys`` tags of the current window's runs."""
-    r = events.alias("r")
-    e = events.alias("e")
-    base = replace(filters, from_ns=prev_from_ns, to_ns=to_ns, extra={})
-    cond = [r.c.kind == "run", *run_conditions(r, base)]
-    stmt = (
-        select(e.c.cluster_id, e.c.failure_class, e.c.run_id, e.c.kind, e.c.tool, e.c.model, e.c.error_type,
-               e.c.error_message, e.c.error_class, r.c.start_ns.label("run_start"), r.c.scenario.label("run_scenario"))
-        .select_from(e.join(r, and_(r.c.run_id == e.c.run_id)))
-        .where(e.c.cluster_id.is_not(None), *cond)
-    )  # fmt: skip
-    failed_runs_stmt = select(r.c.run_id).where(*cond, r.c.status == "error", r.c.start_ns >= from_ns)
-    with engine.connect() as conn:
-        rows = [FailureRow(*row) for row in conn.execute(stmt)]
-        out = FailureRows(rows=rows, failed_runs=len(conn.execute(failed_runs_stmt).all()))
-        cluster_ids = list({row.cluster_id for row in rows if row.run_start >= from_ns})
-        for chunk in chunks(cluster_ids):
-            for cid, lo, hi in conn.execute(
-                select(events.c.cluster_id, func.min(events.c.start_ns), func.max(events.c.start_ns))
-                .where(events.c.cluster_id.in_(chunk))
-                .group_by(events.c.cluster_id)
-            ):
-                out.first_seen[cid], out.last_seen[cid] = lo, hi
-        run_ids = list({row.run_id for row in rows if row.run_start >= from_ns})
-        for chunk in chunks(run_ids):
-            for rid, key, value in conn.execute(
-                select(run_tags.c.run_id, run_tags.c.key, run_tags.c.value).where(
-                    run_tags.c.run_id.in_(chunk), run_tags.c.key.in_(tag_keys)
-                )
-            ):
-                out.tags[rid][key] = value
-    return out
 
 
 class FailedRunRow(NamedTuple):
