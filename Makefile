@@ -13,7 +13,7 @@ serve: bootstrap
 test: bootstrap
 	.venv/bin/ruff check hypermindlabs tests bench
 	.venv/bin/mypy
-	.venv/bin/python -m pytest -n auto -q
+	.venv/bin/python -m pytest -n auto --dist loadgroup -q
 
 test-fast: bootstrap
 	.venv/bin/python -m pytest -q -x -m "not browser"
