@@ -189,11 +189,15 @@ def cmd_rebuild_rollups(args: argparse.Namespace) -> int:
     """Drop the rollups and recompute them from the raw events, in one transaction."""
     from tqdm import tqdm
 
+    from hypermindlabs.cli.retention import refuse_rebuild_after_prune
     from hypermindlabs.rollups import rebuild_rollups
 
     settings = _settings(args)
     pipeline = build_pipeline(settings)
     store = pipeline.store
+    if refuse_rebuild_after_prune(store, "rebuild-rollups", args.discard_pruned_history):
+        store.close()
+        return 2
     print(f"hypermind-obs rebuild-rollups: recomputing the rollups of {_redact(settings.database_url)} from its "
           "raw events in one transaction (writers wait until it commits) …", flush=True)  # fmt: skip
     started = time.monotonic()
@@ -314,11 +318,16 @@ def _printable(text: str) -> str:
 def cmd_reclassify(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from hypermindlabs.cli.retention import refuse_rebuild_after_prune
     from hypermindlabs.triage.classify import ALGORITHM_VERSION
     from hypermindlabs.triage.report import reclassify
 
     settings = _settings(args)
     store = build_pipeline(settings).store
+    # Relabelled classes are only consistent with the rollups after a rebuild from raw events.
+    if refuse_rebuild_after_prune(store, "reclassify", args.discard_pruned_history):
+        store.close()
+        return 2
     with tqdm(desc="failed events", unit=" ev", disable=args.quiet or None, file=sys.stderr) as bar:
         examined, changed = reclassify(store, progress=bar.update)
     print(f"hypermind-obs reclassify: triage algorithm v{ALGORITHM_VERSION}: {examined} failed events examined, "
@@ -427,6 +436,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("rebuild-rollups", help="drop the rollups and recompute them from the raw events")
     db(sp)
     sp.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    sp.add_argument("--discard-pruned-history", action="store_true",
+                    help="rebuild even after a prune (the pruned runs drop out of rollups, /metrics)")  # fmt: skip
     sp.set_defaults(func=cmd_rebuild_rollups)
 
     sp = sub.add_parser("export-openmetrics", help="write the store's history as OpenMetrics for promtool backfill")
@@ -460,6 +471,8 @@ def build_parser() -> argparse.ArgumentParser:
     sp = sub.add_parser("reclassify", help="re-run failure classification on stored events (after an upgrade)")
     db(sp)
     sp.add_argument("-q", "--quiet", action="store_true")
+    sp.add_argument("--discard-pruned-history", action="store_true",
+                    help="reclassify even after a prune (its rollup rebuild drops the pruned runs)")  # fmt: skip
     sp.set_defaults(func=cmd_reclassify)
 
     sp = sub.add_parser("otlp-sweep", help="close OTLP traces whose root span never arrived (after the root timeout)")
@@ -467,6 +480,10 @@ def build_parser() -> argparse.ArgumentParser:
     sp.add_argument("--timeout-s", type=int, help="seconds since the trace's last span (default "
                     "$HYPERMIND_OTLP_ROOT_TIMEOUT_S or 300)")  # fmt: skip
     sp.set_defaults(func=cmd_otlp_sweep)
+
+    from hypermindlabs.cli.retention import add_parsers as add_retention_parsers
+
+    add_retention_parsers(sub, db)
 
     from hypermindlabs.cli.stack import add_parser as add_stack_parser
 

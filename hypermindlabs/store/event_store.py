@@ -22,11 +22,11 @@ from sqlalchemy import bindparam, func, or_, select, update
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError
 
-from hypermindlabs.core.events import RunEvent
+from hypermindlabs.core.events import RunEvent, format_timestamp
 from hypermindlabs.core.filters import Filters
 from hypermindlabs.core.record import StoredEvent, stored_event
 from hypermindlabs.core.vocabulary import INHERITED, chunks
-from hypermindlabs.store import attribution, failures, runs
+from hypermindlabs.store import attribution, failures, retention, runs
 from hypermindlabs.store.attribution import Attributor, Reattribution, attribute_batch
 from hypermindlabs.store.deadline import ReadTimeout, read_deadline
 from hypermindlabs.store.dialect import (
@@ -251,6 +251,7 @@ class EventStore:
             )
             stored_runs.update({r.run_id: r.event_id for r in found})
 
+        pruned_before = retention.pruned_before_ns(conn)
         seen: dict[str, RunEvent] = {}
         batch_runs: dict[str, RunEvent] = {}
         keep: list[RunEvent] = []
@@ -264,6 +265,11 @@ class EventStore:
                     result.duplicates += 1
                 else:
                     result.rejected.append(Rejection(pos, "event_id", _conflict(ev.event_id)))
+                continue
+            if pruned_before is not None and ev.start_time_unix_nano < pruned_before:
+                # Raw events before the retention watermark were deleted: this may be a retry of
+                # one, which can no longer be told from a new event, and would be counted twice.
+                result.rejected.append(Rejection(pos, "start_time", _before_retention(pruned_before)))
                 continue
             if ev.kind == "run":
                 other = stored_runs.get(ev.run_id)
@@ -402,6 +408,24 @@ class EventStore:
         """Runs matching ``filters``, newest first, keyset-paginated."""
         return runs.list_runs(self.engine, filters, limit=limit, cursor=cursor)
 
+    def retention_watermark(self) -> retention.Watermark | None:
+        """The retention watermark (raw events of runs started before it were pruned), or None."""
+        with self.read() as conn:
+            return retention.watermark(conn)
+
+    def prune(
+        self, cutoff_ns: int, *, now_ns: int, runs_per_transaction: int = 2_000,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> retention.PruneResult:
+        """Delete the raw events of runs started before ``cutoff_ns`` (see :mod:`~hypermindlabs.store.retention`)."""
+        return retention.prune(self.transaction, self.read, cutoff_ns, now_ns=now_ns,
+                               runs_per_transaction=runs_per_transaction, progress=progress)  # fmt: skip
+
+    def prune_plan(self, cutoff_ns: int) -> retention.PrunePlan:
+        """What :meth:`prune` to ``cutoff_ns`` would delete."""
+        with self.read() as conn:
+            return retention.plan(conn, cutoff_ns)
+
     def relabel_failures(
         self, relabel: failures.Relabel, *, batch: int = 5000, progress: Callable[[int], Any] | None = None
     ) -> tuple[int, int]:
@@ -476,6 +500,13 @@ def _conflict(event_id: str) -> str:
     return (
         f"event {event_id[:64]!r} is already recorded with different content; an event_id is an idempotency "
         "key: resend the same content, or give a different event a new event_id"
+    )
+
+
+def _before_retention(pruned_before_ns: int) -> str:
+    return (
+        f"starts before the retention watermark {format_timestamp(pruned_before_ns)}: the raw events of runs "
+        "started before it were pruned, so this event cannot be checked for duplicates and is not stored"
     )
 
 

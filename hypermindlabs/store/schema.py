@@ -213,3 +213,16 @@ export_labels = Table(
     Column("admitted_ns", BigInteger, nullable=False),
     Column("last_seen_ns", BigInteger, nullable=False),
 )
+
+# -- retention (migration 0012; SQL in store/retention.py, written by ``hypermind-obs prune``) ------
+# One row per pruned scope ("events"): the raw events of runs started before ``pruned_before_ns``
+# were deleted (their rollups and exported series stay); totals of what all prunes removed.
+retention = Table(
+    "retention",
+    metadata,
+    Column("scope", String(32), primary_key=True),
+    Column("pruned_before_ns", BigInteger, nullable=False),
+    Column("updated_ns", BigInteger, nullable=False),
+    Column("runs_pruned", BigInteger, nullable=False),
+    Column("events_pruned", BigInteger, nullable=False),
+)

@@ -20,10 +20,12 @@ __all__ = ["bp", "document"]
 
 bp = Blueprint("api_openapi", __name__, url_prefix="/api/v1")
 
+_PRUNED = "RFC 3339; present when the window reaches before the retention watermark (hypermind-obs prune)"
 _ERROR = {
     "type": "object",
     "required": ["error"],
-    "properties": {"error": {"type": "string"}, "field": {"type": "string", "nullable": True}},
+    "properties": {"error": {"type": "string"}, "field": {"type": "string", "nullable": True},
+                   "pruned_before": {"type": "string", "description": _PRUNED}},
 }
 
 
@@ -129,7 +131,8 @@ def document() -> dict[str, Any]:
         },  # fmt: skip
         "/api/v1/runs": _get(
             "runs, newest first, keyset pages",
-            _json(_obj("runs")),
+            _json({**_obj("runs"), "properties": {"pruned_before": {"type": "string", "description": _PRUNED},
+                                                  "retention_notice": {"type": "string"}}}),
             [*_FILTERS, _LIMIT, _q("cursor", "next_cursor of the previous page")],
             *read_errors,
         ),  # fmt: skip
