@@ -21,7 +21,7 @@ from hypermindlabs.config import Settings
 from hypermindlabs.ingest import ingest_objects
 from hypermindlabs.wiring import build_pipeline
 from tests.conftest import require
-from tests.web_ui_harness import REPO, Server, new_watched, screenshot, start_server
+from tests.web_ui_harness import NOW_MS, REPO, Server, new_watched, screenshot, start_server
 from tests.web_ui_stand_ins import seed_alert
 
 pytestmark = pytest.mark.browser
@@ -42,7 +42,7 @@ def hostile_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]
     url = f"sqlite:///{tmp_path_factory.mktemp('hostile') / 'hostile.db'}"
     pipeline = build_pipeline(Settings(database_url=url))
     store = pipeline.store
-    now_ms = int(time.time() * 1000)
+    now_ms = NOW_MS  # the pinned clock of the app and the browser (tests/web_ui_harness.py)
     events = []
     for i in range(6):
         rid = RUN_ID if i == 0 else f"{RUN_ID}-{i}"
@@ -130,7 +130,9 @@ def _axe(p: Any) -> list[dict[str, Any]]:
             for v in result if v["impact"] in ("serious", "critical")]  # fmt: skip
 
 
-def test_axe_finds_no_serious_or_critical_violation_on_the_dashboard_run_list_and_run_page(demo_server, browser) -> None:
+def test_axe_finds_no_serious_or_critical_violation_on_the_dashboard_run_list_and_run_page(
+    demo_server, browser
+) -> None:
     # axe is injected by the test as a script tag, which the page's own CSP would refuse (rightly):
     # this context bypasses CSP for that; the other tests run with it.
     for w in new_watched(browser, bypass_csp=True):
@@ -201,7 +203,8 @@ def test_with_a_grafana_url_the_panels_are_embedded_with_the_page_filters_and_ti
     while len(_GrafanaStandIn.seen) < frames.count() and time.time() < deadline:
         time.sleep(0.1)
     assert sorted(urlsplit(s).path for s in _GrafanaStandIn.seen) == sorted(
-        f"/grafana/d-solo/{uid}/{uid}" for uid, _, _ in conventions.GRAFANA_EMBED_PANELS)
+        f"/grafana/d-solo/{uid}/{uid}" for uid, _, _ in conventions.GRAFANA_EMBED_PANELS
+    )
     with p.expect_request(lambda r: r.url.startswith(origin)) as req:
         p.select_option("#filter-scenario", ["refund_request"])
     assert parse_qs(urlsplit(req.value.url).query)["var-scenario"] == ["refund_request"]
@@ -216,4 +219,3 @@ def test_without_a_grafana_url_there_is_no_iframe_and_no_frame_src(demo_server, 
     p = page.open(f"{demo_server.url}/observability")
     assert p.locator("iframe").count() == 0
     assert p.locator("#grafana-panel").count() == 0
-

@@ -6,6 +6,11 @@ answer carries a Content-Security-Policy allowing only this origin's scripts and
 script or style), so even a rendering bug cannot run injected markup. Grafana panels are framed
 only when ``Settings.grafana_url`` is set, and then the CSP allows frames from that origin only.
 
+With tokens configured the API answers 401 without ``Authorization: Bearer``; the pages stay open
+(they hold no data) and, told so by ``<body data-auth="token">``, ask for a read token, keep it in
+the tab's ``sessionStorage`` and send it as that header on every API call (common.js), never in a
+URL.
+
 Chart code (uPlot) is served from ``node_modules`` (installed by ``make bootstrap`` from
 ``package.json``), never from a CDN and never copied into the repository.
 """
@@ -16,7 +21,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import orjson
-from flask import Blueprint, Response, abort, redirect, render_template, send_from_directory, url_for
+from flask import Blueprint, Response, abort, current_app, redirect, render_template, send_from_directory, url_for
 
 from hypermindlabs import conventions
 from hypermindlabs.web.responses import settings
@@ -73,8 +78,14 @@ def _security_headers(resp: Response) -> Response:
     return resp
 
 
+def _auth_required() -> bool:
+    """Whether the API wants a bearer token (any token configured): the pages then ask for one."""
+    scopes = current_app.extensions.get("hypermind.scopes")
+    return bool(scopes is not None and scopes.enabled)
+
+
 def _page(template: str, **context: object) -> Response:
-    html = render_template(template, **context)
+    html = render_template(template, auth_required=_auth_required(), **context)
     return Response(html, mimetype="text/html")
 
 

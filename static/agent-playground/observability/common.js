@@ -61,15 +61,102 @@ export class ApiError extends Error {
   }
 }
 
-/** GET a JSON API path with query parameters (a URLSearchParams or a plain object). */
+// -- the read token ---------------------------------------------------------------------------
+// With tokens configured the server marks its pages <body data-auth="token"> and its API answers
+// 401 without "Authorization: Bearer <token>". The page asks for a read token once per tab, keeps
+// it in sessionStorage (this tab only, gone when it closes; never in a URL, a cookie or the
+// history) and sends it as that header with every API call below.
+const TOKEN_KEY = 'hypermind-obs.read-token';
+// A bearer token as HTTP carries it: visible ASCII, no spaces (the server refuses padded tokens).
+const TOKEN_RE = /^[\x21-\x7e]+$/;
+let tokenRefused = false;
+
+export function storedToken() {
+  try {
+    return sessionStorage.getItem(TOKEN_KEY);
+  } catch {
+    return null;
+  }
+}
+
+function tokenRequired() {
+  return document.body.dataset.auth === 'token';
+}
+
+/** Show the "token required" form: state "required" (none given) or "refused" (the server said 401). */
+export function askForToken(state) {
+  const box = document.getElementById('auth');
+  if (!box) return;
+  document.body.dataset.authState = state;
+  const msg = document.getElementById('auth-message');
+  msg.textContent = state === 'refused'
+    ? 'The server refused this token (401). Enter a valid read token.'
+    : 'This server asks for a bearer token on its API. Enter a read token (the server\'s ' +
+      'HYPERMIND_READ_TOKEN, or its admin or API token).';
+  if (box.hidden) {
+    box.hidden = false;
+    document.getElementById('auth-token').focus();
+  }
+}
+
+function initToken() {
+  const form = document.getElementById('auth-form');
+  const forget = document.getElementById('auth-forget');
+  if (forget) {
+    forget.hidden = !storedToken();
+    forget.addEventListener('click', () => {
+      try {
+        sessionStorage.removeItem(TOKEN_KEY);
+      } catch {
+        // storage unavailable: nothing was kept
+      }
+      location.reload();
+    });
+  }
+  if (!form) return;
+  form.addEventListener('submit', (ev) => {
+    ev.preventDefault();
+    const token = document.getElementById('auth-token').value.trim();
+    if (!TOKEN_RE.test(token)) {
+      document.getElementById('auth-message').textContent = 'A token is printable ASCII without spaces.';
+      return;
+    }
+    try {
+      sessionStorage.setItem(TOKEN_KEY, token);
+    } catch {
+      document.getElementById('auth-message').textContent = 'This browser keeps no session storage: the token cannot be kept.';
+      return;
+    }
+    location.reload();
+  });
+  if (tokenRequired() && !storedToken()) askForToken('required');
+}
+
+initToken();
+
+/** GET a JSON API path with query parameters (a URLSearchParams or a plain object), with the read token. */
 export async function api(path, params) {
+  const token = storedToken();
+  if (tokenRequired() && (!token || tokenRefused)) {
+    // No request without a token the server would accept: it could only answer 401.
+    throw new ApiError(401, {error: token ? 'the read token was refused: enter another one above'
+      : 'a read token is required: enter it above', field: 'Authorization'});
+  }
+  const headers = {Accept: 'application/json'};
+  if (token) headers.Authorization = `Bearer ${token}`;
   const qs = params ? new URLSearchParams(params).toString() : '';
-  const resp = await fetch(qs ? `${path}?${qs}` : path, {headers: {Accept: 'application/json'}});
+  const resp = await fetch(qs ? `${path}?${qs}` : path, {headers, credentials: 'same-origin'});
   let body = null;
   try {
     body = await resp.json();
   } catch {
     body = null;
+  }
+  if (resp.status === 401) {
+    tokenRefused = Boolean(token);
+    askForToken(token ? 'refused' : 'required');
+    throw new ApiError(401, {error: token ? 'the read token was refused: enter another one above'
+      : 'a read token is required: enter it above', field: 'Authorization'});
   }
   if (!resp.ok) throw new ApiError(resp.status, body);
   return body;
