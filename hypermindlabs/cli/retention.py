@@ -28,6 +28,10 @@ from hypermindlabs.core.events import format_timestamp
 
 __all__ = ["add_parsers", "refuse_rebuild_after_prune", "parse_age"]
 
+class Refused(Exception):
+    """A backup or restore that must not go on (the message says why); the command exits 2."""
+
+
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 
 
@@ -140,7 +144,7 @@ def refuse_rebuild_after_prune(store: Any, command: str, allowed: bool) -> bool:
 # -- backup ---------------------------------------------------------------------------------------
 def _sqlite_path(url: URL) -> Path:
     if not url.database or url.database == ":memory:":
-        raise SystemExit("hypermind-obs backup: an in-memory SQLite database cannot be backed up")
+        raise Refused("an in-memory SQLite database has no file to back up or restore")
     return Path(url.database)
 
 
@@ -167,7 +171,7 @@ def _check_sqlite(path: Path) -> tuple[int, str | None]:
     try:
         check = con.execute("PRAGMA quick_check").fetchone()[0]
         if check != "ok":
-            raise SystemExit(f"hypermind-obs: {path} fails PRAGMA quick_check: {check}")
+            raise Refused(f"{path} fails PRAGMA quick_check: {check}")
         events = con.execute("SELECT count(*) FROM events").fetchone()[0]
         version = con.execute("SELECT version_num FROM alembic_version").fetchone()
         return int(events), (version[0] if version else None)
@@ -200,7 +204,7 @@ def backup_sqlite(source: Path, target: Path, *, busy_timeout_ms: int = 30_000) 
 def _pg_bin(name: str) -> str:
     path = shutil.which(name)
     if path is None:
-        raise SystemExit(f"hypermind-obs: {name} is not on PATH (Debian: apt install postgresql-client)")
+        raise Refused(f"{name} is not on PATH (Debian: apt install postgresql-client)")
     return path
 
 
@@ -216,6 +220,14 @@ def backup_postgres(url: URL, target: Path) -> list[str]:
 
 
 def cmd_backup(args: argparse.Namespace) -> int:
+    try:
+        return _backup(args)
+    except (Refused, sqlite3.Error) as exc:
+        print(f"hypermind-obs backup: {exc}", file=sys.stderr)
+        return 2
+
+
+def _backup(args: argparse.Namespace) -> int:
     settings = _settings(args)
     url = _url(settings)
     target = Path(args.to)
@@ -243,7 +255,7 @@ def cmd_backup(args: argparse.Namespace) -> int:
 def _restore_sqlite(source: Path, target: Path, force: bool) -> tuple[int, str | None]:
     events, version = _check_sqlite(source)
     if target.exists() and not force:
-        raise SystemExit(f"hypermind-obs restore: {target} exists; stop the server and pass --force to overwrite it")
+        raise Refused(f"{target} exists; stop the server and pass --force to overwrite it")
     for suffix in ("-wal", "-shm"):  # a stale WAL of the old file must not be replayed onto the copy
         Path(str(target) + suffix).unlink(missing_ok=True)
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -265,6 +277,14 @@ def _restore_postgres(source: Path, url: URL) -> None:
 
 
 def cmd_restore(args: argparse.Namespace) -> int:
+    try:
+        return _restore(args)
+    except (Refused, sqlite3.Error) as exc:
+        print(f"hypermind-obs restore: {exc}", file=sys.stderr)
+        return 2
+
+
+def _restore(args: argparse.Namespace) -> int:
     from hypermindlabs.wiring import build_pipeline
 
     settings = _settings(args)
