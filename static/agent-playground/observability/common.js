@@ -58,6 +58,7 @@ export class ApiError extends Error {
     super((body && body.error) || `HTTP ${status}`);
     this.status = status;
     this.field = body && body.field;
+    this.prunedBefore = body && body.pruned_before;  // a run past retention (hypermind-obs prune)
   }
 }
 

@@ -50,8 +50,14 @@ function renderRuns(ans, q) {
     ? `${runs.length} run${runs.length === 1 ? '' : 's'} on this page${ans.next_cursor ? ', more on the next' : ''}${cursor ? ' (not the first page)' : ''}.`
     : '';
   $('run-summary').dataset.count = String(runs.length);
+  // After `hypermind-obs prune` the API says when the window reaches before the retention
+  // watermark: older runs are still counted in the aggregates but no longer listed.
+  $('retention-notice').hidden = !ans.retention_notice;
+  $('retention-notice').textContent = ans.retention_notice || '';
   if (!runs.length) {
-    message($('run-list'), 'empty', cursor ? 'No more runs.' : 'No run matches these filters.');
+    const none = ans.pruned_before ? `No run matches these filters from ${ans.pruned_before} on (older runs were pruned).`
+      : 'No run matches these filters.';
+    message($('run-list'), 'empty', cursor ? 'No more runs.' : none);
   } else {
     const cols = ['Started (UTC)', 'Run', 'Status', 'Project', 'Model', 'Scenario', 'Duration', 'Tool calls', 'Tokens', 'Failure class', 'Error', 'Tags'];
     const body = runs.map((r) => el('tr', {testid: 'run-row', class: r.status === 'error' ? 'failed' : '', dataset: {runId: r.run_id, start: String(Math.floor(r.start_time_unix_nano / 1e6))}},

@@ -114,7 +114,8 @@ async function load() {
     renderHeader(trace);
     renderTrace(trace, triage);
   } catch (e) {
-    const text = e.status === 404 ? 'No run is stored under this id.' : `Could not load the run: ${e.message}`;
+    const gone = e.prunedBefore ? ` Raw events of runs started before ${e.prunedBefore} were pruned (retention).` : '';
+    const text = e.status === 404 ? `No run is stored under this id.${gone}` : `Could not load the run: ${e.message}`;
     message($('run-header'), 'error', text);
     message($('trace'), 'error', text);
   }
