@@ -24,6 +24,7 @@ from hypermindlabs import conventions as c
 from hypermindlabs.export.admission import WindowCaps
 from hypermindlabs.export.facts import Deltas, add_run
 from hypermindlabs.store import export_series as sql
+from hypermindlabs.store.run_batches import touched_runs
 
 __all__ = ["ExportHook", "rebuild_on"]
 
@@ -50,32 +51,21 @@ class ExportHook:
             return
         reattributed = reattributed or {}
         sql.lock_writers(conn)
-        by_run: dict[str, list[Mapping[str, Any]]] = {}
-        for r in rows:
-            by_run.setdefault(r["run_id"], []).append(r)
-        stored = sql.stored_counts(conn, list(by_run))
-        need = [
-            rid for rid, new in by_run.items()
-            if stored.get(rid, (0, False))[0] > len(new) and (stored[rid][1] or any(e["kind"] == "run" for e in new))
-        ]  # fmt: skip
-        earlier = sql.fetch_runs(conn, need, exclude={r["event_id"] for r in rows}) if need else {}
         acc = Deltas()
         cap = _bind(self.caps, conn, acc)
-        for rid, new in by_run.items():
-            prev = earlier.get(rid, [])
-            run_new = next((e for e in new if e["kind"] == "run"), None)
-            run = run_new or next((e for e in prev if e["kind"] == "run"), None)
+        # The batch's runs with their earlier events, read once for every derived view (the
+        # rollups' hook read them in this transaction already).
+        for ch in touched_runs(conn, rows):
+            run = ch.run
             if run is None:
                 continue  # counted when its run event arrives
-            prev_children = [e for e in prev if e["kind"] != "run"]
-            new_children = [e for e in new if e["kind"] != "run"]
-            if run_new is not None:
-                add_run(acc, run, prev_children + new_children, cap)
+            if ch.run_is_new:
+                add_run(acc, run, ch.prev_children + ch.new_children, cap)
             else:
-                old = reattributed.get(rid)
+                old = reattributed.get(ch.run_id)
                 was = run if old is None else {**run, "failure_class": old.old_class, "cluster_id": old.old_cluster}
-                add_run(acc, was, prev_children, cap, -1, steps=())
-                add_run(acc, run, prev_children + new_children, cap, steps=new_children)
+                add_run(acc, was, ch.prev_children, cap, -1, steps=())
+                add_run(acc, run, ch.prev_children + ch.new_children, cap, steps=ch.new_children)
         cap.flush()
         _write(conn, acc)
 

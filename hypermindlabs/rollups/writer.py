@@ -23,9 +23,9 @@ from hypermindlabs.store.rollup_cells import (
     max_seq,
     run_id_pages,
     run_page,
-    stored_counts,
     write_cells,
 )
+from hypermindlabs.store.run_batches import touched_runs
 
 __all__ = ["RollupHook", "rebuild_on", "rebuild_in_chunks", "write", "EVENT_FIELDS"]
 
@@ -48,37 +48,22 @@ class RollupHook:
             return
         reattributed = reattributed or {}
         lock_writers(conn)
-        by_run: dict[str, list[Mapping[str, Any]]] = {}
-        for r in rows:
-            by_run.setdefault(r["run_id"], []).append(r)
-        stored = stored_counts(conn, list(by_run))
-        # Events of these runs stored by earlier batches, when they matter: the run's children
-        # (the run event is new) or the whole run (late children: the run's fact changes).
-        need = [
-            rid for rid, new in by_run.items()
-            if stored.get(rid, (0, False))[0] > len(new)
-            and (stored[rid][1] or any(e["kind"] == "run" for e in new))
-        ]  # fmt: skip
-        earlier = fetch_runs(conn, need, exclude={r["event_id"] for r in rows}) if need else {}
         acc = Accumulator()
-        for rid, new in by_run.items():
-            prev = earlier.get(rid, [])
-            run_new = next((e for e in new if e["kind"] == "run"), None)
-            run = run_new or next((e for e in prev if e["kind"] == "run"), None)
+        # The batch's runs with their earlier events, read once for every derived view.
+        for ch in touched_runs(conn, rows):
+            run = ch.run
             if run is None:
                 continue  # counted when its run event arrives
-            prev_children = [e for e in prev if e["kind"] != "run"]
-            new_children = [e for e in new if e["kind"] != "run"]
-            if run_new is not None:
-                add_run(acc, run, prev_children + new_children)
+            if ch.run_is_new:
+                add_run(acc, run, ch.prev_children + ch.new_children)
             else:
                 # Late children change the run's fact (tools used, call counts, tokens, and
                 # the root-cause class): retract the old one, add the new one; their own step
                 # facts are added. The stored run already carries its new attribution.
-                old = reattributed.get(rid)
+                old = reattributed.get(ch.run_id)
                 was = run if old is None else {**run, "failure_class": old.old_class}
-                add_run(acc, was, prev_children, -1, steps=())
-                add_run(acc, run, prev_children + new_children, steps=new_children)
+                add_run(acc, was, ch.prev_children, -1, steps=())
+                add_run(acc, run, ch.prev_children + ch.new_children, steps=ch.new_children)
         write(conn, acc, known=self.known_slices)
 
 

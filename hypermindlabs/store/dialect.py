@@ -43,6 +43,7 @@ __all__ = [
     "insert_for",
     "install_read_deadlines",
     "is_read_timeout",
+    "insert_new",
 ]
 
 Conflict = Literal["error", "ignore", "add", "add_latest"]
@@ -246,6 +247,50 @@ def _unnest_insert(
         raise sa_exc.IntegrityError(stmt, None, exc) from exc
     finally:
         cursor.close()
+
+
+def insert_new(conn: Connection, table: Table, cols: Sequence[str], rows: Sequence[Sequence[Any]],
+               key: str) -> set[Any] | None:  # fmt: skip
+    """INSERT ``rows`` skipping any that hit a unique constraint (``ON CONFLICT DO NOTHING``, no
+    pre-check query, so nothing depends on the planner's statistics); the ``key`` values of the rows
+    *not* inserted, or None when the driver cannot tell which (SQLite's ``executemany``: then some
+    were skipped when the set is non-empty). Empty when every row went in.
+
+    PostgreSQL: one ``unnest`` statement ``… RETURNING key``. SQLite: one ``executemany``, whose
+    row count is the number of rows inserted.
+    """
+    if not rows:
+        return set()
+    cols_t = tuple(cols)
+    if conn.dialect.name == "postgresql":
+        compile_type = conn.dialect.type_compiler_instance.process
+        arrays = ", ".join(f"%s::{compile_type(table.c[c].type)}[]" for c in cols_t)
+        stmt = (f"INSERT INTO {table.name} ({', '.join(cols_t)}) SELECT * FROM unnest({arrays}) "
+                f"ON CONFLICT DO NOTHING RETURNING {key}")  # fmt: skip
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(stmt, [list(col) for col in zip(*rows, strict=True)])
+            inserted = {r[0] for r in cursor.fetchall()}
+        finally:
+            cursor.close()
+        at = cols_t.index(key)
+        return {r[at] for r in rows if r[at] not in inserted}
+    sql = _INSERT_IGNORE.get((table.name, cols_t))
+    if sql is None:
+        sql = _INSERT_IGNORE[table.name, cols_t] = (
+            f"INSERT INTO {table.name} ({', '.join(cols_t)}) VALUES ({', '.join('?' * len(cols_t))}) "
+            "ON CONFLICT DO NOTHING"
+        )
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        cursor.executemany(sql, rows)
+        n = cursor.rowcount
+    finally:
+        cursor.close()
+    return set() if n == len(rows) else None
+
+
+_INSERT_IGNORE: dict[tuple[str, tuple[str, ...]], str] = {}
 
 
 # -- locks --------------------------------------------------------------------------------------

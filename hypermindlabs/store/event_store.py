@@ -26,11 +26,11 @@ from hypermindlabs.core.events import RunEvent, format_timestamp
 from hypermindlabs.core.filters import Filters
 from hypermindlabs.core.record import StoredEvent, stored_event
 from hypermindlabs.core.vocabulary import INHERITED, chunks
-from hypermindlabs.store import attribution, failures, retention, runs
+from hypermindlabs.store import attribution, failures, retention, run_batches, runs
 from hypermindlabs.store.attribution import Attributor, Reattribution, attribute_batch
 from hypermindlabs.store.deadline import ReadTimeout, read_deadline
 from hypermindlabs.store.dialect import (
-    bulk_write,
+    insert_new,
     install_read_deadlines,
     is_read_timeout,
     normalize_url,
@@ -40,6 +40,7 @@ from hypermindlabs.store.dialect import (
 )
 from hypermindlabs.store.failures import failed_children, set_failure_labels
 from hypermindlabs.store.label_admissions import LabelAdmissions
+from hypermindlabs.store.rollup_cells import lock_writers
 from hypermindlabs.store.rollup_reads import RollupReader
 from hypermindlabs.store.runs import RunPage, run_conditions
 from hypermindlabs.store.schema import events, run_tags
@@ -208,23 +209,31 @@ class EventStore:
         if not batch:
             return AppendResult()
         idx = list(indexes) if indexes is not None else list(range(len(batch)))
-        for attempt in (1, 2):
+        # Optimistic first: no pre-check query; the insert skips what a unique index already holds
+        # (ON CONFLICT DO NOTHING) and says so. Then the transaction is rolled back and the batch
+        # redone with those events (or, on SQLite, the whole batch) checked against the store, so
+        # retries and conflicts are told apart. A batch of new events costs no lookup at all.
+        probe: _Probe | None = None
+        for _attempt in range(_ATTEMPTS):
             try:
                 if self._write_lock is not None:
                     with self._write_lock, self.engine.begin() as conn:
-                        result, rows = self._append(conn, batch, idx)
+                        result, rows = self._append(conn, batch, idx, probe)
                 else:
                     with self.engine.begin() as conn:
-                        result, rows = self._append(conn, batch, idx)
+                        result, rows = self._append(conn, batch, idx, probe)
+            except _Collision as hit:
+                # Some events are stored already (a retry, a conflict, or a concurrent writer
+                # storing the same events or runs between our attempts): check those and redo.
+                probe = hit.probe if probe is None else probe.union(hit.probe)
+                continue
             except IntegrityError:
-                # A concurrent writer stored the same event or run between our checks and our
-                # insert; the second pass sees it and reports duplicates/rejections instead.
-                if attempt == 2:
-                    raise
+                # Another unique row (a run's tags) stored concurrently: check everything and redo.
+                probe = _Probe(None, None)
                 continue
             self._after_commit(rows)
             return result
-        raise AssertionError("unreachable")  # pragma: no cover
+        raise IntegrityError("append", None, RuntimeError(f"batch still colliding after {_ATTEMPTS} attempts"))
 
     def _after_commit(self, rows: list[StoredEvent]) -> None:
         # Observers (telemetry) see each newly stored event exactly once, after it is durable;
@@ -238,18 +247,18 @@ class EventStore:
                 log.exception("event store: commit hook %r failed", hook)
 
     def _append(
-        self, conn: Connection, batch: Sequence[RunEvent], idx: list[int]
+        self, conn: Connection, batch: Sequence[RunEvent], idx: list[int], probe: _Probe | None
     ) -> tuple[AppendResult, list[StoredEvent]]:
         result = AppendResult()
-        ids = list(dict.fromkeys(e.event_id for e in batch))
-        existing = self._stored_events(conn, ids)
+        existing: dict[str, Any] = {}
         stored_runs: dict[str, str] = {}
-        run_ids = list({e.run_id for e in batch})
-        for chunk in chunks(run_ids):
-            found = conn.execute(
-                select(events.c.run_id, events.c.event_id).where(events.c.kind == "run", events.c.run_id.in_(chunk))
-            )
-            stored_runs.update({r.run_id: r.event_id for r in found})
+        if probe is not None:
+            existing = self._stored_events(conn, probe.event_ids(batch))
+            for chunk in chunks(probe.run_ids(batch)):
+                found = conn.execute(
+                    select(events.c.run_id, events.c.event_id).where(events.c.kind == "run", events.c.run_id.in_(chunk))
+                )
+                stored_runs.update({r.run_id: r.event_id for r in found})
 
         pruned_before = retention.pruned_before_ns(conn)
         seen: dict[str, RunEvent] = {}
@@ -289,6 +298,11 @@ class EventStore:
             keep.append(ev)
         if not keep:
             return result, []
+        # The derived views' writer lock (PostgreSQL) before this batch writes any row, not after:
+        # a write can wait on another writer's uncommitted row (the same event_id, a child being
+        # backfilled), and that writer must never be waiting on this lock (a deadlock). What
+        # follows runs under it anyway (the root causes, the hooks).
+        lock_writers(conn)
 
         # Children stored before their run arrived get the run's dimensions now (and, when they
         # failed, their failure cluster recomputed) before the run's rollups count them.
@@ -325,15 +339,24 @@ class EventStore:
         tag_rows = [{"run_id": e.run_id, "key": k, "value": v} for e in batch_runs.values() for k, v in e.tags]
         if tag_rows:
             conn.execute(run_tags.insert(), tag_rows)
-        for hook in self.append_hooks:
-            hook(conn, rows, reattributed)
+        try:
+            for hook in self.append_hooks:
+                hook(conn, rows, reattributed)
+        finally:
+            run_batches.forget(conn)
         result.accepted = len(rows)
         return result, rows
 
     def _insert_events(self, conn: Connection, rows: list[StoredEvent]) -> None:
-        # The hot path of ingest: one bulk statement per batch (see store.dialect).
+        # The hot path of ingest: one bulk statement per batch (see store.dialect), skipping rows a
+        # unique index already holds; any skipped row means the batch must be checked and redone.
         cols = list(rows[0])
-        bulk_write(conn, events, cols, [tuple(r.values()) for r in rows])  # every row has cols' order
+        skipped = insert_new(conn, events, cols, [tuple(r.values()) for r in rows], "event_id")
+        if skipped is None:  # SQLite cannot say which: check them all
+            raise _Collision(_Probe(None, None))
+        if skipped:
+            runs_hit = {r["run_id"] for r in rows if r["kind"] == "run" and r["event_id"] in skipped}
+            raise _Collision(_Probe(frozenset(skipped), frozenset(runs_hit)))
 
     def _stored_events(self, conn: Connection, event_ids: list[str]) -> dict[str, Any]:
         """The stored rows of those of ``event_ids`` already stored (usually none: retries are rare)."""
@@ -518,3 +541,34 @@ def _dims_of(ev: RunEvent) -> dict[str, Any]:
     return {k: getattr(ev, k) for k in INHERITED}
 
 
+_ATTEMPTS = 4
+
+
+@dataclass(frozen=True)
+class _Probe:
+    """Which of a batch's events and runs to check against the store (None: all of them)."""
+
+    event_id_set: frozenset[str] | None
+    run_id_set: frozenset[str] | None
+
+    def event_ids(self, batch: Sequence[RunEvent]) -> list[str]:
+        ids = dict.fromkeys(e.event_id for e in batch)
+        return list(ids) if self.event_id_set is None else [i for i in ids if i in self.event_id_set]
+
+    def run_ids(self, batch: Sequence[RunEvent]) -> list[str]:
+        ids = dict.fromkeys(e.run_id for e in batch if e.kind == "run")
+        return list(ids) if self.run_id_set is None else [i for i in ids if i in self.run_id_set]
+
+    def union(self, other: _Probe) -> _Probe:
+        def join(a: frozenset[str] | None, b: frozenset[str] | None) -> frozenset[str] | None:
+            return None if a is None or b is None else a | b
+
+        return _Probe(join(self.event_id_set, other.event_id_set), join(self.run_id_set, other.run_id_set))
+
+
+class _Collision(Exception):  # noqa: N818 - control flow inside append, never raised out of it
+    """The optimistic insert skipped rows already stored: roll back and redo with ``probe`` checked."""
+
+    def __init__(self, probe: _Probe) -> None:
+        super().__init__("events already stored")
+        self.probe = probe

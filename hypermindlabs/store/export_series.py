@@ -11,14 +11,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence, Set
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, delete, func, or_, select, update
+from sqlalchemy import and_, bindparam, delete, or_, select, update
 from sqlalchemy.engine import Connection
 
 from hypermindlabs.store.dialect import advisory_xact_lock, bulk_write, lock_tables_exclusive
 from hypermindlabs.store.schema import events, export_labels, export_series
 
 __all__ = [
-    "WRITER_LOCK_KEY", "EXPORT_FIELDS", "SERIES_COLUMNS", "lock_writers", "stored_counts", "fetch_runs",
+    "WRITER_LOCK_KEY", "EXPORT_FIELDS", "SERIES_COLUMNS", "lock_writers", "fetch_runs",
     "write_series", "drop_empty", "read_series", "clear_series", "run_pages", "active_labels", "admit_label",
     "touch_labels",
 ]  # fmt: skip
@@ -44,17 +44,6 @@ def lock_writers(conn: Connection) -> None:
 def _chunks(values: list[Any], size: int = _CHUNK) -> Iterable[list[Any]]:
     for i in range(0, len(values), size):
         yield values[i : i + size]
-
-
-def stored_counts(conn: Connection, run_ids: list[str]) -> dict[str, tuple[int, bool]]:
-    """Per run: how many events are stored (this batch included) and whether its run event is."""
-    out: dict[str, tuple[int, bool]] = {}
-    has_run = func.max(case((events.c.kind == "run", 1), else_=0))
-    for chunk in _chunks(run_ids):
-        q = select(events.c.run_id, func.count(), has_run).where(events.c.run_id.in_(chunk)).group_by(events.c.run_id)
-        for rid, n, run in conn.execute(q):
-            out[rid] = (int(n), bool(run))
-    return out
 
 
 def fetch_runs(
