@@ -64,6 +64,39 @@ def test_the_p95_test_counts_current_runs_above_the_baseline_p95_bin_against_a_b
     assert res.baseline_value[0] == pytest.approx(bin_value(threshold_bin))
 
 
+def test_the_vectorized_beta_binomial_tail_is_scipys_bit_for_bit():
+    rng = np.random.default_rng(11)
+    n = rng.integers(1, 2500, 400)
+    k = (n * rng.uniform(-0.05, 1.0, 400)).astype(np.int64) - 1  # below, across and at the support's ends
+    k[:3] = [-1, n[1] - 1, n[2]]
+    m = rng.integers(30, 8000, 400)
+    rank = np.maximum(1, np.ceil(0.95 * m)).astype(np.int64)
+    a, b = np.maximum(m - rank + 1, 1), rank
+    got = sig.betabinom_sf(k, n, a, b)
+    assert np.array_equal(got, sps.betabinom.sf(k, n, a, b))
+    assert got[0] == 1.0 and got[2] == 0.0
+
+
+def test_effects_without_p_values_are_the_same_effects():
+    rng = np.random.default_rng(5)
+    cur = np.column_stack([rng.integers(30, 900, 50), rng.integers(0, 30, 50), rng.integers(0, 10**5, (50, 4))])
+    base = np.column_stack([rng.integers(30, 900, 50), rng.integers(0, 30, 50), rng.integers(0, 10**5, (50, 4))])
+    cur[:, 3], base[:, 3] = cur[:, 2] ** 2 // max(1, 30), base[:, 2] ** 2 // max(1, 30)
+    for with_p, without in [
+        (sig.failure_rate(cur, base, Params(), 24), sig.failure_rate(cur, base, Params(), 24, with_p=False)),
+        (sig.mean_per_run(cur, base, sig.TOK, Params(), 24, min_abs=1, unit="u"),
+         sig.mean_per_run(cur, base, sig.TOK, Params(), 24, min_abs=1, unit="u", with_p=False)),
+    ]:  # fmt: skip
+        assert np.array_equal(with_p.effect, without.effect, equal_nan=True)
+        assert np.array_equal(with_p.effect_ok, without.effect_ok) and np.isnan(without.p_value).all()
+    bins_c, bins_b = rng.integers(0, 40, (20, 30)), rng.integers(0, 40, (20, 30))
+    values = np.arange(1, 31, dtype=np.float64) * 10
+    full = sig.p95_exceedance(bins_c, bins_b, values, Params(), 24)
+    bare = sig.p95_exceedance(bins_c, bins_b, values, Params(), 24, with_p=False)
+    assert np.array_equal(full.effect, bare.effect, equal_nan=True) and np.isnan(bare.p_value).all()
+    assert not np.isnan(full.p_value).any()
+
+
 def test_every_test_goes_into_one_benjamini_hochberg_and_the_count_is_reported():
     src = sources(11)
     a = analyze(src, current_hours=24)

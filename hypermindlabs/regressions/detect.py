@@ -212,7 +212,8 @@ def _build(sources: Sequence[Source], wanted: set[str]) -> _Table:
     cover: list[set[tuple[Any, ...]]] = []
     member: list[tuple[str, str] | None] = []
     nw = 2 + n_parts
-    per_source: list[tuple[list[int], list[int], list[tuple[np.ndarray, np.ndarray, np.ndarray]]]] = []
+    width = len(SCALARS) + len(names) + len(bins_sorted)  # columns per window
+    per_source: list[tuple[list[int], list[int], np.ndarray]] = []
     for si, src in enumerate(sources):
         run_dims = src.dims[:-1] if src.member else src.dims
         cell_values = list(dict.fromkeys(v for cells in windows[si] for v in cells))
@@ -231,33 +232,41 @@ def _build(sources: Sequence[Source], wanted: set[str]) -> _Table:
                 cover[j].add(cell)
                 slice_idx.append(j)
                 cell_idx.append(r)
-        mats = []
-        for cells in windows[si]:
-            sc = np.zeros((len(cell_values), len(SCALARS)), dtype=np.int64)
-            cl = np.zeros((len(cell_values), len(names)), dtype=np.int64)
-            bn = np.zeros((len(cell_values), len(bins_sorted)), dtype=np.int64)
-            for values, st in cells.items():
-                r = row_of[values]
-                sc[r] = st.scalars()
-                for c, k in st.classes.items():
-                    cl[r, class_col[c]] = k
-                bn[r, [bin_col[b] for b in st.bins]] = list(st.bins.values())
-            mats.append((sc, cl, bn))
-        per_source.append((slice_idx, cell_idx, mats))
+        # One dense matrix per source: per cell, every window's scalars, classes and bins side by side
+        # (window w at columns w·width …), filled in one assignment per kind ((row, column) pairs
+        # are unique), so every window's slices are one sparse product away.
+        mat = np.zeros((len(cell_values), nw * width), dtype=np.int64)
+        ri: list[int] = []
+        rj: list[int] = []
+        rv: list[int] = []
+        for w, cells in enumerate(windows[si]):
+            base_col = w * width
+            at = [row_of[values] for values in cells]
+            if at:
+                mat[at, base_col : base_col + len(SCALARS)] = [st.scalars() for st in cells.values()]
+            cls_col = base_col + len(SCALARS)
+            bin_col0 = cls_col + len(names)
+            for r, st in zip(at, cells.values(), strict=True):
+                for cname, k in st.classes.items():
+                    ri.append(r)
+                    rj.append(cls_col + class_col[cname])
+                    rv.append(k)
+                ri.extend([r] * len(st.bins))
+                rj.extend([bin_col0 + bin_col[b] for b in st.bins])
+                rv.extend(st.bins.values())
+        mat[ri, rj] = rv
+        per_source.append((slice_idx, cell_idx, mat))
     n = len(keys)
-    out_sc = [np.zeros((n, len(SCALARS)), dtype=np.int64) for _ in range(nw)]
-    out_cl = [np.zeros((n, len(names)), dtype=np.int64) for _ in range(nw)]
-    out_bn = [np.zeros((n, len(bins_sorted)), dtype=np.int64) for _ in range(nw)]
-    for slice_idx, cell_idx, mats in per_source:
+    out = np.zeros((n, nw * width), dtype=np.int64)
+    for slice_idx, cell_idx, mat in per_source:
         if not slice_idx:
             continue
-        # Slices × cells indicator: every window's slices are one sparse product away.
         ind = sparse.csr_matrix((np.ones(len(slice_idx), dtype=np.int64), (slice_idx, cell_idx)),
-                                shape=(n, len(mats[0][0])))  # fmt: skip
-        for w, (sc, cl, bn) in enumerate(mats):
-            out_sc[w] += ind @ sc
-            out_cl[w] += ind @ cl
-            out_bn[w] += ind @ bn
+                                shape=(n, len(mat)))  # fmt: skip
+        out += ind @ mat
+    out_sc = [out[:, w * width : w * width + len(SCALARS)] for w in range(nw)]
+    out_cl = [out[:, w * width + len(SCALARS) : w * width + len(SCALARS) + len(names)] for w in range(nw)]
+    out_bn = [out[:, w * width + len(SCALARS) + len(names) : (w + 1) * width] for w in range(nw)]
     bin_values = np.array([bin_value(b) for b in bins_sorted], dtype=np.float64)
     # Slices summing the same cells (a scenario that belongs to one project, a tool used in one
     # scenario only) have the same runs: test them once, under the least specific name.
@@ -280,21 +289,23 @@ Rows = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 
 def _run_test(metric: str, cls: int | None, cur: Rows, base: Rows, p: Params, hours: float,
-              bin_values: np.ndarray) -> Result:  # fmt: skip
-    """One metric's test over rows (``cur``/``base``: scalars, classes, bins arrays)."""
+              bin_values: np.ndarray, with_p: bool = True) -> Result:  # fmt: skip
+    """One metric's test over rows (``cur``/``base``: scalars, classes, bins arrays); without
+    ``with_p`` only the values and effects (the p-values are NaN)."""
     if metric == "failure_rate":
-        return sig.failure_rate(cur[0], base[0], p, hours)
+        return sig.failure_rate(cur[0], base[0], p, hours, with_p)
     if metric == "failure_class_share":
         assert cls is not None  # noqa: S101 - internal contract
-        return sig.class_share(cur[1][:, cls], cur[0][:, sig.N], base[1][:, cls], base[0][:, sig.N], p, hours)
+        return sig.class_share(cur[1][:, cls], cur[0][:, sig.N], base[1][:, cls], base[0][:, sig.N], p, hours,
+                               with_p)  # fmt: skip
     if metric == "p95_latency_ms":
-        return sig.p95_exceedance(cur[2], base[2], bin_values, p, hours)
+        return sig.p95_exceedance(cur[2], base[2], bin_values, p, hours, with_p)
     if metric == "tokens_per_run":
         return sig.mean_per_run(cur[0], base[0], sig.TOK, p, hours, min_abs=p.min_abs_tokens,
-                                unit="extra_tokens_per_hour")  # fmt: skip
+                                unit="extra_tokens_per_hour", with_p=with_p)  # fmt: skip
     if metric == "tool_calls_per_run":
         return sig.mean_per_run(cur[0], base[0], sig.CALLS, p, hours, min_abs=p.min_abs_tool_calls,
-                                unit="extra_tool_calls_per_hour")  # fmt: skip
+                                unit="extra_tool_calls_per_hour", with_p=with_p)  # fmt: skip
     raise ValueError(f"unknown metric {metric!r}")
 
 
@@ -365,8 +376,8 @@ def analyze(sources: Sequence[Source], *, params: Params | None = None, current_
         if n_parts and hits:  # the parts' effects, for the findings only
             sel = rows[hits]
             base = t.rows(1, sel)
-            parts = np.stack([_run_test(metric, ci, t.rows(w_, sel), base, p, part_hours, t.bin_values).effect
-                              for w_ in range(2, 2 + n_parts)])  # fmt: skip
+            parts = np.stack([_run_test(metric, ci, t.rows(w_, sel), base, p, part_hours, t.bin_values,
+                                        with_p=False).effect for w_ in range(2, 2 + n_parts)])  # fmt: skip
         for h, i in enumerate(hits):
             slice_row = rows[i]
             q = float(qvals[offset + i])

@@ -18,7 +18,8 @@ from typing import Any
 import numpy as np
 from scipy import stats as sps
 
-__all__ = ["SCALARS", "Params", "Result", "failure_rate", "class_share", "p95_exceedance", "mean_per_run"]
+__all__ = ["SCALARS", "Params", "Result", "failure_rate", "class_share", "p95_exceedance", "mean_per_run",
+           "betabinom_sf"]
 
 #: The summed measures of a slice: runs, failed runs, tokens (real and proxy) and their per-run
 #: sum of squares, tool calls and their per-run sum of squares.
@@ -76,15 +77,18 @@ class Result:
 
 
 def _rate_test(cur_k: np.ndarray, cur_n: np.ndarray, base_k: np.ndarray, base_n: np.ndarray,
-               p: Params, hours: float, unit: str) -> Result:  # fmt: skip
+               p: Params, hours: float, unit: str, with_p: bool = True) -> Result:  # fmt: skip
     """Fisher's exact test, one-sided: P(X ≥ k) for the current failures of a 2×2 table with
     fixed margins, i.e. the hypergeometric tail (scipy's ``fisher_exact(alternative="greater")``)."""
     cur_k, cur_n, base_k, base_n = (np.asarray(a, dtype=np.int64) for a in (cur_k, cur_n, base_k, base_n))
     with np.errstate(divide="ignore", invalid="ignore"):
         pc = np.where(cur_n > 0, cur_k / np.maximum(cur_n, 1), np.nan)
         pb = np.where(base_n > 0, base_k / np.maximum(base_n, 1), np.nan)
-    pval = sps.hypergeom.sf(cur_k - 1, cur_n + base_n, cur_k + base_k, cur_n)
-    pval = np.where(cur_k > 0, np.clip(pval, 0.0, 1.0), 1.0)
+    if with_p:
+        pval = sps.hypergeom.sf(cur_k - 1, cur_n + base_n, cur_k + base_k, cur_n)
+        pval = np.where(cur_k > 0, np.clip(pval, 0.0, 1.0), 1.0)
+    else:
+        pval = np.full(cur_k.shape, np.nan)
     diff = pc - pb
     effect = (diff >= p.min_abs_rate) & ((pb == 0) | (pc >= pb * (1 + p.min_rel_rate)))
     impact = diff * cur_n / hours
@@ -93,16 +97,44 @@ def _rate_test(cur_k: np.ndarray, cur_n: np.ndarray, base_k: np.ndarray, base_n:
     return Result("fisher_exact", pb, pc, pval, effect, impact, unit, impact, diff, se)
 
 
-def failure_rate(cur: np.ndarray, base: np.ndarray, p: Params, hours: float) -> Result:
-    """Share of runs that failed."""
-    return _rate_test(cur[:, ERR], cur[:, N], base[:, ERR], base[:, N], p, hours, "extra_failed_runs_per_hour")
+def failure_rate(cur: np.ndarray, base: np.ndarray, p: Params, hours: float, with_p: bool = True) -> Result:
+    """Share of runs that failed. (Every test takes ``with_p=False`` when only the effects are
+    wanted: the p-values are then NaN and cost nothing.)"""
+    return _rate_test(cur[:, ERR], cur[:, N], base[:, ERR], base[:, N], p, hours, "extra_failed_runs_per_hour",
+                      with_p)  # fmt: skip
 
 
 def class_share(cur_k: np.ndarray, cur_n: np.ndarray, base_k: np.ndarray, base_n: np.ndarray, p: Params,
-                hours: float) -> Result:  # fmt: skip
+                hours: float, with_p: bool = True) -> Result:  # fmt: skip
     """Share of runs that failed with one failure class (so a shift between classes shows even when
     the failure rate stays flat)."""
-    return _rate_test(cur_k, cur_n, base_k, base_n, p, hours, "extra_failed_runs_per_hour")
+    return _rate_test(cur_k, cur_n, base_k, base_n, p, hours, "extra_failed_runs_per_hour", with_p)
+
+
+def betabinom_sf(k: np.ndarray, n: np.ndarray, a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``scipy.stats.betabinom.sf(k, n, a, b)`` for arrays, the same numbers, in one vectorized call.
+
+    scipy has no closed form for the beta-binomial's tail: its ``sf`` is ``1 − cdf`` with the cdf
+    summed from the pmf at ``0 … k``, row by row in a Python loop (``_cdf_single``). Here every row's
+    pmf terms go through ``betabinom.pmf`` at once and each row's terms are summed as scipy sums
+    them, so the result is bit for bit scipy's (tests/test_regressions_stats.py checks it).
+    Needs ``n ≥ 1``, ``a, b > 0``."""
+    k, n = np.asarray(k, dtype=np.int64), np.asarray(n, dtype=np.int64)
+    a, b = np.asarray(a), np.asarray(b)
+    out = np.ones(k.shape, dtype=np.float64)  # k < 0: the whole support
+    rows = np.flatnonzero((k >= 0) & (k < n))
+    out[(k >= n)] = 0.0
+    if len(rows):
+        lens = k[rows] + 1
+        ends = np.cumsum(lens)
+        starts = ends - lens
+        at = np.repeat(rows, lens)
+        m = np.arange(int(ends[-1])) - np.repeat(starts, lens)
+        pmf = sps.betabinom.pmf(m, n[at], a[at], b[at])
+        cdf = np.fromiter((pmf[s:e].sum() for s, e in zip(starts.tolist(), ends.tolist(), strict=True)),
+                          dtype=np.float64, count=len(rows))  # fmt: skip
+        out[rows] = np.clip(1.0 - cdf, 0.0, 1.0)
+    return out
 
 
 def _nearest_rank_index(bins: np.ndarray, q: float) -> tuple[np.ndarray, np.ndarray]:
@@ -115,7 +147,7 @@ def _nearest_rank_index(bins: np.ndarray, q: float) -> tuple[np.ndarray, np.ndar
 
 
 def p95_exceedance(cur_bins: np.ndarray, base_bins: np.ndarray, values: np.ndarray, p: Params,
-                   hours: float) -> Result:  # fmt: skip
+                   hours: float, with_p: bool = True) -> Result:  # fmt: skip
     """Exceedance test of the p95: how many current runs lie above the baseline's p95.
 
     Under no change, each current run exceeds the baseline p95 with probability ``1 − F(t)``; for
@@ -134,8 +166,12 @@ def p95_exceedance(cur_bins: np.ndarray, base_bins: np.ndarray, values: np.ndarr
     above = n_c - below
     a = np.maximum(n_b - rank + 1, 1)
     b = np.maximum(rank, 1)
-    pval = np.where(above > 0, sps.betabinom.sf(above - 1, n_c, a, b), 1.0)
-    pval = np.where((n_b > 0) & (n_c > 0), np.clip(pval, 0.0, 1.0), 1.0)
+    if with_p:
+        live = (above > 0) & (n_b > 0) & (n_c > 0)
+        pval = np.ones(len(n_c), dtype=np.float64)
+        pval[live] = betabinom_sf(above[live] - 1, n_c[live], a[live], b[live])
+    else:
+        pval = np.full(len(n_c), np.nan)
     base_p95 = np.where(n_b > 0, values[t_idx] if len(values) else np.nan, np.nan)
     cur_p95 = np.where(n_c > 0, values[c_idx] if len(values) else np.nan, np.nan)
     diff = cur_p95 - base_p95
@@ -151,7 +187,7 @@ def p95_exceedance(cur_bins: np.ndarray, base_bins: np.ndarray, values: np.ndarr
 
 
 def mean_per_run(cur: np.ndarray, base: np.ndarray, col: int, p: Params, hours: float, *, min_abs: float,
-                 unit: str) -> Result:  # fmt: skip
+                 unit: str, with_p: bool = True) -> Result:  # fmt: skip
     """Welch's t-test on a per-run mean from count, sum and sum of squares (all rollups keep)."""
     def moments(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         n = x[:, N].astype(np.float64)
@@ -166,12 +202,15 @@ def mean_per_run(cur: np.ndarray, base: np.ndarray, col: int, p: Params, hours: 
     n_b, m_b, sd_b = moments(base)
     ok = (n_c > 1) & (n_b > 1) & ((sd_c > 0) | (sd_b > 0))
     with np.errstate(divide="ignore", invalid="ignore"):
-        res = sps.ttest_ind_from_stats(
-            np.where(ok, m_c, 0.0), np.where(ok, sd_c, 1.0), np.where(ok, n_c, 2.0),
-            np.where(ok, m_b, 0.0), np.where(ok, sd_b, 1.0), np.where(ok, n_b, 2.0),
-            equal_var=False, alternative="greater",
-        )  # fmt: skip
-        pval = np.where(ok & np.isfinite(res.pvalue), res.pvalue, 1.0)
+        if with_p:
+            res = sps.ttest_ind_from_stats(
+                np.where(ok, m_c, 0.0), np.where(ok, sd_c, 1.0), np.where(ok, n_c, 2.0),
+                np.where(ok, m_b, 0.0), np.where(ok, sd_b, 1.0), np.where(ok, n_b, 2.0),
+                equal_var=False, alternative="greater",
+            )  # fmt: skip
+            pval = np.where(ok & np.isfinite(res.pvalue), res.pvalue, 1.0)
+        else:
+            pval = np.full(len(n_c), np.nan)
         diff = m_c - m_b
         rel = np.where(m_b > 0, diff / m_b, np.inf)
     effect = (diff >= min_abs) & (rel >= p.min_rel_mean)

@@ -19,10 +19,13 @@ current numbers and ``baseline_runs_url`` (or, for ``baseline=same-hours``, the 
 
 from __future__ import annotations
 
+import contextvars
+import functools
 import hashlib
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -68,6 +71,19 @@ PARTS = 6
 #: marked ``transient`` — bursts are what triage's surging clusters and the alerts are for.
 TRANSIENT = 0.25
 _M = {m: i for i, m in enumerate(MEASURES)}
+#: The reads of one answer (the cubes' rollup reads, then the attribution reads) run side by side:
+#: the database works while Python merges (SQLite and the PostgreSQL driver release the GIL). Each
+#: task runs in a copy of the request's context, so the request's read deadline bounds it too.
+READ_THREADS = 4
+_POOL = ThreadPoolExecutor(max_workers=READ_THREADS, thread_name_prefix="hypermind-regressions")
+
+
+def _parallel(tasks: Sequence[Callable[[], Any]]) -> list[Any]:
+    """Run ``tasks`` on the read pool, each in a copy of the caller's context; results in order."""
+    if len(tasks) <= 1:
+        return [t() for t in tasks]
+    futures = [_POOL.submit(contextvars.copy_context().run, t) for t in tasks]
+    return [f.result() for f in futures]
 
 
 @dataclass(frozen=True)
@@ -188,13 +204,22 @@ def parse_regressions_query(args: Mapping[str, Sequence[str]], *, now_ns: int) -
 
 
 # -- reading ------------------------------------------------------------------------------------
+def _counts(bins: dict[int, int]) -> dict[int, int]:
+    """A copy without empty bins; ints as they come (the store sums bin counts as ints), a
+    conversion only for what is not (the dominant cost of this read, so the common case is a copy)."""
+    values = bins.values()
+    if 0 not in values and set(map(type, values)) <= {int} and set(map(type, bins)) <= {int}:
+        return dict(bins)
+    return {int(b): int(k) for b, k in bins.items() if k}
+
+
 def _stats(agg: GroupAgg) -> SliceStats:
     s = [int(v) for v in agg.sums]  # PostgreSQL sums are numeric
     tokens = s[_M["input_tokens"]] + s[_M["output_tokens"]] + s[_M["input_tokens_proxy"]] + s[_M["output_tokens_proxy"]]
     return SliceStats(
         n=s[_M["n"]], errors=int(agg.errors),
         classes={str(c): int(k) for c, k in agg.classes.items() if k},
-        bins={int(b): int(k) for b, k in agg.bins.items() if k},
+        bins=_counts(agg.bins),
         tokens=tokens, tokens_sq=s[_M["tokens_sq"]], tool_calls=s[_M["tool_calls"]],
         tool_calls_sq=s[_M["tool_calls_sq"]],
     )  # fmt: skip
@@ -257,8 +282,7 @@ def read_sources(store: Any, q: RegressionsQuery) -> tuple[list[Source], list[di
     reads: list[tuple[str, ...]] = [_RUN_DIMS]
     reads += [(*_RUN_DIMS, d) for d in q.dimensions if d == "tool" or d.startswith("tag.")]
     sources, plan = [], []
-    for group_by in reads:
-        source, p = _read(store, q, group_by)
+    for source, p in _parallel([functools.partial(_read, store, q, group_by) for group_by in reads]):
         sources.append(source)
         plan += p
     return sources, plan
@@ -307,13 +331,18 @@ def _facets(store: Any, flt: Filters, windows: Sequence[tuple[int, int]], min_ms
     return [r for r in rows if any(a <= r["start_ns"] < b for a, b in windows)]
 
 
-def _attribution(store: Any, q: RegressionsQuery, f: Finding, threshold_ms: float | None) -> list[dict[str, Any]]:
+def _attribution_reads(store: Any, q: RegressionsQuery, f: Finding,
+                       threshold_ms: float | None) -> list[Callable[[], list[dict]]]:  # fmt: skip
+    """The two reads a finding's attribution compares (its failing or slow runs, current and
+    baseline); none for the metrics without attribution."""
     if f.metric not in ("failure_rate", "failure_class_share", "p95_latency_ms"):
         return []
     flt = _slice_filters(q, f.slice, f)
-    cur = _facets(store, flt, [(q.from_ns, q.to_ns)], threshold_ms)
-    base = _facets(store, flt, q.baseline_windows, threshold_ms)
+    return [lambda: _facets(store, flt, [(q.from_ns, q.to_ns)], threshold_ms),
+            lambda: _facets(store, flt, q.baseline_windows, threshold_ms)]  # fmt: skip
 
+
+def _attribution(cur: Sequence[dict], base: Sequence[dict]) -> list[dict[str, Any]]:
     def facet(r: dict) -> Facet:
         return Facet({k: str(v) for k, v in (r["tags"] or {}).items()}, r["cluster_id"])
 
@@ -384,10 +413,16 @@ def regressions(store: Any, q: RegressionsQuery) -> dict[str, Any]:
     analysis = analyze(sources, params=q.params, current_hours=hours, metrics=q.metrics, dimensions=q.dimensions)
     bin_ids = sorted({b for s in sources for cells in (s.current, s.baseline) for st in cells.values()
                       for b in st.bins})  # fmt: skip
+    rows = [_finding(q, f, bin_ids) for f in analysis.findings[: q.limit]]
+    # The top findings' attribution reads, all side by side (two per finding: its current and its
+    # baseline runs).
+    reads = [_attribution_reads(store, q, f, row.get("threshold_ms"))
+             for f, row in zip(analysis.findings[:_ATTRIBUTED], rows, strict=False)]  # fmt: skip
+    done = iter(_parallel([task for pair in reads for task in pair]))
     findings = []
-    for i, f in enumerate(analysis.findings[: q.limit]):
-        row = _finding(q, f, bin_ids)
-        row["attribution"] = _attribution(store, q, f, row.get("threshold_ms")) if i < _ATTRIBUTED else []
+    for i, (f, row) in enumerate(zip(analysis.findings[: q.limit], rows, strict=True)):
+        pair = reads[i] if i < len(reads) else []
+        row["attribution"] = _attribution(next(done), next(done)) if pair else []
         row["folded"] = [
             {k: v for k, v in _finding(q, g, bin_ids).items() if k != "baseline_runs_urls"} for g in f.folded
         ]
