@@ -10,13 +10,28 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
-__all__ = ["Settings", "ConfigError", "DEFAULT_DATABASE_URL"]
+__all__ = ["Settings", "ConfigError", "DEFAULT_DATABASE_URL", "parse_age"]
 
 DEFAULT_DATABASE_URL = "sqlite:///" + str(Path("var") / "hypermind.db")
 
 
 class ConfigError(ValueError):
     """A configuration mistake, reported at start-up with the setting's name."""
+
+
+_AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_age(text: str) -> int | None:
+    """``30d``, ``12h``, ``90m``, ``2w`` or plain seconds → seconds; None when it is no such age.
+
+    >>> parse_age("30d"), parse_age("thirty")
+    (2592000, None)
+    """
+    body, unit = (text[:-1], text[-1]) if text[-1:] in _AGE_UNITS else (text, "s")
+    if not body.isascii() or not body.isdigit() or int(body) <= 0:
+        return None
+    return int(body) * _AGE_UNITS[unit]
 
 
 @dataclass(frozen=True)
@@ -198,6 +213,19 @@ class Settings:
         },
     )
 
+    retention: str | None = field(
+        default=None,
+        metadata={
+            "env": "HYPERMIND_RETENTION",
+            "doc": "serve prunes the raw events of runs older than this (30d, 12h, 2w) every "
+            "HYPERMIND_RETENTION_INTERVAL_S, as hypermind-obs prune does; unset: never",
+        },
+    )
+    retention_interval_s: int = field(
+        default=3600,
+        metadata={"env": "HYPERMIND_RETENTION_INTERVAL_S", "doc": "seconds between the prunes serve runs"},
+    )
+
     def __post_init__(self) -> None:
         # A token that is blank, or that HTTP would strip from the header, protects nothing: refuse
         # it at start-up instead of letting it count as "a token is set" for a public bind.
@@ -212,6 +240,10 @@ class Settings:
                 )
             if f.name.startswith("query_") and value < 1:
                 raise ConfigError(f"{f.metadata['env']}: must be at least 1, got {value}")
+        if self.retention is not None and parse_age(self.retention) is None:
+            raise ConfigError(f"HYPERMIND_RETENTION: expected an age such as 30d, 12h or 2w, got {self.retention!r}")
+        if self.retention_interval_s < 1:
+            raise ConfigError(f"HYPERMIND_RETENTION_INTERVAL_S: must be at least 1, got {self.retention_interval_s}")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:

@@ -275,3 +275,52 @@ def test_a_concurrent_post_succeeds_while_a_prune_runs_under_a_short_busy_timeou
     finally:
         server.close()
         pruner.close()
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@pytest.mark.parametrize("workers", [1, 2], ids=["waitress", "gunicorn with two workers"])
+def test_serve_with_hypermind_retention_prunes_periodically_in_one_process(tmp_path, workers):
+    import os
+    import subprocess
+    import sys
+
+    import requests
+
+    now = time.time_ns()
+    runs = build_runs(6, 40, now - 50 * DAY, 15 * DAY) + build_runs(7, 20, now - 10 * DAY, 5 * DAY, prefix="k")
+    url, p = _cli_db(tmp_path, runs)
+    port = _free_port()
+    env = {**os.environ, "HYPERMIND_DATABASE_URL": url, "HYPERMIND_RETENTION": "30d",
+           "HYPERMIND_RETENTION_INTERVAL_S": "1", "HYPERMIND_PORT": str(port), "HYPERMIND_WORKERS": str(workers)}
+    proc = subprocess.Popen([sys.executable, "-m", "hypermindlabs.cli.main", "serve"], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
+    try:
+        body = None
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            try:
+                body = requests.get(f"http://127.0.0.1:{port}/api/v1/runs?limit=500", timeout=5).json()
+                if "pruned_before" in body:
+                    break
+            except requests.ConnectionError:
+                pass
+            time.sleep(0.5)
+        assert body is not None and "pruned_before" in body, "serve never pruned"
+        assert {r["run_id"] for r in body["runs"]} == {r.run_id for r in runs if r.run_id.startswith("k")}
+        time.sleep(2.5)  # a few more intervals: nothing else goes, the watermark moves with the clock only
+        mark = p.store.retention_watermark()
+        assert mark is not None and mark.runs_pruned == 40
+        assert now - 30 * DAY <= mark.pruned_before_ns <= time.time_ns() - 30 * DAY
+    finally:
+        proc.terminate()
+        out = proc.communicate(timeout=30)[0]
+        p.close()
+    assert "Traceback" not in out, out[-2000:]
+    assert out.count("retention: pruned") == 1, out[-2000:]  # one pruning thread, not one per worker

@@ -43,9 +43,12 @@ def serve(settings: Settings, pipeline: Pipeline | None = None, *, threads: int 
             f"refusing to bind {settings.host} (beyond loopback) without HYPERMIND_API_TOKEN or HYPERMIND_ADMIN_TOKEN; "
             "set a token or bind 127.0.0.1"
         )
+    from hypermindlabs.cli.retention import start_retention
+
     if settings.workers > 1:
-        _serve_gunicorn(settings, pipeline, threads=threads)
+        _serve_gunicorn(settings, pipeline, threads=threads, on_ready=lambda: start_retention(settings))
         return
+    start_retention(settings)
     from waitress import serve as waitress_serve
 
     from hypermindlabs.web import create_app
@@ -59,7 +62,9 @@ def serve(settings: Settings, pipeline: Pipeline | None = None, *, threads: int 
                    recv_bytes=262_144, inbuf_overflow=32 * 1024 * 1024)  # fmt: skip
 
 
-def _serve_gunicorn(settings: Settings, pipeline: Pipeline | None, *, threads: int) -> None:
+def _serve_gunicorn(
+    settings: Settings, pipeline: Pipeline | None, *, threads: int, on_ready: Any = None
+) -> None:
     from gunicorn.app.base import BaseApplication  # type: ignore[import-untyped]
 
     from hypermindlabs.web import create_app
@@ -75,6 +80,8 @@ def _serve_gunicorn(settings: Settings, pipeline: Pipeline | None, *, threads: i
             self.cfg.set("threads", threads)
             self.cfg.set("timeout", 120)
             self.cfg.set("proc_name", "hypermind-obs")
+            if on_ready is not None:  # in the arbiter, once: never in each worker
+                self.cfg.set("when_ready", lambda _server: on_ready())
 
         def load(self) -> object:
             return create_app(settings)

@@ -10,11 +10,13 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import shutil
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -23,28 +25,22 @@ from urllib.parse import unquote
 
 from sqlalchemy.engine import URL, make_url
 
-from hypermindlabs.config import Settings
+from hypermindlabs.config import Settings, parse_age
 from hypermindlabs.core.events import format_timestamp
 
-__all__ = ["add_parsers", "refuse_rebuild_after_prune", "parse_age"]
+__all__ = ["add_parsers", "refuse_rebuild_after_prune", "start_retention", "backup_sqlite"]
+
+log = logging.getLogger("hypermind-obs")
 
 class Refused(Exception):
     """A backup or restore that must not go on (the message says why); the command exits 2."""
 
 
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
-
-
-def parse_age(text: str) -> int:
-    """``30d``, ``12h``, ``90m``, ``2w`` or seconds → seconds.
-
-    >>> parse_age("30d")
-    2592000
-    """
-    body, unit = (text[:-1], text[-1]) if text[-1:] in _UNITS else (text, "s")
-    if not body.isascii() or not body.isdigit() or int(body) <= 0:
+def _age(text: str) -> int:
+    seconds = parse_age(text)
+    if seconds is None:
         raise argparse.ArgumentTypeError(f"expected an age such as 30d, 12h or 90m, got {text!r}")
-    return int(body) * _UNITS[unit]
+    return seconds
 
 
 def _settings(args: argparse.Namespace) -> Settings:
@@ -113,6 +109,43 @@ def cmd_prune(args: argparse.Namespace) -> int:
         return 0
     finally:
         pipeline.close()
+
+
+def start_retention(settings: Settings, *, clock: Callable[[], int] = time.time_ns) -> threading.Thread | None:
+    """``HYPERMIND_RETENTION``: a daemon thread pruning every ``retention_interval_s`` (None when unset).
+
+    One per serving process tree: ``serve`` starts it in the process that serves (waitress) or in
+    gunicorn's arbiter, never in the workers. It has a pipeline of its own; a failed prune is
+    logged and retried at the next interval, never raised into the server.
+    """
+    age = parse_age(settings.retention) if settings.retention else None
+    if age is None:
+        return None
+    stop = threading.Event()
+
+    def loop() -> None:
+        from hypermindlabs.wiring import build_pipeline
+
+        while True:
+            try:
+                pipeline = build_pipeline(settings)
+                try:
+                    cutoff = clock() - age * 10**9
+                    result = pipeline.store.prune(cutoff, now_ns=clock())
+                    if result.runs or result.events:
+                        log.info("retention: pruned %d runs (%d events) started before %s", result.runs,
+                                 result.events, format_timestamp(cutoff))  # fmt: skip
+                finally:
+                    pipeline.close()
+            except Exception:  # noqa: BLE001 - the server goes on; the next interval retries
+                log.exception("retention: prune failed; retrying in %d s", settings.retention_interval_s)
+            if stop.wait(settings.retention_interval_s):
+                return
+
+    thread = threading.Thread(target=loop, name="hypermind-retention", daemon=True)
+    thread.stop = stop  # type: ignore[attr-defined]
+    thread.start()
+    return thread
 
 
 def refuse_rebuild_after_prune(store: Any, command: str, allowed: bool) -> bool:
@@ -319,7 +352,7 @@ def add_parsers(sub: Any, db: Callable[[argparse.ArgumentParser], None]) -> None
     sp = sub.add_parser("prune", help="delete raw events past retention (rollups and /metrics keep them)")
     db(sp)
     when = sp.add_mutually_exclusive_group(required=True)
-    when.add_argument("--older-than", type=parse_age, metavar="AGE",
+    when.add_argument("--older-than", type=_age, metavar="AGE",
                       help="delete runs started more than AGE ago: 30d, 12h, 90m, 2w")  # fmt: skip
     when.add_argument("--before", help="delete runs started before this time (RFC 3339, epoch ms, now-30d)")
     sp.add_argument("--dry-run", action="store_true", help="say what would be deleted, delete nothing")

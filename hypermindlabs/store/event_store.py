@@ -260,6 +260,8 @@ class EventStore:
                 )
                 stored_runs.update({r.run_id: r.event_id for r in found})
 
+        # Read after the duplicate check: a prune raises the watermark before deleting anything,
+        # so an event found missing above was either never stored or is refused here.
         pruned_before = retention.pruned_before_ns(conn)
         seen: dict[str, RunEvent] = {}
         batch_runs: dict[str, RunEvent] = {}
