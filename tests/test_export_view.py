@@ -6,6 +6,7 @@ Each "what is wrong today" item of issue #8 has a test here that fails on the in
 from __future__ import annotations
 
 import random
+from datetime import UTC, datetime
 
 import pytest
 from prometheus_client.openmetrics.parser import text_string_to_metric_families as openmetrics_families
@@ -14,9 +15,12 @@ from prometheus_client.parser import text_string_to_metric_families
 from hypermindlabs import conventions as c
 from hypermindlabs.config import Settings
 from hypermindlabs.core.events import parse_event
+from hypermindlabs.core.filters import Filters
+from hypermindlabs.demo import load_demo
 from hypermindlabs.export.admission import WindowCaps
+from hypermindlabs.export.facts import Deltas, add_run, series_id
 from hypermindlabs.export.view import rebuild_on
-from hypermindlabs.store.export_series import read_series
+from hypermindlabs.store.export_series import fetch_runs, read_series
 from hypermindlabs.web import create_app
 
 T0 = 1_780_000_000_000_000_000  # 2026-05-28, ns
@@ -160,6 +164,99 @@ def test_rebuilding_the_view_from_raw_events_equals_the_incremental_writes(make_
 
     assert values(rebuilt) == values(incremental)
     assert sum(r.value for r in rebuilt if r.metric == c.AGENT_RUNS.name) == 40
+    _assert_exemplars_match(p, incremental, rebuilt)
+
+
+def _exemplar(r) -> tuple | None:
+    return None if r.ex_ts_ns is None else (r.ex_ts_ns, r.ex_run_id, r.ex_trace_id, r.ex_value)
+
+
+def _assert_exemplars_match(p, incremental, rebuilt) -> None:
+    """Exemplars of the incremental view equal the rebuilt ones, but where they legitimately differ.
+
+    A bucket's exemplar is the newest (end time, run_id, value) observation ever *added* to it; a
+    retraction never removes one (the exemplar a bucket showed stays a real stored run). So when a
+    late step moves a run's observation to another bucket (its step-derived tokens grew), the old
+    bucket keeps naming that run incrementally, while a rebuild, which never saw the old
+    observation, names the newest run still in it. Everywhere else they must be equal; where they
+    differ, the incremental exemplar must name a run that no longer observes into that bucket and
+    be at least as new as the rebuilt one.
+    """
+    built = {(r.series_id, r.slot): _exemplar(r) for r in rebuilt if r.value != 0}
+    compared = differing = 0
+    for r in incremental:
+        if r.value == 0:
+            continue
+        got, want = _exemplar(r), built.get((r.series_id, r.slot))
+        compared += got is not None
+        if got == want:
+            continue
+        differing += 1
+        assert got is not None, (r.metric, r.labels, r.slot)
+        assert want is None or (got[0], got[1], got[3]) > (want[0], want[1], want[3]), (r.metric, r.slot, got, want)
+        assert (r.series_id, r.slot) not in _current_buckets(p, got[1]), (r.metric, r.labels, r.slot, got, want)
+    assert compared > 0
+    # Only run-level token buckets can be left by a run (every other observation keeps its bucket).
+    assert differing <= sum(1 for r in incremental if r.metric == c.AGENT_RUN_TOKENS.name)
+
+
+def _current_buckets(p, run_id: str) -> set[tuple[int, int]]:
+    """The (series, bucket) pairs the stored run ``run_id`` observes into now, from its raw events."""
+    with p.store.engine.connect() as conn:
+        evs = fetch_runs(conn, [run_id])[run_id]
+    acc = Deltas()
+    run = next(e for e in evs if e["kind"] == "run")
+    add_run(acc, run, [e for e in evs if e["kind"] != "run"], lambda label, raw, sign: raw or None)
+    return {(series_id(m, labels), slot) for _, slot, m, labels, *_ in acc.rows()}
+
+
+def test_the_rebuilt_view_equals_the_incremental_one_with_its_exemplars_when_no_run_changes(make_pipeline):
+    """Without late steps no observation ever moves: every exemplar is equal, bucket by bucket."""
+    rng = random.Random(11)
+    p = make_pipeline()
+    runs = [_run(f"s{i}", i, status=rng.choice(["ok", "error"]), llm=rng.randint(0, 3), tools=rng.randint(0, 2),
+                 failed_tools=rng.randint(0, 1)) for i in range(30)]  # fmt: skip
+    rng.shuffle(runs)
+    # Each run's event after its steps (the steps often in an earlier batch): counted when it arrives.
+    raw = [e for evs in runs for e in evs]
+    for i in range(0, len(raw), 17):
+        _append(p.store, raw[i : i + 17])
+    with p.store.engine.connect() as conn:
+        incremental = read_series(conn)
+    with p.store.engine.begin() as conn:
+        rebuild_on(conn, p.export.caps)
+    with p.store.engine.connect() as conn:
+        rebuilt = read_series(conn)
+    full = {(r.series_id, r.slot): (r.value, _exemplar(r)) for r in incremental}
+    assert full == {(r.series_id, r.slot): (r.value, _exemplar(r)) for r in rebuilt}
+    assert sum(1 for v in full.values() if v[1] is not None) > 10
+
+
+def test_after_the_demo_workload_metrics_count_every_stored_run_and_its_tokens_as_the_api(make_pipeline):
+    """Issue #8 acceptance: after the demo, sum(hypermind_agent_runs_total) is the store's run count
+    and the token series equal the API's token totals (real and estimated, input and output)."""
+    p = make_pipeline()
+    end = datetime(2026, 1, 15, 9, 30, tzinfo=UTC)
+    load_demo(p.store, seed=7, days=2, runs_per_day=120, end=end, progress=False)
+    samples = _scrape(p)
+    stored_runs = len(p.store.run_ids(Filters()))
+    assert stored_runs > 100
+    assert _sum(samples, c.PROM_AGENT_RUNS) == stored_runs
+    app = create_app(Settings(database_url="unused"), pipeline=p)
+    to_ms = int(end.timestamp() * 1000) + 86_400_000
+    api = app.test_client().get(f"/api/v1/metrics/summary?from={to_ms - 5 * 86_400_000}&to={to_ms}").get_json()
+    row = api["rows"][0]
+    assert row["runs"] == stored_runs
+    tokens = row["tokens"]
+    got = {
+        (side, estimated): _sum(samples, c.PROM_AGENT_RUN_TOKENS_SUM, gen_ai_token_type=side, estimated=estimated)
+        for side in ("input", "output") for estimated in ("false", "true")
+    }  # fmt: skip
+    assert got == {
+        ("input", "false"): tokens["input"], ("output", "false"): tokens["output"],
+        ("input", "true"): tokens["input_proxy"], ("output", "true"): tokens["output_proxy"],
+    }  # fmt: skip
+    assert tokens["input"] > 0 and tokens["output"] > 0
 
 
 def test_a_flood_of_names_cannot_lock_out_a_real_model_and_active_values_keep_their_names(make_pipeline):

@@ -52,10 +52,17 @@ class WindowCaps:
         """The cap function for one transaction on ``conn``; ``on_fold(label, sign)`` counts a fold."""
         now = self._clock()
         touched: dict[str, list[str]] = {}
+        # Values admitted in this transaction stay admitted until it ends (``now`` is fixed): a
+        # batch asks for the same few values thousands of times, so they are answered from here.
+        # Folds are not kept: each one is counted.
+        kept: dict[tuple[str, str], str] = {}
 
         def cap(label: str, raw: str | None, sign: int) -> str | None:
             if not raw:
                 return None
+            hit = kept.get((label, raw))
+            if hit is not None:
+                return hit
             value = sanitize_label_value(raw)
             if value == c.OVERFLOW_VALUE:
                 return value
@@ -66,8 +73,10 @@ class WindowCaps:
                     if last < now - self.window_ns // 4:  # refresh the database now and then, not per event
                         seen[value] = now
                         touched.setdefault(label, []).append(value)
+                    kept[label, raw] = value
                     return value
                 if self._admit(conn, label, value, now):
+                    kept[label, raw] = value
                     return value
             on_fold(label, sign)
             return c.OVERFLOW_VALUE

@@ -54,20 +54,22 @@ def series_id(metric: str, labels_json: str) -> int:
 
 
 class Deltas:
-    """Changes to the view from one batch: (metric, labels) × slot → value delta, latest exemplar."""
+    """Changes to the view from one batch: (metric, labels) × slot → value delta, latest exemplar.
+
+    Observations are keyed by the labels as given (a tuple of the call's pairs, cheap to hash);
+    :meth:`rows` turns each distinct label set into its Prometheus names and canonical JSON once,
+    merging label sets that differ only in order or in labels left off (None).
+    """
 
     def __init__(self) -> None:
-        self.values: dict[tuple[str, str, int], int] = {}
-        self.exemplars: dict[tuple[str, str, int], Exemplar] = {}
+        self.values: dict[tuple[str, tuple[tuple[str, str | None], ...], int], int] = {}
+        self.exemplars: dict[tuple[str, tuple[tuple[str, str | None], ...], int], Exemplar] = {}
         self.retracted = False
 
-    def _key(self, spec: c.MetricSpec, labels: Mapping[str, str | None], slot: int) -> tuple[str, str, int]:
-        kept = {c.prom_label(k): v for k, v in labels.items() if v is not None}
-        return spec.name, orjson.dumps(kept, option=orjson.OPT_SORT_KEYS).decode(), slot
-
     def inc(self, spec: c.MetricSpec, labels: Mapping[str, str | None], n: int = 1) -> None:
-        key = self._key(spec, labels, 0)
-        self.values[key] = self.values.get(key, 0) + n
+        key = (spec.name, tuple(labels.items()), 0)
+        values = self.values
+        values[key] = values.get(key, 0) + n
         if n < 0:
             self.retracted = True
 
@@ -75,30 +77,63 @@ class Deltas:
                 exemplar: tuple[int, str, str] | None) -> None:  # fmt: skip
         """Add (sign +1) or retract (-1) one observation in stored units; exemplars only on adds."""
         slot = bisect.bisect_left(_BOUNDS[spec.name], value)
-        key = self._key(spec, labels, slot)
-        self.values[key] = self.values.get(key, 0) + sign
-        skey = key[:2] + (_SLOT_SUM,)
-        self.values[skey] = self.values.get(skey, 0) + sign * value
+        pairs = tuple(labels.items())
+        key = (spec.name, pairs, slot)
+        values = self.values
+        values[key] = values.get(key, 0) + sign
+        skey = (spec.name, pairs, _SLOT_SUM)
+        values[skey] = values.get(skey, 0) + sign * value
         if sign < 0:
             self.retracted = True
         elif exemplar is not None:
-            ex = (exemplar[0], exemplar[1], exemplar[2], value)
             old = self.exemplars.get(key)
-            if old is None or (ex[0], ex[1]) > (old[0], old[1]):
-                self.exemplars[key] = ex
+            # The newest by end time, then run_id, then value: a total order, so the same exemplar
+            # whatever order runs arrive in (the view's UPSERT keeps the same one).
+            if old is None or (exemplar[0], exemplar[1], value) > (old[0], old[1], old[3]):
+                self.exemplars[key] = (exemplar[0], exemplar[1], exemplar[2], value)
 
     def rows(self) -> list[tuple[Any, ...]]:
         """``store.export_series.SERIES_COLUMNS`` tuples of every non-empty change."""
+        values: dict[tuple[str, str, int], int] = {}
+        exemplars: dict[tuple[str, str, int], Exemplar] = {}
+        names: dict[tuple[tuple[str, str | None], ...], str] = {}
+        for (metric, pairs, slot), delta in self.values.items():
+            key = (metric, names.get(pairs) or names.setdefault(pairs, _labels_json(pairs)), slot)
+            values[key] = values.get(key, 0) + delta
+        for (metric, pairs, slot), got in self.exemplars.items():
+            key = (metric, names.get(pairs) or names.setdefault(pairs, _labels_json(pairs)), slot)
+            old = exemplars.get(key)
+            if old is None or (got[0], got[1], got[3]) > (old[0], old[1], old[3]):
+                exemplars[key] = got
         out = []
-        for key in self.values.keys() | self.exemplars.keys():
-            delta = self.values.get(key, 0)
-            ex = self.exemplars.get(key)
+        ids: dict[tuple[str, str], int] = {}
+        for key in values.keys() | exemplars.keys():
+            delta = values.get(key, 0)
+            ex = exemplars.get(key)
             if delta == 0 and ex is None:
                 continue
             metric, labels, slot = key
+            sid = ids.get(key[:2])
+            if sid is None:
+                sid = ids[key[:2]] = series_id(metric, labels)
             ex_cols = (ex[0], ex[1], ex[2], ex[3]) if ex else (None, None, None, None)
-            out.append((series_id(metric, labels), slot, metric, labels, delta, *ex_cols))
+            out.append((sid, slot, metric, labels, delta, *ex_cols))
         return out
+
+
+_PROM_NAMES: dict[str, str] = {}
+
+
+def _labels_json(pairs: tuple[tuple[str, str | None], ...]) -> str:
+    """The canonical label set: Prometheus names, labels left off when None, keys sorted."""
+    kept = {}
+    for k, v in pairs:
+        if v is not None:
+            name = _PROM_NAMES.get(k)
+            if name is None:
+                name = _PROM_NAMES[k] = c.prom_label(k)
+            kept[name] = v
+    return orjson.dumps(kept, option=orjson.OPT_SORT_KEYS).decode()
 
 
 def _tokens(row: Mapping[str, Any]) -> tuple[int, int, int, int]:

@@ -169,14 +169,16 @@ def _statement(
                 index_elements=list(keys), set_={c: table.c[c] + stmt.excluded[c] for c in add}
             )
         elif conflict == "add_latest":
-            # ``latest[0]`` orders (a timestamp), ``latest[1]`` breaks ties; the other ``latest``
+            # ``latest[0]`` orders (a timestamp), ``latest[1]`` then ``latest[-1]`` break ties (a
+            # total order: the same winner whatever order rows come in); the other ``latest``
             # columns follow them. Every right-hand side reads the row as it was before the update.
-            ts, tie = table.c[latest[0]], table.c[latest[1]]
-            new_ts, new_tie = stmt.excluded[latest[0]], stmt.excluded[latest[1]]
+            ts, tie, last = table.c[latest[0]], table.c[latest[1]], table.c[latest[-1]]
+            new_ts, new_tie, new_last = stmt.excluded[latest[0]], stmt.excluded[latest[1]], stmt.excluded[latest[-1]]
             newer = and_(
                 new_ts.is_not(None),
-                or_(ts.is_(None), new_ts > ts, and_(new_ts == ts, new_tie > tie)),
-            )
+                or_(ts.is_(None), new_ts > ts, and_(new_ts == ts, or_(
+                    new_tie > tie, and_(new_tie == tie, new_last > last)))),
+            )  # fmt: skip
             set_: dict[str, Any] = {c: table.c[c] + stmt.excluded[c] for c in add}
             set_.update({c: case((newer, stmt.excluded[c]), else_=table.c[c]) for c in latest})
             stmt = stmt.on_conflict_do_update(index_elements=list(keys), set_=set_)
@@ -203,7 +205,8 @@ def bulk_write(
     DO NOTHING on ``keys``) or ``add`` (ON CONFLICT DO UPDATE ``add`` columns += the new values).
     With ``add``, keys must be unique within ``rows`` (PostgreSQL refuses to update a row twice in
     one statement). ``add_latest`` adds ``add`` and keeps the ``latest`` columns of whichever row
-    is newer by ``latest[0]`` (ties broken by ``latest[1]``): a cumulative value and its latest exemplar.
+    is newer by ``latest[0]`` (ties broken by ``latest[1]``, then ``latest[-1]``): a cumulative value and its
+    latest exemplar.
     """
     if not rows:
         return
