@@ -168,6 +168,46 @@ class Settings:
         metadata={"env": "HYPERMIND_QUERY_MAX_POINTS", "doc": "most points (series × steps) in one timeseries answer"},
     )
 
+    rate_limit_storage: str = field(
+        default="memory://",
+        metadata={
+            "env": "HYPERMIND_RATE_LIMIT_STORAGE",
+            "doc": "where rate-limit counters live: memory:// (one process) or redis://host:6379/0, shared by "
+            "every worker of serve --workers N",
+        },
+    )
+    rate_limit_key_prefix: str = field(
+        default="hypermind",
+        metadata={
+            "env": "HYPERMIND_RATE_LIMIT_KEY_PREFIX",
+            "doc": "prefix of the rate-limit keys in the storage: deployments sharing one Redis keep apart by it",
+        },
+    )
+    rate_limit_ingest_per_token: str = field(
+        default="500/second",
+        metadata={
+            "env": "HYPERMIND_RATE_LIMIT_INGEST_PER_TOKEN",
+            "doc": "POST /api/v1/events and /v1/traces per bearer token (flask-limiter syntax, ';' between "
+            "limits; off = none); over it → 429 + Retry-After",
+        },
+    )
+    rate_limit_ingest_per_address: str = field(
+        default="100/second",
+        metadata={"env": "HYPERMIND_RATE_LIMIT_INGEST_PER_ADDRESS", "doc": "the same ingest limit per client address"},
+    )
+    rate_limit_read_per_token: str = field(
+        default="200/second",
+        metadata={
+            "env": "HYPERMIND_RATE_LIMIT_READ_PER_TOKEN",
+            "doc": "expensive reads (GET /api/v1/runs, metrics/summary, metrics/timeseries, regressions, "
+            "failures/clusters) per bearer token; off = none",
+        },
+    )
+    rate_limit_read_per_address: str = field(
+        default="50/second",
+        metadata={"env": "HYPERMIND_RATE_LIMIT_READ_PER_ADDRESS", "doc": "the same read limit per client address"},
+    )
+
     otlp_project_keys: str = field(
         default="hypermind.project,service.name",
         metadata={
@@ -240,6 +280,8 @@ class Settings:
                 )
             if f.name.startswith("query_") and value < 1:
                 raise ConfigError(f"{f.metadata['env']}: must be at least 1, got {value}")
+            if f.name.startswith("rate_limit_") and "_per_" in f.name:
+                rate_limit_value(value, f.metadata["env"])
         if self.retention is not None and parse_age(self.retention) is None:
             raise ConfigError(f"HYPERMIND_RETENTION: expected an age such as 30d, 12h or 2w, got {self.retention!r}")
         if self.retention_interval_s < 1:
@@ -271,6 +313,21 @@ class Settings:
     def describe(self) -> list[tuple[str, str, str]]:
         """(environment variable, default, doc) for every setting: the docs table."""
         return [(f.metadata["env"], repr(f.default), f.metadata["doc"]) for f in fields(self)]
+
+
+def rate_limit_value(value: str, env: str) -> str | None:
+    """A rate limit setting as flask-limiter reads it ('50/second;2000/minute'); None when off."""
+    if value.strip().lower() in ("", "off", "none", "0"):
+        return None
+    from limits import parse_many
+
+    try:
+        items = parse_many(value)
+    except ValueError as exc:
+        raise ConfigError(f"{env}: not a rate limit like '50/second;2000/minute' or off: {value!r}") from exc
+    if not items or any(i.amount < 1 for i in items):
+        raise ConfigError(f"{env}: every limit needs an amount of at least 1, got {value!r}")
+    return value
 
 
 def is_loopback_host(host: str) -> bool:

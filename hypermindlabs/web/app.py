@@ -69,6 +69,9 @@ def create_app(
     security.init_app(app, settings)  # tokens per scope, CORS when configured, headers on every answer
     faults.init_app(app, settings)  # database unavailable or locked → 503 + Retry-After; /healthz
     guards.init_app(app, settings)  # NUL in a path or parameter → 400; GET reads under the read deadline → 503
+    from hypermindlabs.web import ratelimit
+
+    ratelimit.init_app(app, settings)  # ingest and expensive reads: per token and per address → 429 + Retry-After
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> Response | HTTPException:

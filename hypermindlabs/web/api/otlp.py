@@ -47,6 +47,12 @@ def _status(http: int, code: int, message: str, as_json: bool, *, field: str | N
     return resp
 
 
+def otlp_status(http: int, message: str, content_type: str) -> Response:
+    """An OTLP error answer (RESOURCE_EXHAUSTED for 429, else UNAVAILABLE) in the request's encoding."""
+    code = code_pb2.RESOURCE_EXHAUSTED if http == 429 else code_pb2.UNAVAILABLE
+    return _status(http, code, message, _is_json(content_type))
+
+
 def _retry(http: int, message: str, as_json: bool) -> Response:
     resp = _status(http, code_pb2.UNAVAILABLE if http == 503 else code_pb2.RESOURCE_EXHAUSTED, message, as_json)
     resp.headers["Retry-After"] = str(settings().otlp_retry_after_s)

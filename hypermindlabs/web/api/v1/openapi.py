@@ -39,9 +39,13 @@ def _obj(*required: str) -> dict[str, Any]:
 
 def _errors(*codes: int) -> dict[str, Any]:
     words = {400: "bad parameter or body (the field named)", 401: "missing or wrong bearer token",
-             404: "not found", 413: "body or batch too large", 429: "too many requests, retry after",
+             404: "not found", 413: "body or batch too large",
+             429: "rate limit exceeded (the limit named; docs/operations.md), retry after Retry-After seconds",
              503: "database unavailable, retry after (Retry-After)"}  # fmt: skip
-    return {str(c): _json({"$ref": "#/components/schemas/Error"}, words[c]) for c in codes}
+    out = {str(c): _json({"$ref": "#/components/schemas/Error"}, words[c]) for c in codes}
+    for c in {429, 503} & set(codes):
+        out[str(c)]["headers"] = {"Retry-After": {"description": "seconds to wait", "schema": {"type": "integer"}}}
+    return out
 
 
 def _q(name: str, description: str, schema: dict[str, Any] | None = None) -> dict[str, Any]:
@@ -91,6 +95,7 @@ def _event_body() -> dict[str, Any]:
 def document() -> dict[str, Any]:
     """The OpenAPI document (paths use OpenAPI's ``{name}`` templates for Flask's converters)."""
     read_errors = (400, 401, 503)
+    limited = (400, 401, 429, 503)  # the expensive reads are rate limited (web/ratelimit.py)
     paths: dict[str, Any] = {
         "/api/v1/events": {
             "post": {
@@ -134,12 +139,12 @@ def document() -> dict[str, Any]:
             _json({**_obj("runs"), "properties": {"pruned_before": {"type": "string", "description": _PRUNED},
                                                   "retention_notice": {"type": "string"}}}),
             [*_FILTERS, _LIMIT, _q("cursor", "next_cursor of the previous page")],
-            *read_errors,
+            *limited,
         ),  # fmt: skip
         "/api/v1/runs/{run_id}": _get("one run's trace", _json(_obj("run")), [_path("run_id")], 401, 404, 503),
-        "/api/v1/metrics/summary": _get("rollup summary", _json(_obj("rows")), _metrics_params(False), *read_errors),
+        "/api/v1/metrics/summary": _get("rollup summary", _json(_obj("rows")), _metrics_params(False), *limited),
         "/api/v1/metrics/timeseries": _get(
-            "rollup time series", _json(_obj("series")), _metrics_params(True), *read_errors
+            "rollup time series", _json(_obj("series")), _metrics_params(True), *limited
         ),  # fmt: skip
         "/api/v1/regressions": _get(
             "slices that regressed against a baseline, most impactful first (docs/regressions.md)",
@@ -155,7 +160,7 @@ def document() -> dict[str, Any]:
                 _q("dimensions", "comma-separated project, model, tool, scenario, tag.<key>"),
                 _q("limit", "findings, 1–1000", {"type": "integer", "minimum": 1, "maximum": 1000}),
             ],
-            *read_errors,
+            *limited,
         ),  # fmt: skip
         "/api/v1/failures/clusters": _get(
             "failure clusters in the window",
@@ -170,7 +175,7 @@ def document() -> dict[str, Any]:
                 _q("sort", "failed_runs (default), growth or newest",
                    {"type": "string", "enum": ["failed_runs", "growth", "newest"]}),
             ],
-            *read_errors,
+            *limited,
         ),  # fmt: skip
         "/api/v1/failures/runs/{run_id}": _get(
             "one run's failures", _json({"type": "object"}), [_path("run_id")], 401, 404, 503
