@@ -7,7 +7,9 @@ Prints:
   their durations and the span from the first start to the last end;
 - navigation start → every chart drawn and every panel filled, measured in the browser
   (``performance.now()`` when the last chart's draw hook and the page's "loaded" mark have fired)
-  — goal ≤ 1.5 s;
+  — goal ≤ 1.5 s. The triage panel, three screens down, loads when scrolled near (since #12's
+  third session): it is not part of the default view; the bench then scrolls to it and prints
+  scroll → clusters shown, and its call apart;
 - as the same-run baseline, ``GET /healthz`` (the cheapest request of the server) and the ratios.
 
     .venv/bin/python bench/ui.py                      # builds the demo (14 days, 1500 runs/day) in a temp dir
@@ -17,6 +19,7 @@ Prints:
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -87,6 +90,8 @@ def main() -> int:
     parallel_sum: list[float] = []
     parallel_span: list[float] = []
     calls: list[str] = []
+    deferred: list[str] = []
+    triage_ms: list[float] = []
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
         for i in range(args.repeat + 1):
@@ -99,12 +104,19 @@ def main() -> int:
             charts_ms = page.evaluate("window.__benchCharts")
             res = page.evaluate("performance.getEntriesByType('resource').filter(e => e.name.includes('/api/'))"
                                 ".map(e => [e.name, e.startTime, e.responseEnd])")  # fmt: skip
+            t0 = page.evaluate("performance.now()")
+            page.locator("#triage-panel").scroll_into_view_if_needed()
+            page.wait_for_selector("#clusters[data-state=ready], #clusters[data-state=empty]", timeout=60_000)
+            triage_ms.append(page.evaluate("performance.now()") - t0)
+            later = page.evaluate("performance.getEntriesByType('resource').filter(e => e.name.includes('/api/'))"
+                                  ".map(e => e.name)")  # fmt: skip
             ctx.close()
             label = "cold" if i == 0 else f"warm {i}"
             print(f"  {label:>7}: navigation → time charts drawn {charts_ms:7.1f} ms, every panel filled {drawn:7.1f} ms; "
                   f"{len(res)} API calls")
             if i == 0:
                 calls = [name.removeprefix(base) for name, _, _ in res]
+                deferred = [name.removeprefix(base) for name in later[len(res):]]
                 continue
             nav_ms.append(drawn)
             chart_ms.append(charts_ms)
@@ -122,6 +134,7 @@ def main() -> int:
         health.append((time.perf_counter() - t) * 1000)
     seq_totals = []
     per_call: dict[str, list[float]] = {c: [] for c in calls}
+    per_deferred: dict[str, list[float]] = {c: [] for c in deferred}
     for _ in range(args.repeat):
         total = 0.0
         for c in calls:
@@ -133,12 +146,18 @@ def main() -> int:
             per_call[c].append(ms)
             total += ms
         seq_totals.append(total)
+        for c in deferred:
+            t = time.perf_counter()
+            session.get(base + c)
+            per_deferred[c].append((time.perf_counter() - t) * 1000)
     srv.close()
 
     h = statistics.median(health)
     print("\nAPI calls of the default view (median of", args.repeat, "runs, one after the other):")
     for c, v in sorted(per_call.items(), key=lambda kv: -statistics.median(kv[1])):
         print(f"  {statistics.median(v):7.1f} ms  {c[:140]}")
+    for c, v in per_deferred.items():
+        print(f"  {statistics.median(v):7.1f} ms  {c[:140]}  (deferred: when the triage panel is scrolled near)")
     seq = statistics.median(seq_totals)
     nav = statistics.median(nav_ms)
     print(f"\nbaseline GET /healthz: {h:.2f} ms (median of 20)")
@@ -149,6 +168,8 @@ def main() -> int:
           f"(min {min(chart_ms):.1f}, max {max(chart_ms):.1f})")
     print(f"navigation → every chart and panel drawn: {nav:.1f} ms median (goal ≤ 1500 ms; min {min(nav_ms):.1f}, "
           f"max {max(nav_ms):.1f})")  # fmt: skip
+    print("load average (1, 5, 15 min) at the end: " + ", ".join(f"{x:.2f}" for x in os.getloadavg()))
+    print(f"scroll to the triage panel → its clusters shown: {statistics.median(triage_ms[1:]):.1f} ms median")
     return 0
 
 

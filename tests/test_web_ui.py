@@ -271,10 +271,21 @@ def test_on_the_demo_the_regression_view_shows_the_injected_slice_first(demo_ser
     assert first.locator("td").nth(1).inner_text() == "failure rate"
 
 
+def show_triage(p) -> None:
+    """Scroll to the triage panel (it loads when near the viewport) and wait for its clusters."""
+    p.locator("#triage-panel").scroll_into_view_if_needed()
+    p.wait_for_selector("#clusters[data-state=ready], #clusters[data-state=empty]")
+
+
 def test_drill_down_from_a_cluster_lists_its_runs_and_its_page_shows_samples(demo_server, page) -> None:
     frm, to = window()
+    asked: list[str] = []
+    page.page.on("request", lambda r: asked.append(r.url) if "/api/v1/failures/clusters" in r.url else None)
     p = page.open(f"{demo_server.url}/observability?from={frm}&to={to}")
-    p.wait_for_selector("#clusters[data-state=ready]")
+    # Three screens down, the triage panel waits to be scrolled to: no clusters report read before.
+    assert p.get_attribute("#clusters", "data-state") == "deferred" and asked == []
+    show_triage(p)
+    assert len(asked) == 1 and query_of(asked[0]) == {"from": str(frm), "to": str(to), "limit": "12"}
     row = p.locator("[data-testid=cluster-row]").first
     cid, count = row.get_attribute("data-cluster-id"), int(row.get_attribute("data-count"))
     api = next(c for c in demo_server.get("/api/v1/failures/clusters", {"from": frm, "to": to})["clusters"]
@@ -291,6 +302,7 @@ def test_drill_down_from_a_cluster_lists_its_runs_and_its_page_shows_samples(dem
         assert frm <= r["start_ms"] < to
     p.go_back()
     page.wait_loaded()
+    show_triage(p)
     with p.expect_navigation():
         p.locator("[data-testid=cluster-row]").first.locator("[data-testid=cluster-link]").click()
     page.wait_loaded()
@@ -339,6 +351,8 @@ def test_the_dashboard_fits_a_phone_and_its_screenshots_are_saved(demo_server, b
 def test_the_dashboard_screenshot_is_saved(demo_server, page) -> None:
     p = page.open(f"{demo_server.url}/observability")
     p.wait_for_selector("#chart-latency[data-drawn]")
+    show_triage(p)
+    p.evaluate("window.scrollTo(0, 0)")
     assert screenshot(p, "dashboard").stat().st_size > 10_000
 
 

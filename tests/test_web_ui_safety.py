@@ -81,6 +81,7 @@ def assert_inert(p: Any) -> None:
 def test_hostile_values_are_shown_as_text_and_run_nothing_on_every_page(hostile_server, page) -> None:
     base = hostile_server.url
     p = page.open(f"{base}/observability?from=now-6h")
+    p.locator("#triage-panel").scroll_into_view_if_needed()  # it loads when near the viewport
     p.wait_for_selector("#clusters[data-state=ready]")
     body = p.inner_text("body")
     assert ERROR in body  # the alert summary and the cluster label show the message as text
@@ -138,6 +139,8 @@ def test_axe_finds_no_serious_or_critical_violation_on_the_dashboard_run_list_an
     for w in new_watched(browser, bypass_csp=True):
         p = w.open(f"{demo_server.url}/observability")
         p.wait_for_selector("#chart-latency[data-drawn]")
+        p.locator("#triage-panel").scroll_into_view_if_needed()
+        p.wait_for_selector("#clusters[data-state=ready]")
         found = {"dashboard": _axe(p)}
         p.goto(f"{demo_server.url}/runs?status=error&from=now-24h")
         w.wait_loaded()

@@ -7,6 +7,24 @@
 
 import {el, fill, fmtTime, message} from './common.js';
 
+/**
+ * Resolves (true) once uPlot is there, false when its file failed to load. The page loads it
+ * `async`, so the API calls start without waiting for it; the charts wait for this.
+ */
+export const chartsReady = new Promise((resolve) => {
+  if (typeof window.uPlot === 'function') {
+    resolve(true);
+    return;
+  }
+  const tag = document.getElementById('uplot-script');
+  if (!tag) {
+    resolve(false);
+    return;
+  }
+  tag.addEventListener('load', () => resolve(typeof window.uPlot === 'function'));
+  tag.addEventListener('error', () => resolve(false));
+});
+
 export const PALETTE = ['#1f5fbf', '#c2410c', '#7c3aed', '#047857', '#b91c1c', '#0e7490', '#a16207', '#be185d'];
 
 /**

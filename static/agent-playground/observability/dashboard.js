@@ -6,12 +6,13 @@
 // exactly the runs behind it (the API's runs_url, mapped to the page).
 'use strict';
 
-import {PALETTE, sparkline, timeChart} from './charts.js';
+import {PALETTE, chartsReady, sparkline, timeChart} from './charts.js';
 import {
   DIMENSIONS, api, el, fill, filterParams, fmtDuration, fmtInt, fmtMs, fmtNum, fmtPct, fmtSci, fmtTime,
   message, readState, resolveWindow, runsPage, safeHref, stateQuery, withParams,
 } from './common.js';
 
+const CLUSTERS_SHOWN = 12;
 const PRESETS = ['now-1h', 'now-6h', 'now-24h', 'now-7d', 'now-14d'];
 const GROUPS = ['scenario', 'model', 'project', 'tool'];
 const $ = (id) => document.getElementById(id);
@@ -345,7 +346,8 @@ function renderClusters(ans, state, win) {
   if (!clusters.length) return message($('clusters'), 'empty', 'No failures in this window.');
   const page = filterParams(state, win).toString();
   const cols = ['Cluster', 'Class', 'Failed runs', 'Recovered', 'Trend', 'State', 'What to do'];
-  const shown = clusters.slice(0, 12);
+  const shown = clusters.slice(0, CLUSTERS_SHOWN);
+  const total = ans.clusters_total ?? clusters.length;
   const body = shown.map((c) => {
     const failed = c.failed_runs ?? c.count;
     return el('tr', {testid: 'cluster-row', dataset: {clusterId: c.cluster_id, count: failed}},
@@ -360,8 +362,8 @@ function renderClusters(ans, state, win) {
       el('td', {class: 'hint-cell', text: c.hint}));
   });
   fill($('clusters'), 'ready',
-    el('p', {class: 'hint', text: `${fmtInt(ans.failed_runs)} failed runs in the window, ${clusters.length} clusters` +
-      `${clusters.length > shown.length ? ` (the ${shown.length} largest shown)` : ''}.`}),
+    el('p', {class: 'hint', text: `${fmtInt(ans.failed_runs)} failed runs in the window, ${fmtInt(total)} clusters` +
+      `${total > shown.length ? ` (the ${shown.length} largest shown)` : ''}.`}),
     el('div', {class: 'scroll'}, el('table', {}, el('thead', {}, el('tr', {}, ...cols.map((c) => el('th', {scope: 'col', text: c})))),
       el('tbody', {}, body))));
 }
@@ -409,6 +411,26 @@ function guard(promise, container, render, unavailable) {
   });
 }
 
+// Panels far below the first screen load when they come near the viewport (the triage panel: the
+// clusters report is one of the dearest reads). Once seen, a panel loads with the rest on every
+// change of view, since the reader is looking at it.
+const DEFERRED = {clusters: 'triage-panel'};
+const seen = new Set();
+
+function whenNear(panelId) {
+  if (seen.has(panelId) || typeof IntersectionObserver !== 'function') return Promise.resolve();
+  return new Promise((resolve) => {
+    const io = new IntersectionObserver((entries) => {
+      if (entries.some((e) => e.isIntersecting)) {
+        io.disconnect();
+        seen.add(panelId);
+        resolve();
+      }
+    }, {rootMargin: '400px 0px'});
+    io.observe($(panelId));
+  });
+}
+
 async function load() {
   const gen = ++generation;
   const state = currentState();
@@ -439,16 +461,16 @@ async function load() {
   const filtersDone = renderFilters(state);
   const summary = api('/api/v1/metrics/summary', params);
   const baseline = api('/api/v1/metrics/summary', filterParams(state, base)).catch(() => null);
-  const ts = api('/api/v1/metrics/timeseries', params);
+  const tsData = api('/api/v1/metrics/timeseries', params);
   const tsClass = api('/api/v1/metrics/timeseries', withParams(params, {group_by: 'error_class'}));
+  const ts = Promise.all([tsData, chartsReady]).then(([t]) => t);
   const byDim = api('/api/v1/metrics/summary', withParams(params, {group_by: group}));
   const tools = api('/api/v1/metrics/summary', withParams(params, {kind: 'tool', group_by: 'tool'}));
   const regr = api('/api/v1/regressions', withParams(params, {baseline: state.other.baseline || 'previous'}));
-  const clusters = api('/api/v1/failures/clusters', params);
   const alerts = api('/api/v1/alerts', {state: 'firing'});
   renderGrafana(state, win);
 
-  await Promise.all([
+  const main = Promise.all([
     filtersDone,
     guard(Promise.all([summary, baseline]), $('kpis'), only(([s, b]) => renderKpis(s, b, baseLabel))),
     guard(ts, $('chart-latency'), only((t) => renderLatency(t, onZoom))),
@@ -457,11 +479,32 @@ async function load() {
     guard(byDim, $('by-dimension'), only((s) => renderByDimension(s, group))),
     guard(tools, $('tools'), only(renderTools)),
     guard(regr, $('regressions'), only(renderRegressions), 'Regression analysis is not available on this server.'),
-    guard(clusters, $('clusters'), only((c) => renderClusters(c, state, win))),
     guard(alerts, $('alerts'), only(renderAlerts), 'Alert intake is not available on this server.'),
   ]);
+
+  // The triage panel: with the rest once the reader has seen it; else once the panels above have
+  // their size (while they load the page is short and everything is "near") and it comes near.
+  const panel = DEFERRED.clusters;
+  const loadClusters = () => {
+    if (stale()) return null;
+    const box = $('clusters');
+    box.dataset.state = 'loading';
+    box.setAttribute('aria-busy', 'true');
+    return guard(api('/api/v1/failures/clusters', withParams(params, {limit: String(CLUSTERS_SHOWN)})), box,
+      only((c) => renderClusters(c, state, win))).then(() => {
+      if (!stale()) box.removeAttribute('aria-busy');
+    });
+  };
+  let clustersDone = null;
+  if (seen.has(panel)) clustersDone = loadClusters();
+  else {
+    fill($('clusters'), 'deferred', el('p', {class: 'muted', text: 'Loads when scrolled into view.'}));
+    $('clusters').removeAttribute('aria-busy');
+    main.then(() => (stale() ? null : whenNear(panel).then(loadClusters)));
+  }
+  await Promise.all([main, clustersDone]);
   if (stale()) return;
-  for (const c of document.querySelectorAll('[aria-busy]')) c.removeAttribute('aria-busy');
+  for (const c of document.querySelectorAll('[aria-busy]')) if (c.id !== 'clusters') c.removeAttribute('aria-busy');
   document.body.dataset.loaded = String(gen);
 }
 
