@@ -157,9 +157,12 @@ def time_queries(path: Path, repeat: int, duck: dict[str, dict] | None = None) -
     if duck is not None:
         import duckdb_compare
 
+        t = time.perf_counter()
         con = duckdb_compare.load(path)
-        for name in duckdb_compare.COMPARABLE:
-            duck[name] = duckdb_compare.compare(con, client, name, repeat)
+        print(f"  loaded the events into DuckDB in {time.perf_counter() - t:.0f} s", flush=True)
+        for name, url in QUERIES:
+            if name in duckdb_compare.COMPARABLE:
+                duck[name] = duckdb_compare.compare(con, client, name, url, repeat)
         con.close()
     store.close()
     return out
@@ -187,6 +190,23 @@ def _runs_urls(doc: object) -> list[str]:
     return []
 
 
+def bytes_per_event(path: Path, events: int) -> dict[str, float]:
+    """Live bytes per stored event (SQLite ``dbstat``), by table with its indexes, and in total."""
+    con = sa.create_engine(f"sqlite:///{path}").connect()
+    rows = con.exec_driver_sql(
+        "SELECT coalesce(m.tbl_name, d.name), sum(d.pgsize - d.unused) FROM dbstat d "
+        "LEFT JOIN sqlite_master m ON m.name = d.name GROUP BY 1"
+    ).all()
+    con.close()
+    out = {name: b / events for name, b in rows}
+    groups = {"events": ["events"], "rollups": [n for n in out if n.startswith("rollup_")],
+              "run_tags": ["run_tags"]}  # fmt: skip
+    summary = {g: sum(out.get(n, 0.0) for n in names) for g, names in groups.items()}
+    summary["other"] = sum(out.values()) - sum(summary.values())
+    summary["total"] = sum(out.values())
+    return summary
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="100k,1M", help="comma-separated event counts (100k, 1M, 10M …)")
@@ -207,6 +227,9 @@ def main() -> None:
         size_mb = path.stat().st_size / 1e6
         print(f"[{label(n)}] {info['events']:,} events, {size_mb:,.0f} MB, loaded in {info['load_seconds']} s "
               f"({info['events_per_second']:,} events/s with rollups)", flush=True)  # fmt: skip
+        sizes_b = bytes_per_event(path, info["events"])
+        print("  bytes per stored event (live pages, table + its indexes): "
+              + ", ".join(f"{k} {v:.0f}" for k, v in sizes_b.items()), flush=True)  # fmt: skip
         ducks[n] = {} if args.duckdb else None
         results[n] = time_queries(path, args.repeat, ducks[n])
 
@@ -223,11 +246,16 @@ def main() -> None:
         if not ducks.get(n):
             continue
         print(f"\n[{label(n)}] API vs DuckDB (one thread, raw events, exact quantile_disc), p50 ms")
-        print(f"{'query':<40}{'API':>10}{'DuckDB':>10}{'DuckDB/API':>12}{'q error':>10}{'counts':>8}")
+        print(f"{'query':<40}{'API':>10}{'DuckDB':>10}{'DuckDB/API':>12}{'q error':>10}{'counts':>8}{'groups':>8}")
         for name, d in ducks[n].items():
             api = statistics.median(results[n][name])
             print(f"{name:<40}{api:>10.1f}{d['duckdb_ms']:>10.1f}{d['duckdb_ms'] / api:>12.2f}"
-                  f"{d['quantile_error']:>9.2%}{'equal' if d['counts_equal'] else 'DIFFER':>8}")  # fmt: skip
+                  f"{d['quantile_error']:>9.2%}{'equal' if d['counts_equal'] else 'DIFFER':>8}{d['groups']:>8}")  # fmt: skip
+    if len(sizes) > 1:
+        growth = [statistics.median(results[sizes[-1]][name]) / statistics.median(results[sizes[-2]][name])
+                  for name, _ in QUERIES]  # fmt: skip
+        gm = statistics.geometric_mean(growth)
+        print(f"\ngrowth {label(sizes[-2])} -> {label(sizes[-1])}, geometric mean over the dashboard queries: {gm:.2f}x")
 
 
 if __name__ == "__main__":

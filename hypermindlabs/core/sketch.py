@@ -17,8 +17,13 @@ nearest-rank value.
     >>> round(quantile(bins, 0.99), 1)  # exact: 100.0, within 1 %
     100.5
 
-The mapping's parameters are part of the stored rollups' format: changing them requires
-``hypermind-obs rebuild-rollups``.
+Stored, a sketch is :func:`pack`'s bytes: its nonzero bins in key order as little-endian int32
+``(key, count)`` pairs, 8 bytes a bin, one value per rollup cell (canonical: equal sketches have
+equal bytes). Counts are signed: a chunked rebuild may store a retraction before the fact it
+cancels. :func:`add_packed` merges many of them at once.
+
+The mapping's parameters and the packing are part of the stored rollups' format: changing them
+requires ``hypermind-obs rebuild-rollups``.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Mapping, Sequence
 
+import numpy as np
 from ddsketch.mapping import LogarithmicMapping
 
 __all__ = [
@@ -37,6 +43,9 @@ __all__ = [
     "quantile",
     "quantiles",
     "nearest_rank",
+    "pack",
+    "unpack",
+    "add_packed",
 ]
 
 RELATIVE_ACCURACY = 0.01
@@ -110,3 +119,50 @@ def nearest_rank(values: Sequence[float], q: float) -> float:
         raise ValueError("no values")
     ordered = sorted(values)
     return ordered[_rank(q, len(ordered)) - 1]
+
+
+_PAIR = np.dtype("<i4")
+_INT32 = (-(2**31), 2**31 - 1)
+
+
+def pack(bins: Mapping[int, int]) -> bytes:
+    """A sketch's stored form: its nonzero bins in key order, (key, count) little-endian int32 pairs.
+
+    >>> unpack(pack({3: 2, -5: 1, 7: 0}))
+    {-5: 1, 3: 2}
+    """
+    flat: list[int] = []
+    for k in sorted(bins):
+        c = bins[k]
+        if c:
+            if not _INT32[0] < c <= _INT32[1]:
+                raise ValueError(f"a stored sketch's counts are int32, got {c!r} in bin {k}")
+            flat += (k, c)
+    return np.array(flat, dtype=_PAIR).tobytes()
+
+
+def unpack(blob: bytes) -> dict[int, int]:
+    """The bins of a packed sketch."""
+    pairs = np.frombuffer(blob, dtype=_PAIR).reshape(-1, 2)
+    return dict(zip(pairs[:, 0].tolist(), pairs[:, 1].tolist(), strict=True))
+
+
+def add_packed(groups: Sequence[dict[int, int]], gids: Sequence[int], blobs: Sequence[bytes]) -> None:
+    """Add packed sketches into bin dicts: ``blobs[i]`` into ``groups[gids[i]]``, in place.
+
+    One vectorized sum over every blob (a read merges thousands of cells into a few groups).
+    """
+    if not blobs:
+        return
+    pairs = np.frombuffer(b"".join(blobs), dtype=_PAIR).reshape(-1, 2)
+    if not len(pairs):
+        return
+    lengths = np.fromiter((len(b) // 8 for b in blobs), dtype=np.int64, count=len(blobs))
+    gid = np.repeat(np.asarray(gids, dtype=np.int64), lengths)
+    combined = (gid << 32) | (pairs[:, 0].astype(np.int64) + 2**31)
+    uniq, inverse = np.unique(combined, return_inverse=True)
+    counts = np.bincount(inverse, weights=pairs[:, 1], minlength=len(uniq)).astype(np.int64)
+    for c, total in zip(uniq.tolist(), counts.tolist(), strict=True):
+        bins = groups[c >> 32]
+        key = (c & 0xFFFF_FFFF) - 2**31
+        bins[key] = bins.get(key, 0) + total

@@ -113,23 +113,25 @@ def slice_id(key: SliceKey) -> int:
 
 
 class Accumulator:
-    """The cells of a batch, pre-aggregated in memory: (slice, tier, bucket, bin) → measures.
+    """The cells of a batch, pre-aggregated in memory: (slice, tier, bucket) → measures and the
+    latency sketch ``{bin: count}`` of the cell's facts.
 
     Signed, so a run can be retracted and re-added. Slice keys are interned to small ints
     first: cells are then keyed by int tuples, which hash fast.
     """
 
-    __slots__ = ("keys", "_key_index", "cells", "retracted")
+    __slots__ = ("keys", "_key_index", "cells", "sketches", "retracted")
 
     def __init__(self) -> None:
         self.keys: list[SliceKey] = []
         self._key_index: dict[SliceKey, int] = {}
-        self.cells: dict[tuple[int, int, int, int], list[int]] = {}
+        self.cells: dict[tuple[int, int, int], list[int]] = {}
+        self.sketches: dict[tuple[int, int, int], dict[int, int]] = {}
         self.retracted = False
 
     def add(self, keys: Sequence[tuple[SliceKey, tuple[int, ...]]], start_ns: int, measures: list[int],
             bin_: int, sign: int) -> None:  # fmt: skip
-        cells, index = self.cells, self._key_index
+        cells, sketches, index = self.cells, self.sketches, self._key_index
         if sign < 0:
             self.retracted = True
             measures = [-v for v in measures]
@@ -140,13 +142,25 @@ class Accumulator:
                 kid = index[key] = len(self.keys)
                 self.keys.append(key)
             for tier in tiers:
-                ck = (kid, tier, buckets[tier], bin_)
+                ck = (kid, tier, buckets[tier])
                 cell = cells.get(ck)
-                cells[ck] = measures if cell is None else list(map(_plus, cell, measures))
+                if cell is None:
+                    cells[ck] = measures
+                    sketches[ck] = {bin_: sign}
+                else:
+                    cells[ck] = list(map(_plus, cell, measures))
+                    sk = sketches[ck]
+                    sk[bin_] = sk.get(bin_, 0) + sign
 
-    def nonzero(self) -> dict[tuple[int, int, int, int], list[int]]:
-        """The cells that change something (a retraction and a re-add of the same run cancel)."""
-        return {k: v for k, v in self.cells.items() if any(v)}
+    def nonzero(self) -> dict[tuple[int, int, int], tuple[list[int], dict[int, int]]]:
+        """The cells that change something, with their sketch deltas (a retraction and a re-add
+        of the same run cancel)."""
+        out = {}
+        for k, v in self.cells.items():
+            sk = {b: c for b, c in self.sketches[k].items() if c}
+            if sk or any(v):
+                out[k] = (v, sk)
+        return out
 
 
 def _tokens(row: Mapping[str, Any]) -> tuple[int, int, int, int]:

@@ -67,17 +67,17 @@ class RollupHook:
         write(conn, acc, known=self.known_slices)
 
 
-def write(conn: Connection, acc: Accumulator, *, known: set[int] | None = None, prune: bool = False) -> None:
-    """Write an accumulator's cells (slices first, then the UPSERTs, in key order)."""
+def write(conn: Connection, acc: Accumulator, *, known: set[int] | None = None) -> None:
+    """Write an accumulator's cells (slices first, then the merges, in key order)."""
     cells = acc.nonzero()
     if not cells:
         return
     kids = {k[0] for k in cells}
     ids = {kid: slice_id(acc.keys[kid]) for kid in kids}
     parts = {kid: part_of_key(acc.keys[kid]) for kid in kids}
-    rows = sorted((parts[k], t, b, ids[k], bn, *v) for (k, t, b, bn), v in cells.items())
+    rows = sorted((parts[k], t, b, ids[k], *v) for (k, t, b), v in cells.items())
     slices = {sid: acc.keys[kid] for kid, sid in ids.items()}
-    write_cells(conn, rows, slices, retracted=acc.retracted, known=known, prune_written=prune)
+    write_cells(conn, rows, slices, known=known)
 
 
 # -- rebuild ------------------------------------------------------------------------------------
@@ -146,9 +146,10 @@ def rebuild_in_chunks(
                 run = next((x for x in evs if x["kind"] == "run"), None)
                 if run is not None:
                     add_run(acc, run, [x for x in evs if x["kind"] != "run"])
-            # A hook may have retracted a run's old fact before this chunk adds it back: cells
-            # that net to nothing go, as a rebuild in one transaction would never write them.
-            write(conn, acc, prune=True)
+            # A hook may have retracted a run's old fact before this chunk adds it back: the
+            # merge deletes cells that net to nothing, as a rebuild in one transaction would
+            # never write them.
+            write(conn, acc)
         done += len(page)
         if progress:
             progress(done, total)

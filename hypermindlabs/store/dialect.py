@@ -46,7 +46,7 @@ __all__ = [
     "insert_new",
 ]
 
-Conflict = Literal["error", "ignore", "add", "add_latest"]
+Conflict = Literal["error", "ignore", "add", "add_latest", "replace"]
 
 
 def normalize_url(url: str) -> str:
@@ -164,6 +164,10 @@ def _statement(
         stmt: Any = insert(table)
         if conflict == "ignore":
             stmt = stmt.on_conflict_do_nothing(index_elements=list(keys))
+        elif conflict == "replace":  # every column not in ``keys`` takes the new value
+            stmt = stmt.on_conflict_do_update(
+                index_elements=list(keys), set_={c: stmt.excluded[c] for c in cols if c not in keys}
+            )
         elif conflict == "add":
             stmt = stmt.on_conflict_do_update(
                 index_elements=list(keys), set_={c: table.c[c] + stmt.excluded[c] for c in add}
@@ -202,7 +206,8 @@ def bulk_write(
     ``executemany`` (SQLite), skipping SQLAlchemy's per-row parameter processing (values are plain).
 
     ``conflict``: ``error`` (an IntegrityError, raised the SQLAlchemy way), ``ignore`` (ON CONFLICT
-    DO NOTHING on ``keys``) or ``add`` (ON CONFLICT DO UPDATE ``add`` columns += the new values).
+    DO NOTHING on ``keys``), ``add`` (ON CONFLICT DO UPDATE ``add`` columns += the new values) or
+    ``replace`` (ON CONFLICT DO UPDATE every other column = the new value).
     With ``add``, keys must be unique within ``rows`` (PostgreSQL refuses to update a row twice in
     one statement). ``add_latest`` adds ``add`` and keeps the ``latest`` columns of whichever row
     is newer by ``latest[0]`` (ties broken by ``latest[1]``, then ``latest[-1]``): a cumulative value and its

@@ -10,9 +10,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Mapping, Sequence, Set
 from typing import Any
 
-from sqlalchemy import and_, bindparam, case, delete, func, or_, select
+from sqlalchemy import and_, case, delete, func, or_, select
 from sqlalchemy.engine import Connection
 
+from hypermindlabs.core.sketch import pack, unpack
 from hypermindlabs.core.vocabulary import ROLLUP_MEASURES as MEASURES
 from hypermindlabs.core.vocabulary import SQL_CHUNK, chunks
 from hypermindlabs.store.dialect import advisory_xact_lock, bulk_write, lock_tables_exclusive
@@ -37,16 +38,16 @@ EVENT_FIELDS: tuple[str, ...] = (
 )  # fmt: skip
 # Serializes rollup maintenance between PostgreSQL writers (see lock_writers).
 _PG_LOCK_KEY = 0x68_6D_72_6F_6C_6C  # "hmroll"
-_CELL_KEY = ("part", "tier", "bucket_ns", "slice_id", "bin")
+_CELL_KEY = ("part", "tier", "bucket_ns", "slice_id")
 
 _TABLES = {"cells": rollup_cells, "slices": rollup_slices, "members": rollup_slice_members}
 _COLUMNS = {
-    "cells": [*_CELL_KEY, *MEASURES],
+    "cells": [*_CELL_KEY, *MEASURES, "sketch"],
     "slices": [c.name for c in rollup_slices.columns],
     "members": ["slice_id", "key", "value"],
 }
 _UPSERTS: dict[str, dict[str, Any]] = {
-    "cells": {"conflict": "add", "keys": _CELL_KEY, "add": MEASURES},
+    "cells": {"conflict": "replace", "keys": _CELL_KEY},
     "slices": {"conflict": "ignore", "keys": ("slice_id",)},
     "members": {"conflict": "ignore", "keys": ("slice_id", "key", "value")},
 }
@@ -107,29 +108,70 @@ def write_cells(
     rows: list[tuple[Any, ...]],
     slices: Mapping[int, tuple[Any, ...]],
     *,
-    retracted: bool,
     known: set[int] | None = None,
-    prune_written: bool = False,
 ) -> None:
-    """Write cells: their slices first, then UPSERT measure = measure + delta, in key order.
+    """Add deltas to cells: their slices first, then each cell read, merged and written back.
 
-    ``rows`` are (part, tier, bucket_ns, slice_id, bin, *measures) sorted by key; ``slices`` the
-    slice keys by id; ``known`` a cache of slice ids seen committed. After a retraction, cells
-    left empty are deleted, so the table holds exactly what a rebuild would write. With
-    ``prune_written`` every written cell left empty is (a chunked rebuild adding back what a
-    concurrent hook retracted).
+    ``rows`` are (part, tier, bucket_ns, slice_id, measures, sketch delta ``{bin: count}``) sorted
+    by key; ``slices`` the slice keys by id; ``known`` a cache of slice ids seen committed. A
+    cell's sketch is one packed value (:func:`hypermindlabs.core.sketch.pack`), so the merge is
+    read-modify-write under the writers' lock (:func:`lock_writers`; SQLite has one writer). A
+    cell left with nothing is deleted, so the table holds exactly what a rebuild would write.
     """
     _ensure_slices(conn, slices, known)
-    _write_many(conn, "cells", rows)
-    if retracted or prune_written:
+    _hold_write_lock(conn)
+    stored = _stored_cells(conn, [r[:4] for r in rows])
+    out: list[tuple[Any, ...]] = []
+    emptied: list[tuple[Any, ...]] = []
+    nm = len(MEASURES)
+    for key4, measures, delta in ((r[:4], r[4], r[5]) for r in rows):
+        old = stored.get(key4)
+        if old is None:
+            sums, bins = measures, delta
+        else:
+            sums = [a + b for a, b in zip(old[:nm], measures, strict=True)]
+            bins = unpack(old[nm])
+            for b, c in delta.items():
+                bins[b] = bins.get(b, 0) + c
+        if not any(sums) and not any(bins.values()):
+            if old is not None:
+                emptied.append(key4)
+            continue
+        out.append((*key4, *sums, pack(bins)))
+    _write_many(conn, "cells", out)
+    if emptied:
         c = rollup_cells.c
-        emptied = [dict(zip("ptbsx", r[:5], strict=True)) for r in rows if prune_written or r[5] < 0]
-        if emptied:
-            stmt = delete(rollup_cells).where(
-                c.part == bindparam("p"), c.tier == bindparam("t"), c.bucket_ns == bindparam("b"),
-                c.slice_id == bindparam("s"), c.bin == bindparam("x"), c.n == 0,
-            )  # fmt: skip
-            conn.execute(stmt, emptied)
+        for p, t, b, sid in emptied:
+            conn.execute(delete(rollup_cells).where(c.part == p, c.tier == t, c.bucket_ns == b, c.slice_id == sid))
+
+
+def _hold_write_lock(conn: Connection) -> None:
+    """SQLite: take the write lock now if this transaction has not written yet, so the cells read
+    next cannot change before they are written back. (The driver begins a transaction only at the
+    first write; a read before it sees whatever another connection commits meanwhile — a chunked
+    rebuild reads cells while the ingest path writes between its chunks.) PostgreSQL writers hold
+    :func:`lock_writers` already."""
+    if conn.dialect.name == "sqlite" and not conn.connection.driver_connection.in_transaction:  # type: ignore[union-attr]
+        conn.exec_driver_sql("DELETE FROM rollup_cells WHERE 0")  # a write statement: BEGIN and the lock
+
+
+def _stored_cells(conn: Connection, keys: Sequence[tuple[Any, ...]]) -> dict[tuple[Any, ...], tuple[Any, ...]]:
+    """The stored measures and sketch of each of these cell keys that exists."""
+    out: dict[tuple[Any, ...], tuple[Any, ...]] = {}
+    mark = "%s" if conn.dialect.name == "postgresql" else "?"
+    row_marks = f"({mark}, {mark}, {mark}, {mark})"
+    cols = ", ".join(f"c.{m}" for m in (*_CELL_KEY, *MEASURES, "sketch"))
+    # A join on a list of VALUES rows: one primary-key probe each (SQLite scans the table for a
+    # row-value ``IN`` list).
+    on = " AND ".join(f"c.{k} = v.column{i + 1}" for i, k in enumerate(_CELL_KEY))
+    for chunk in chunks(list(keys)):
+        sql = (
+            f"SELECT {cols} FROM (VALUES {', '.join([row_marks] * len(chunk))}) AS v "
+            f"JOIN rollup_cells AS c ON {on}"
+        )
+        for row in conn.exec_driver_sql(sql, tuple(x for k in chunk for x in k)).fetchall():
+            out[tuple(row[:4])] = tuple(row[4:])
+    return out
 
 
 def _ensure_slices(conn: Connection, by_id: Mapping[int, tuple[Any, ...]], known: set[int] | None) -> None:

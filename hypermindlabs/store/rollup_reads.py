@@ -2,7 +2,8 @@
 
 The rollups package plans a query (which cube per tier, :func:`hypermindlabs.rollups.query.plan`)
 and describes it to the store as a :class:`CellQuery`; this module sums that cube's cells over
-whole buckets in SQL. Latency percentiles come from the bins summed per group.
+whole buckets in SQL. Latency percentiles come from the cells' packed sketches, merged per group
+(:func:`hypermindlabs.core.sketch.add_packed`).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from sqlalchemy import and_, exists, func, literal_column, select
 from sqlalchemy.engine import Connection
 
 from hypermindlabs.core.filters import Filters
+from hypermindlabs.core.sketch import add_packed
 from hypermindlabs.core.vocabulary import INHERITED
 from hypermindlabs.core.vocabulary import ROLLUP_MEASURES as MEASURES
 from hypermindlabs.store.schema import rollup_cells, rollup_slice_members, rollup_slices
@@ -192,15 +194,22 @@ def _read_by_slice(scan: _Scan, aggs: dict[tuple[Any, ...], Agg]) -> None:
                 agg.null_class_errors |= fclass is None
             elif fclass is not None:
                 agg.classified_ok = True
-        for row in _rows(
-            conn, select(*by_slice, c.c.bin, func.sum(c.c.n)).where(*cells).group_by(*by_slice, c.c.bin)
-        ):
+        keys: list[tuple[Any, ...]] = []
+        gids: list[int] = []
+        blobs: list[bytes] = []
+        index: dict[tuple[Any, ...], int] = {}
+        for row in _rows(conn, select(*by_slice, c.c.sketch).where(*cells)):
             k = keyed.get(row[0])
             if k is None:
                 continue
             key = k[0] + row[1:nt] + ((k[1],) if want_class else ())
-            b = aggs[key].bins
-            b[row[nt]] = b.get(row[nt], 0) + int(row[nt + 1])
+            gid = index.get(key)
+            if gid is None:
+                gid = index[key] = len(keys)
+                keys.append(key)
+            gids.append(gid)
+            blobs.append(row[nt])
+        add_packed([aggs[key].bins for key in keys], gids, blobs)
 
 
 def _read_joined(scan: _Scan, aggs: dict[tuple[Any, ...], Agg]) -> None:
@@ -227,33 +236,32 @@ def _read_joined(scan: _Scan, aggs: dict[tuple[Any, ...], Agg]) -> None:
     for kind in q.kinds if q.level == "step" else (None,):
         where = [c.c.part == q.parts[kind], c.c.tier == tier, c.c.bucket_ns >= window[0],
                  c.c.bucket_ns < window[1], *conditions]  # fmt: skip
+        # The outcomes need the slices but give few rows; the sketches (one per cell) are read
+        # with the group columns only, and from the cells alone when nothing needs a slice.
+        keys = [*gcols, *outcome]
+        rows = _rows(conn, select(*keys, *sums).select_from(with_slices).where(*where).group_by(*keys))
+        _add_outcomes(aggs, rows, ng, want_class)
+        keys = [*gcols, *(outcome if want_class else [])]
+        sketches = select(*keys, c.c.sketch).where(*where)
         if needs_slices:
-            # One pass: per group, outcome and bin, the measures (the slice lookups dominate).
-            keys = [*gcols, *outcome, c.c.bin]
-            rows = _rows(conn, select(*keys, *sums).select_from(with_slices).where(*where).group_by(*keys))
-            _add_outcomes(aggs, rows, ng, want_class, with_bins=True)
-        else:
-            # Two passes: the outcomes need the slices but give few rows; the bins (most rows)
-            # are summed from the cells alone.
-            keys = [*gcols, *outcome]
-            rows = _rows(conn, select(*keys, *sums).select_from(with_slices).where(*where).group_by(*keys))
-            _add_outcomes(aggs, rows, ng, want_class, with_bins=False)
-            keys = [*gcols, c.c.bin]
-            for row in _rows(conn, select(*keys, func.sum(c.c.n)).where(*where).group_by(*keys)):
-                b = aggs[row[:ng]].bins
-                b[row[ng]] = b.get(row[ng], 0) + int(row[ng + 1])  # PostgreSQL sums are numeric
+            sketches = sketches.select_from(with_slices)
+        groups: list[tuple[Any, ...]] = []
+        gids: list[int] = []
+        blobs: list[bytes] = []
+        index: dict[tuple[Any, ...], int] = {}
+        for row in _rows(conn, sketches):
+            key = row[:ng] + (error_class_of(row[ng], row[ng + 1]),) if want_class else row[:ng]
+            gid = index.get(key)
+            if gid is None:
+                gid = index[key] = len(groups)
+                groups.append(key)
+            gids.append(gid)
+            blobs.append(row[len(keys)])
+        add_packed([aggs[key].bins for key in groups], gids, blobs)
 
 
-def _add_outcomes(
-    aggs: dict[tuple[Any, ...], Agg],
-    rows: list[tuple[Any, ...]],
-    ng: int,
-    want_class: bool,
-    *,
-    with_bins: bool,
-) -> None:
-    """Rows of (group values…, status, failure class, [bin,] measures…) into the aggregates."""
-    first = ng + 3 if with_bins else ng + 2
+def _add_outcomes(aggs: dict[tuple[Any, ...], Agg], rows: list[tuple[Any, ...]], ng: int, want_class: bool) -> None:
+    """Rows of (group values…, status, failure class, measures…) into the aggregates."""
     for row in rows:
         status, fclass = row[ng], row[ng + 1]
         eclass = error_class_of(status, fclass)
@@ -261,11 +269,9 @@ def _add_outcomes(
         agg = aggs.get(key)
         if agg is None:
             agg = aggs[key] = Agg()
-        vals = row[first:]
+        vals = row[ng + 2 :]
         agg.sums = list(map(_plus, agg.sums, vals))  # PostgreSQL sums are numeric: int() at the end
         n = int(vals[0])
-        if with_bins:
-            agg.bins[row[ng + 2]] = agg.bins.get(row[ng + 2], 0) + n
         if status == "error":
             agg.errors += n
             agg.classes[eclass] = agg.classes.get(eclass, 0) + n

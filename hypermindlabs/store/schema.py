@@ -4,7 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, Column, Index, Integer, MetaData, SmallInteger, String, Table, Text
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    SmallInteger,
+    String,
+    Table,
+    Text,
+)
 
 from hypermindlabs.core.vocabulary import ROLLUP_MEASURES, RUN_DIMENSIONS
 
@@ -119,11 +131,11 @@ rollup_slice_members = Table(
 )
 
 
-# One row per (part, tier, bucket, slice, latency bin): the facts of that slice and bucket whose
-# duration falls in that log-mapped bin (hypermindlabs.core.sketch), with their summed measures.
-# Counts and sums of a bucket are the SUM over its bins; a percentile is read from the counts
-# per bin, merged across buckets and slices by SUM(n) GROUP BY bin. ``part`` is the cube (and
-# step kind, hypermindlabs.rollups.facts.part_of): with time next in the key, a query reads
+# One row per (part, tier, bucket, slice) (migration 0011): the summed measures of that slice's
+# facts in that bucket and their latency sketch, packed (hypermindlabs.core.sketch.pack: the
+# log-mapped bins with their counts), so the table's size follows buckets × slices, not events.
+# Percentiles are read from the sketches merged across buckets and slices. ``part`` is the cube
+# (and step kind, hypermindlabs.rollups.facts.part_of): with time next in the key, a query reads
 # one contiguous range, its cube's cells in its window.
 rollup_cells = Table(
     "rollup_cells",
@@ -132,8 +144,8 @@ rollup_cells = Table(
     Column("tier", Integer, primary_key=True, autoincrement=False),
     Column("bucket_ns", BigInteger, primary_key=True, autoincrement=False),
     Column("slice_id", BigInteger, primary_key=True, autoincrement=False),
-    Column("bin", Integer, primary_key=True, autoincrement=False),
     *(Column(m, BigInteger, nullable=False) for m in ROLLUP_MEASURES),
+    Column("sketch", LargeBinary, nullable=False),
     sqlite_with_rowid=False,
 )
 

@@ -1,0 +1,83 @@
+"""The rollup cells' layout (issue #10, build item 1): one row per (part, tier, bucket, slice).
+
+Before migration 0011 a cell was a row per latency bin, so the table grew with the spread of
+latencies (that is, with events); now each cell packs its sketch in one column. The answers stay
+those of the raw events (tests/test_metrics_api.py, tests/test_rollups.py hold them to it).
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from hypermindlabs.core.sketch import add_packed, bin_of, pack, quantiles, sketch_of, unpack
+from hypermindlabs.rollups.facts import DAY as DAY_S
+from hypermindlabs.store import EventStore
+from hypermindlabs.store.schema import rollup_cells, rollup_slices
+from tests.test_rollups import DAY, T0, build_runs, enrich, ingest, rebuild_from_scratch, run_count, snapshot, to_events
+
+
+def _run(i: int, start_ns: int, dur_ms: float) -> list[dict]:
+    return [{
+        "event_id": f"lat-{i}", "run_id": f"lat-{i}", "kind": "run", "status": "ok", "project": "p",
+        "start_time": start_ns, "end_time": start_ns + int(dur_ms * 1e6),
+    }]  # fmt: skip
+
+
+def test_a_slice_has_one_cell_per_bucket_whatever_the_latencies(make_store) -> None:
+    store: EventStore = make_store()
+    start = T0 - T0 % (DAY_S * 10**9) + 3600 * 10**9
+    durations = [1.5 * 1.3**i for i in range(40)]  # 40 runs, 40 distinct latency bins
+    assert len({bin_of(d) for d in durations}) == 40
+    evs = [e for i, d in enumerate(durations) for e in _run(i, start + i * 10**9, d)]
+    ingest(store, evs)
+    with store.engine.connect() as c:
+        rows = c.execute(
+            sa.select(rollup_cells.c.sketch, rollup_cells.c.n)
+            .select_from(rollup_cells.join(rollup_slices, rollup_slices.c.slice_id == rollup_cells.c.slice_id))
+            .where(rollup_slices.c.cube == "total", rollup_cells.c.tier == DAY_S)
+        ).all()
+    assert len(rows) == 1  # was 40: a row per bin
+    (blob, n), = rows
+    assert n == 40
+    assert unpack(blob) == sketch_of(durations)
+
+
+def test_packed_sketches_merge_to_the_sketch_of_all_values() -> None:
+    parts = [[0.0, 1.0, 2.5], [2.5, 900.0], [], [1e-3, 7.0, 7.0, 1e6]]
+    merged: list[dict[int, int]] = [{}, {}]
+    add_packed(merged, [0, 1, 0, 1], [pack(sketch_of(v)) for v in parts])
+    assert merged[0] == sketch_of(parts[0] + parts[2])
+    assert merged[1] == sketch_of(parts[1] + parts[3])
+    allv = [v for p in parts for v in p]
+    assert quantiles(merged[1], [0.5, 1.0]) == quantiles(sketch_of(parts[1] + parts[3]), [0.5, 1.0])
+    assert pack(sketch_of(allv)) == pack(dict(reversed(list(sketch_of(allv).items()))))  # canonical
+
+
+def test_migration_0011_rebuilds_the_cells_of_an_old_layout_database(backend, make_store) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    from hypermindlabs.store.event_store import _MIGRATIONS
+
+    store = make_store(migrate=False, rollups=False, enricher=enrich)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(_MIGRATIONS))
+    with store.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0009")
+    ingest(store, to_events(build_runs(5, 30, T0, DAY)))
+    with store.engine.begin() as conn:  # a cell of the old layout: a row per latency bin
+        conn.exec_driver_sql(
+            "INSERT INTO rollup_cells (part, tier, bucket_ns, slice_id, bin, n, duration_us, input_tokens, "
+            "output_tokens, input_tokens_proxy, output_tokens_proxy, tool_calls, llm_calls, tokens_sq, "
+            "tool_calls_sq) VALUES (16, 86400, 0, 1, 5, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0)"
+        )
+    store = make_store(enricher=enrich)
+    assert store.schema_version() == store.head_version()
+    assert run_count(store) == 30
+    with store.engine.connect() as conn:
+        assert "sketch" in {c["name"] for c in sa.inspect(conn).get_columns("rollup_cells")}
+        assert conn.execute(sa.select(sa.func.count()).where(rollup_cells.c.bucket_ns == 0)).scalar_one() == 0
+    filled = snapshot(store)
+    rebuild_from_scratch(store)
+    assert snapshot(store) == filled
