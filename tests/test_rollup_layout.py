@@ -59,13 +59,15 @@ def test_migration_0011_rebuilds_the_cells_of_an_old_layout_database(backend, ma
 
     from hypermindlabs.store.event_store import _MIGRATIONS
 
-    store = make_store(migrate=False, rollups=False, enricher=enrich)
+    # Events stored by today's ingest path (it reads tables of later revisions), then the schema
+    # taken back to 0009: the layout of a database from before 0011, events kept.
+    store = make_store(rollups=False, enricher=enrich)
+    ingest(store, to_events(build_runs(5, 30, T0, DAY)))
     cfg = Config()
     cfg.set_main_option("script_location", str(_MIGRATIONS))
     with store.engine.begin() as conn:
         cfg.attributes["connection"] = conn
-        command.upgrade(cfg, "0009")
-    ingest(store, to_events(build_runs(5, 30, T0, DAY)))
+        command.downgrade(cfg, "0009")
     with store.engine.begin() as conn:  # a cell of the old layout: a row per latency bin
         conn.exec_driver_sql(
             "INSERT INTO rollup_cells (part, tier, bucket_ns, slice_id, bin, n, duration_us, input_tokens, "

@@ -1,14 +1,14 @@
 """The retention watermark: raw events of runs started before it were pruned (``hypermind-obs prune``).
 
 Revision ID: 0012
-Revises: 0009
+Revises: 0011
 """
 
 import sqlalchemy as sa
 from alembic import op
 
 revision = "0012"
-down_revision = "0009"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 
