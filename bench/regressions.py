@@ -2,13 +2,20 @@
 
 Builds (and caches) SQLite databases through the real ingest path: the ``make demo`` workload
 (seed 7, 14 days, 1,500 runs/day, about 167k events) and, with ``--sizes``, the 14-day demo
-workload of bench/query.py at about that many events. Times the regressions call through the
-Flask app (JSON included) against a baseline measured in the same run on the same database: one
+workload of bench/query.py at about that many events (``--db`` times any such database already
+built, e.g. bench/query.py's cache). Times the regressions call through the Flask app (JSON
+included) against a baseline measured in the same run on the same database: one
 ``/api/v1/metrics/summary`` grouped by project, scenario and model over the same 24 h. Prints
-p50s, the ratio, and the first finding (the demo's injected regression should be first).
+p50s of wall and CPU time (this process, every thread: SQLite runs in it), the ratio, where the
+CPU time goes (the rollup reads, the analysis, the attribution reads and the answer), the load
+average before and after, and the first findings (the demo's injected regression should be first).
+
+On a shared machine wall time also counts other processes' work: the CPU time is the call's own
+cost; wall ≈ CPU on an idle core (less when the reads overlap on two cores).
 
     .venv/bin/python bench/regressions.py                      # the demo database only
     .venv/bin/python bench/regressions.py --sizes 1M,10M       # plus bench/query.py's databases
+    .venv/bin/python bench/regressions.py --db /tmp/hypermind-bench/demo-10M-seed11.db
 
 Figures only, no timed asserts: this machine is shared and noisy.
 """
@@ -16,6 +23,7 @@ Figures only, no timed asserts: this machine is shared and noisy.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -50,7 +58,7 @@ def build_demo(path: Path) -> None:
 def timed(client, url: str, repeat: int) -> tuple[list[float], list[float], dict]:
     """Wall and CPU time per call (ms). CPU time (this process: SQLite runs in it) is what the
     call costs on an idle core; wall time on a shared machine also counts other processes."""
-    body = client.get(url).get_json()  # warm the page cache and the statement caches
+    client.get(url)  # warm the page cache and the statement caches
     wall, cpu = [], []
     for _ in range(repeat):
         t, c = time.perf_counter(), time.process_time()
@@ -58,12 +66,40 @@ def timed(client, url: str, repeat: int) -> tuple[list[float], list[float], dict
         wall.append((time.perf_counter() - t) * 1000)
         cpu.append((time.process_time() - c) * 1000)
         assert r.status_code == 200, r.get_json()
-    return wall, cpu, body
+    return wall, cpu, r.get_json()
+
+
+def _load() -> str:
+    return " ".join(f"{x:.2f}" for x in os.getloadavg())
+
+
+def stages(store, now_ns: int, repeat: int) -> dict[str, float]:
+    """CPU p50 (ms) of each stage of the answer, called directly (no HTTP)."""
+    from hypermindlabs.regressions import analyze
+    from hypermindlabs.web import regressions as wr
+
+    q = wr.parse_regressions_query({}, now_ns=now_ns)
+    hours = (q.to_ns - q.from_ns) / 3.6e12
+    out: dict[str, list[float]] = {"rollup reads": [], "analysis": [], "whole answer": []}
+    for _ in range(repeat):
+        c = time.process_time()
+        sources, _plan = wr.read_sources(store, q)
+        out["rollup reads"].append((time.process_time() - c) * 1000)
+        c = time.process_time()
+        analyze(sources, params=q.params, current_hours=hours, metrics=q.metrics, dimensions=q.dimensions)
+        out["analysis"].append((time.process_time() - c) * 1000)
+        c = time.process_time()
+        wr.regressions(store, q)
+        out["whole answer"].append((time.process_time() - c) * 1000)
+    p50 = {k: statistics.median(v) for k, v in out.items()}
+    p50["attribution reads + answer"] = p50["whole answer"] - p50["rollup reads"] - p50["analysis"]
+    return p50
 
 
 def measure(path: Path, end: datetime, repeat: int, label: str) -> None:
     from hypermindlabs.web import create_app
 
+    load_before = _load()
     pipeline = build_pipeline(Settings(database_url=f"sqlite:///{path}"))
     store = pipeline.store
     now_ns = int(end.timestamp()) * 10**9
@@ -71,14 +107,19 @@ def measure(path: Path, end: datetime, repeat: int, label: str) -> None:
     events = store.count_events()
     base, base_cpu, _ = timed(client, BASELINE, repeat)
     reg, reg_cpu, body = timed(client, REGRESSIONS, repeat)
+    parts = stages(store, now_ns, max(3, repeat // 2))
     pipeline.close()
     b, r = statistics.median(base), statistics.median(reg)
     bc, rc = statistics.median(base_cpu), statistics.median(reg_cpu)
-    print(f"\n[{label}] {events:,} events, {path.stat().st_size / 1e6:,.0f} MB (SQLite, through the Flask app)")
-    print(f"  {'':<48}{'wall p50':>10}{'wall min':>10}{'cpu p50':>10}")
-    print(f"  {'baseline: summary 24h by project,scenario,model':<48}{b:>10.1f}{min(base):>10.1f}{bc:>10.1f}")
-    print(f"  {'regressions (defaults: 24 h vs 7 d)':<48}{r:>10.1f}{min(reg):>10.1f}{rc:>10.1f}")
+    print(f"\n[{label}] {events:,} events, {path.stat().st_size / 1e6:,.0f} MB (SQLite, through the Flask app), "
+          f"{repeat} timed calls each after one warm-up; load average (1/5/15 min) {load_before} before, "
+          f"{_load()} after")  # fmt: skip
+    print(f"  {'':<48}{'wall p50':>10}{'wall min':>10}{'cpu p50':>10}{'cpu min':>10}")
+    print(f"  {'baseline: summary 24h by project,scenario,model':<48}{b:>10.1f}{min(base):>10.1f}{bc:>10.1f}"
+          f"{min(base_cpu):>10.1f}")  # fmt: skip
+    print(f"  {'regressions (defaults: 24 h vs 7 d)':<48}{r:>10.1f}{min(reg):>10.1f}{rc:>10.1f}{min(reg_cpu):>10.1f}")
     print(f"  ratio regressions / baseline: wall {r / b:.2f}, cpu {rc / bc:.2f}")
+    print("  cpu p50 by stage (ms, called directly): " + ", ".join(f"{k} {v:.1f}" for k, v in parts.items()))
     print(f"  {body['tests']} tests over {body['slices']} slices, {len(body['findings'])} findings")
     for i, f in enumerate(body["findings"][:3], 1):
         attr = ", ".join(a["label"] for a in f["attribution"][:2])
@@ -91,6 +132,7 @@ def main() -> None:
     ap.add_argument("--sizes", default="", help="also bench/query.py's databases at these sizes (1M, 10M …)")
     ap.add_argument("--dir", default=str(Path(tempfile.gettempdir()) / "hypermind-bench-regressions"),
                     help="where built databases are cached (default: %(default)s)")  # fmt: skip
+    ap.add_argument("--db", default="", help="also time these already built bench/query.py databases (comma list)")
     ap.add_argument("--repeat", type=int, default=10, help="timed runs per query (after one warm-up)")
     args = ap.parse_args()
     cache = Path(args.dir)
@@ -106,6 +148,10 @@ def main() -> None:
             path = cache / f"demo-{query.label(n)}-seed{query.SEED}.db"
             query.build(path, n)
             measure(path, query.END, args.repeat, query.label(n))
+    for db in filter(None, args.db.split(",")):
+        import query
+
+        measure(Path(db), query.END, args.repeat, Path(db).name)
 
 
 if __name__ == "__main__":

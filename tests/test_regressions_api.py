@@ -70,6 +70,19 @@ def test_the_demo_regression_is_the_first_finding_with_release_2_4_0_in_its_attr
 def test_the_crm_update_timeout_burst_does_not_show_as_a_model_regression(demo):
     client, _ = demo
     body = client.get("/api/v1/regressions").get_json()
+    # It shows as a surging failure cluster: triage's busiest cluster of the current window, with
+    # more failed runs in it than twice its daily average over the baseline week (the burst recurs
+    # on the last days only) …
+    def clusters(a: str, b: str) -> list[dict]:
+        return client.get("/api/v1/failures/clusters", query_string={"from": a, "to": b}).get_json()["clusters"]
+
+    top = clusters(body["from"], body["to"])[0]
+    assert top["failure_class"] == "tool_timeout" and "crm_update" in top["label"], top["label"]
+    before = {c["cluster_id"]: c["failed_runs"] for c in clusters(body["baseline_from"], body["baseline_to"])}
+    assert top["failed_runs"] > 2 * before.get(top["cluster_id"], 0) / 7, (top["failed_runs"], before)
+    # … which the regression view names: the tool's finding is a transient burst attributed to it.
+    [tool] = [f for f in body["findings"] if f["slice"] == {"tool": "crm_update"}]
+    assert tool["transient"] and top["cluster_id"] in {a["value"] for a in tool["attribution"] if a["kind"] == "cluster"}
     crm = [f for f in body["findings"] if f["slice"].get("tool") == "crm_update"]
     # the burst shows on the tool (alone or within a scenario using it), not on a model
     assert any(f["slice"] == {"tool": "crm_update"} for f in crm)
