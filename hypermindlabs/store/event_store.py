@@ -33,6 +33,7 @@ from hypermindlabs.store.dialect import (
     insert_new,
     install_read_deadlines,
     is_read_timeout,
+    keyed_reads_only,
     normalize_url,
     open_engine,
     single_writer,
@@ -250,6 +251,7 @@ class EventStore:
         self, conn: Connection, batch: Sequence[RunEvent], idx: list[int], probe: _Probe | None
     ) -> tuple[AppendResult, list[StoredEvent]]:
         result = AppendResult()
+        keyed_reads_only(conn)  # every read below is by a batch's keys: flat as the table grows
         existing: dict[str, Any] = {}
         stored_runs: dict[str, str] = {}
         if probe is not None:
