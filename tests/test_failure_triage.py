@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import collections
+import dataclasses
 import hashlib
 import json
 import os
@@ -522,6 +523,16 @@ def test_cluster_ids_are_16_lowercase_hex_characters() -> None:
         len(f.cluster_id) == 16 and set(f.cluster_id) <= set("0123456789abcdef")
         for f in map(classify, CORPUS)
     )
+
+
+def test_the_fast_record_builder_makes_the_same_frozen_failure_as_the_dataclass() -> None:
+    # Internal: classification builds its Failure through the slots' descriptors (taxonomy.make_failure).
+    for entry in CORPUS[:40]:
+        built = classify(entry)
+        twin = Failure(**dataclasses.asdict(built))
+        assert type(built) is Failure and built == twin and hash(built) == hash(twin) and repr(built) == repr(twin)
+        with pytest.raises(dataclasses.FrozenInstanceError):
+            built.label = "changed"  # type: ignore[misc]
 
 
 def test_the_same_failures_in_shuffled_order_get_identical_ids() -> None:

@@ -58,6 +58,7 @@ from hypermindlabs.triage.taxonomy import (
     HINTS,
     TAXONOMY_VERSION,
     Failure,
+    make_failure,
 )
 
 __all__ = [
@@ -191,13 +192,8 @@ def _classify(
     short = _CONNECTION_POOL_PREFIX_RE.sub("", template) if "ConnectionPool(" in template else template
     short = _truncate(short, _LABEL_TEMPLATE_MAX_CHARS)
     label = f"{failure_class} · {subject} · {short}" if subject else f"{failure_class} · {short}"
-    return Failure(
-        failure_class=failure_class,
-        cluster_id=digest[:16],
-        template=template,
-        subject=subject,
-        label=label,
-        hint=HINTS.get(hint_key) or HINTS[failure_class],
+    return make_failure(
+        failure_class, digest[:16], template, subject, label, HINTS.get(hint_key) or HINTS[failure_class]
     )
 
 

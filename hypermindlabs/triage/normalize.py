@@ -48,7 +48,6 @@ _CODE_KEYS = ("code", "status", "type")  # the machine-readable reason, most spe
 _QUOTED_RE = re.compile(
     r"""'(?<!\w')[^'\n]*'(?!\w)|"[^"\\\n]*(?:\\.[^"\\\n]*)*"|`[^`\n]*`|‘[^’\n]*’|“[^”\n]*”"""
 )
-_QUOTE_CHARS = ("'", '"', "`", "‘", "“")
 
 # Applied to one whitespace-separated token at a time, and only to tokens that are neither plain
 # words nor plain numbers. Which patterns run depends on the characters the token holds (a host
@@ -90,18 +89,18 @@ _TOKEN_RES = {
 }
 # Numbers (one decimal point at most: more is a version or an IP) and durations, and the plain
 # keys of key=value tokens.
+# (Case is ignored only where letters are: a pattern-wide IGNORECASE slows every character test.)
 _SIMPLE_VALUE_RE = re.compile(
-    r"(-?\d+(?:,\d{3})*(?:\.\d+)?(?:e[-+]?\d+)?)"
-    r"|(\d+(?:\.\d+)?(?:milliseconds?|seconds?|secs?|minutes?|mins?|hours?|hrs?|ms|us|µs|ns|s|m|h)"
-    r"(?:\d+(?:\.\d+)?(?:ms|us|µs|ns|s|m|h))*)",
-    re.IGNORECASE,
+    r"(-?\d+(?:,\d{3})*(?:\.\d+)?(?:[eE][-+]?\d+)?)"
+    r"|(\d+(?:\.\d+)?(?i:milliseconds?|seconds?|secs?|minutes?|mins?|hours?|hrs?|ms|us|µs|ns|s|m|h)"
+    r"(?:\d+(?:\.\d+)?(?i:ms|us|µs|ns|s|m|h))*)"
 )
 _PLAIN_KEY_RE = re.compile(r"[A-Za-z_-]+")
 _PREFIXED_ID_RE = re.compile(r"[A-Za-z]+[_-]([A-Za-z0-9]{8,})")
 _HEX_RUN_RE = re.compile(r"[0-9a-fA-F]+")
 _TOKEN_EDGES = "()[]{}<>,.;:!?\"'`|"
-_SPACED_DURATION_RE = re.compile(
-    r"<n> (?:milliseconds?|seconds?|secs?|minutes?|mins?|hours?|hrs?|ms)\b", re.IGNORECASE
+_SPACED_DURATION_RE = re.compile(  # a literal, case-sensitive start: the engine skips ahead to "<n> "
+    r"<n> (?i:milliseconds?|seconds?|secs?|minutes?|mins?|hours?|hrs?|ms)\b"
 )
 # Memo of normalized tokens: words and constant tokens ("gpt-4o", "host=<str>,") recur across
 # messages. The output never depends on it; bounded, cleared when full.
@@ -283,12 +282,18 @@ def _normalize_lines(lines: list[str]) -> str:
         text = _replace_json(text)
     if "\n" in text:
         text = " | ".join([line for line in text.split("\n") if line.strip()][:_TEMPLATE_LINES])
-    if any(quote in text for quote in _QUOTE_CHARS):
+    if "'" in text or '"' in text or "`" in text or "‘" in text or "“" in text:  # _QUOTED_RE openers
         text = _QUOTED_RE.sub("<str>", text)
     # Every output token takes at least two characters with its space, so tokens past this many
     # cannot reach the truncated template.
-    memo = _TOKEN_MEMO.get
-    text = " ".join([memo(token) or _normalize_token(token) for token in text.split()[:_TEMPLATE_TOKENS]])
+    tokens = text.split()[:_TEMPLATE_TOKENS]
+    # Most tokens are memo hits: look them all up in one C-level pass, then settle the misses.
+    looked_up: list[str | None] = list(map(_TOKEN_MEMO.get, tokens))
+    if None in looked_up:
+        for index, hit in enumerate(looked_up):
+            if hit is None:
+                looked_up[index] = _normalize_token(tokens[index])
+    text = " ".join(looked_up)  # type: ignore[arg-type]  # no None is left
     if "<n> " in text:
         text = _SPACED_DURATION_RE.sub("<dur>", text)  # "2.5 seconds"
     return _truncate(text, _TEMPLATE_MAX_CHARS)
