@@ -104,12 +104,15 @@ def http_ingest(url: str, bodies: list[bytes], n: int, per_batch: list[float] | 
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(1200):  # a first start on PostgreSQL migrates the schema: allow a minute
+        deadline = time.monotonic() + 300  # a start on a loaded machine (and PostgreSQL's migration) takes a while
+        while True:
             try:
                 requests.get(f"{base}/healthz", timeout=1)
                 break
             except requests.ConnectionError:
-                time.sleep(0.05)
+                if time.monotonic() > deadline or proc.poll() is not None:
+                    raise SystemExit("hypermind-obs serve did not come up") from None
+                time.sleep(0.1)
         session = requests.Session()
         t = time.perf_counter()
         accepted = 0
