@@ -257,3 +257,41 @@ def test_concurrent_writers_of_the_same_events_store_each_once(make_store):
 
 def test_schema_is_migrated_to_head(store):
     assert store.schema_version() == store.head_version() is not None
+
+
+def test_a_batch_of_new_events_is_stored_without_an_event_id_lookup_and_a_retry_still_deduplicates(make_store):
+    """Issue #8: duplicates are found by the insert (ON CONFLICT DO NOTHING, RETURNING on PostgreSQL),
+    not by an ``event_id IN (...)`` pre-check, which PostgreSQL ran as a sequential scan on a table
+    never analysed (each batch slower as the table grew). A retry and a conflict are still told apart."""
+    from sqlalchemy import event as sa_event
+
+    store = make_store()
+    first = [parse_event(e) for e in _dataset(30)]
+    statements: list[str] = []
+
+    def seen(conn, cursor, statement, params, context, executemany):
+        statements.append(statement)
+
+    sa_event.listen(store.engine, "before_cursor_execute", seen)
+    try:
+        result = store.append(first)
+    finally:
+        sa_event.remove(store.engine, "before_cursor_execute", seen)
+    assert result.accepted == len(first) and not result.rejected
+    lookups = [s for s in statements if s.lstrip().upper().startswith("SELECT") and "event_id IN" in s.replace('"', "")]
+    assert not lookups, lookups[0][:200]
+    # The same batch again: every event a duplicate; one changed event under a stored id: a conflict.
+    again = store.append(first)
+    assert (again.accepted, again.duplicates, again.rejected) == (0, len(first), [])
+    child = next(e for e in _dataset(30) if e["kind"] != "run")
+    run = next(e for e in _dataset(30) if e["kind"] == "run")
+    assert store.append([parse_event({**child, "event_id": "fixed-id"})]).accepted == 1
+    fresh = [parse_event({**child, "event_id": "fresh-id", "span_id": "00000000000000ff"})]
+    mixed = store.append([
+        parse_event({**child, "event_id": "fixed-id", "name": "renamed"}),  # other content, stored id
+        parse_event({**run, "name": "renamed"}),  # a second run event for a stored run
+        *fresh,
+    ])  # fmt: skip
+    assert [(r.index, r.field) for r in mixed.rejected] == [(0, "event_id"), (1, "run_id")]
+    assert mixed.accepted == 1
+    assert store.count_events() == len(first) + 2
