@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import random
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -117,6 +118,20 @@ def _assert_one_cluster_everywhere(client, run_ids: list[str]) -> None:
     assert own == []
     summary = client.get(f"/api/v1/metrics/summary?{_window()}").get_json()["rows"][0]
     assert [(e["error_class"], e["count"]) for e in summary["error_classes"]] == [("tool_timeout", len(run_ids))]
+    # /metrics is served from the store: the run was retracted from any earlier attribution
+    assert _prom_failures(client) == {("tool_timeout", TOOL_CLUSTER): len(run_ids)}
+
+
+def _prom_failures(client) -> dict[tuple[str, str], int]:
+    """hypermind_agent_run_failures_total from /metrics, by (failure_class, cluster), zeros left out."""
+    prom: dict[tuple[str, str], int] = {}
+    for line in client.get("/metrics").get_data(as_text=True).splitlines():
+        if line.startswith(c.PROM_FAILURES + "_total{") or line.startswith(c.PROM_FAILURES + "{"):
+            labels, value = line.rsplit(" ", 1)
+            parts = dict(p.split("=", 1) for p in labels[labels.index("{") + 1 : -1].split(","))
+            key = (parts[c.ATTR_FAILURE_CLASS].strip('"'), parts[c.ATTR_CLUSTER].strip('"'))
+            prom[key] = prom.get(key, 0) + int(float(value))
+    return {key: n for key, n in prom.items() if n}
 
 
 ORDERS = {
@@ -182,6 +197,7 @@ def test_a_run_that_recovered_from_a_failed_step_counts_as_recovered_not_failed(
     summary = client.get(f"/api/v1/metrics/summary?{_window()}").get_json()["rows"][0]
     assert summary["count"] == 2
     assert [(e["error_class"], e["count"]) for e in summary["error_classes"]] == [("tool_timeout", 1)]
+    assert _prom_failures(client) == {("tool_timeout", TOOL_CLUSTER): 1}  # the recovered run is no failure
 
 
 def test_every_read_path_agrees_with_prometheus_metrics_when_runs_arrive_whole(pipeline):
@@ -214,11 +230,65 @@ def test_every_read_path_agrees_with_prometheus_metrics_when_runs_arrive_whole(p
     for (cls, _), n in api.items():
         by_class[cls] = by_class.get(cls, 0) + n
     assert {e["error_class"]: e["count"] for e in summary["error_classes"]} == by_class
-    text = client.get("/metrics").get_data(as_text=True)
-    prom = {}
-    for line in text.splitlines():
-        if line.startswith(c.PROM_FAILURES + "_total{") or line.startswith(c.PROM_FAILURES + "{"):
-            labels, value = line.rsplit(" ", 1)
-            parts = dict(p.split("=", 1) for p in labels[labels.index("{") + 1 : -1].split(","))
-            prom[(parts[c.ATTR_FAILURE_CLASS].strip('"'), parts[c.ATTR_CLUSTER].strip('"'))] = int(float(value))
-    assert prom == api
+    assert _prom_failures(client) == api
+
+
+# -- on the demo ----------------------------------------------------------------------------------
+DEMO_END = datetime(2026, 3, 4, 18, 0, tzinfo=UTC)  # on the hour; the crm_update bursts: 13-16 h UTC
+DEMO_DAYS = 4
+
+
+@pytest.fixture(scope="module")
+def demo_client(tmp_path_factory):
+    """Four days of the demo workload (seed 7), with its crm_update timeout bursts on the last three."""
+    from hypermindlabs.demo.load import load_demo
+    from tests.conftest import open_pipeline
+
+    pipeline = open_pipeline(f"sqlite:///{tmp_path_factory.mktemp('triage_demo') / 'demo.db'}")
+    result = load_demo(pipeline.store, seed=7, days=DEMO_DAYS, runs_per_day=600, end=DEMO_END, progress=False)
+    assert not result.rejected
+    now_ns = int(DEMO_END.timestamp()) * 10**9
+    yield create_app(Settings(database_url="unused"), pipeline=pipeline, clock=lambda: now_ns).test_client()
+    pipeline.close()
+
+
+def _runs(client, query: str) -> list[dict]:
+    runs: list[dict] = []
+    cursor = ""
+    while True:
+        body = client.get(f"/api/v1/runs?{query}&limit=1000{cursor}").get_json()
+        runs += body["runs"]
+        if not body.get("next_cursor"):
+            return runs
+        cursor = f"&cursor={body['next_cursor']}"
+
+
+def test_on_the_demo_every_failed_run_is_in_exactly_one_cluster_and_the_shares_sum_to_one(demo_client):
+    window = f"from=now-{DEMO_DAYS}d"
+    body = demo_client.get(f"/api/v1/failures/clusters?{window}&limit=1000&min_runs=0").get_json()
+    assert body["clusters_total"] == len(body["clusters"]) and body["failed_runs"] > 100
+    per_cluster = {x["cluster_id"]: x["failed_runs"] for x in body["clusters"] if x["failed_runs"]}
+    assert sum(per_cluster.values()) == body["failed_runs"]
+    assert sum(x["share_of_failed_runs"] for x in body["clusters"]) == pytest.approx(1.0, abs=1e-9)
+    failed = _runs(demo_client, f"status=error&{window}")
+    assert len(failed) == len({r["run_id"] for r in failed}) == body["failed_runs"]
+    counted: dict[str, int] = {}
+    for r in failed:
+        counted[r["cluster_id"]] = counted.get(r["cluster_id"], 0) + 1
+    assert counted == per_cluster  # each failed run listed once, under the cluster that counts it
+
+
+def test_on_the_demo_the_crm_update_timeout_burst_is_one_cluster(demo_client):
+    body = demo_client.get(f"/api/v1/failures/clusters?from=now-{DEMO_DAYS}d&limit=12").get_json()
+    rows = [x for x in body["clusters"] if x["failure_class"] == "tool_timeout" and "crm_update" in x["label"]]
+    assert len(rows) == 1, [x["label"] for x in body["clusters"]]  # was 4-5 of the top 12 rows before #9
+    burst = rows[0]
+    in_bursts: set[str] = set()
+    for back in range(3):  # the burst hours of the last three days
+        start = DEMO_END.replace(hour=13) - timedelta(days=back)
+        window = f"from={int(start.timestamp() * 1000)}&to={int((start + timedelta(hours=3)).timestamp() * 1000)}"
+        runs = _runs(demo_client, f"tool=crm_update&status=error&error_class=tool_timeout&{window}")
+        assert runs, f"no burst at {start}"
+        in_bursts |= {r["cluster_id"] for r in runs}
+    assert in_bursts == {burst["cluster_id"]}
+    assert burst["failed_runs"] >= 20 and burst["share_of_failed_runs"] <= 1
