@@ -262,12 +262,10 @@ class EventStore:
                 )
                 stored_runs.update({r.run_id: r.event_id for r in found})
 
-        # Read after the duplicate check: a prune raises the watermark before deleting anything,
-        # so an event found missing above was either never stored or is refused here.
-        pruned_before = retention.pruned_before_ns(conn)
         seen: dict[str, RunEvent] = {}
         batch_runs: dict[str, RunEvent] = {}
         keep: list[RunEvent] = []
+        keep_pos: list[int] = []
         for pos, ev in zip(idx, batch, strict=True):
             stored = existing.get(ev.event_id)
             if stored is not None or ev.event_id in seen:
@@ -278,11 +276,6 @@ class EventStore:
                     result.duplicates += 1
                 else:
                     result.rejected.append(Rejection(pos, "event_id", _conflict(ev.event_id)))
-                continue
-            if pruned_before is not None and ev.start_time_unix_nano < pruned_before:
-                # Raw events before the retention watermark were deleted: this may be a retry of
-                # one, which can no longer be told from a new event, and would be counted twice.
-                result.rejected.append(Rejection(pos, "start_time", _before_retention(pruned_before)))
                 continue
             if ev.kind == "run":
                 other = stored_runs.get(ev.run_id)
@@ -300,6 +293,7 @@ class EventStore:
                 batch_runs[ev.run_id] = ev
             seen[ev.event_id] = ev
             keep.append(ev)
+            keep_pos.append(pos)
         if not keep:
             return result, []
         # The derived views' writer lock (PostgreSQL) before this batch writes any row, not after:
@@ -307,6 +301,20 @@ class EventStore:
         # backfilled), and that writer must never be waiting on this lock (a deadlock). What
         # follows runs under it anyway (the root causes, the hooks).
         lock_writers(conn)
+        # Raw events before the retention watermark were deleted: an event there may be a retry of
+        # one, which can no longer be told from a new event and would be counted twice. Read under
+        # the writers' lock, which a prune holds to raise it and to delete: either the watermark
+        # is seen here, or no event of this batch's period has been deleted yet.
+        pruned_before = retention.pruned_before_ns(conn)
+        if pruned_before is not None and any(ev.start_time_unix_nano < pruned_before for ev in keep):
+            for pos, ev in zip(keep_pos, keep, strict=True):
+                if ev.start_time_unix_nano < pruned_before:
+                    result.rejected.append(Rejection(pos, "start_time", _before_retention(pruned_before)))
+            result.rejected.sort(key=lambda r: r.index)
+            keep = [ev for ev in keep if ev.start_time_unix_nano >= pruned_before]
+            batch_runs = {k: r for k, r in batch_runs.items() if r.start_time_unix_nano >= pruned_before}
+            if not keep:
+                return result, []
 
         # Children stored before their run arrived get the run's dimensions now (and, when they
         # failed, their failure cluster recomputed) before the run's rollups count them.
@@ -445,12 +453,13 @@ class EventStore:
         progress: Callable[[int, int], None] | None = None,
     ) -> retention.PruneResult:
         """Delete the raw events of runs started before ``cutoff_ns`` (see :mod:`~hypermindlabs.store.retention`)."""
-        return retention.prune(self.transaction, self.read, cutoff_ns, now_ns=now_ns,
+        # Maintenance reads (the scan for orphans) run without the read deadline of a request.
+        return retention.prune(self.transaction, self.engine.connect, cutoff_ns, now_ns=now_ns,
                                runs_per_transaction=runs_per_transaction, progress=progress)  # fmt: skip
 
     def prune_plan(self, cutoff_ns: int) -> retention.PrunePlan:
-        """What :meth:`prune` to ``cutoff_ns`` would delete."""
-        with self.read() as conn:
+        """What :meth:`prune` to ``cutoff_ns`` would delete (counted without a read deadline)."""
+        with self.engine.connect() as conn:
             return retention.plan(conn, cutoff_ns)
 
     def relabel_failures(
