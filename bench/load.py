@@ -107,7 +107,7 @@ def serve(url: str, workers: int, log: Path) -> tuple[subprocess.Popen, str]:
     env = {**os.environ, **off, "HYPERMIND_DATABASE_URL": url}
     exe = Path(sys.executable).with_name("hypermind-obs")
     proc = subprocess.Popen([str(exe), "serve", "--port", str(port), "--workers", str(workers)], env=env,
-                            stdout=log.open("a"), stderr=subprocess.STDOUT)  # fmt: skip
+                            stdout=log.open("a"), stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
@@ -115,13 +115,25 @@ def serve(url: str, workers: int, log: Path) -> tuple[subprocess.Popen, str]:
             if requests.get(f"{base}/healthz", timeout=2).status_code == 200:
                 time.sleep(1.0 if workers > 1 else 0)  # every worker booted
                 return proc, base
-        except requests.ConnectionError:
+        except requests.RequestException:  # not listening yet, or too busy booting to answer
             pass
         if proc.poll() is not None:
             break
         time.sleep(0.1)
     proc.kill()
     raise SystemExit(f"server did not start: {log.read_text()[-2000:]}")
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    """SIGTERM, then SIGKILL to the whole process group (gunicorn's workers too) after 60 s."""
+    import signal
+
+    proc.terminate()
+    try:
+        proc.wait(60)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(30)
 
 
 class Stats:
@@ -197,8 +209,7 @@ def measure(kind: str, workers: int, args, tmp: Path) -> dict:
             t.join(180)
         took = time.perf_counter() - t0
         load1 = os.getloadavg()[0]
-        proc.terminate()
-        proc.wait(30)
+        stop_server(proc)
         stored = stored_events(url) - pre
     finally:
         drop()
@@ -218,7 +229,7 @@ def main() -> None:
     ap.add_argument("--writers", type=int, default=4)
     ap.add_argument("--readers", type=int, default=2)
     ap.add_argument("--batch", type=int, default=500, help="events per POST (default 500)")
-    ap.add_argument("--preload-runs-per-day", type=int, default=2000, help="demo runs per day, two days (default 2000)")
+    ap.add_argument("--preload-runs-per-day", type=int, default=1000, help="demo runs per day, two days (default 1000)")
     args = ap.parse_args()
     results = []
     with tempfile.TemporaryDirectory() as d:
