@@ -217,13 +217,11 @@ def _read_joined(scan: _Scan, aggs: dict[tuple[Any, ...], Agg]) -> None:
     conn, q, tier, window, origin_ns, step_ns = scan
     s, c = rollup_slices, rollup_cells
     gcols, joins = _group_columns(q, s)
-    needs_slices = bool(gcols) or "error_class" in q.group_by
     if step_ns is not None:
         # The point's index, by integer division (both dialects truncate integer division; the
         # operands are ints we made, so inlining them is safe).
         gcols.append(literal_column(f"(rollup_cells.bucket_ns - {int(origin_ns or 0)}) / {int(step_ns)}"))
     conditions = _conditions(q, s)
-    needs_slices = needs_slices or bool(conditions)
     # Cells first: the (part, tier, bucket) prefix of their key is the window; slices are then
     # looked up by primary key.
     with_slices: Any = c.join(s, s.c.slice_id == c.c.slice_id)
@@ -232,32 +230,26 @@ def _read_joined(scan: _Scan, aggs: dict[tuple[Any, ...], Agg]) -> None:
     ng = len(gcols)
     want_class = "error_class" in q.group_by
     outcome = [s.c.status, s.c.failure_class]
-    sums = [func.sum(c.c[m]) for m in MEASURES]
     for kind in q.kinds if q.level == "step" else (None,):
         where = [c.c.part == q.parts[kind], c.c.tier == tier, c.c.bucket_ns >= window[0],
                  c.c.bucket_ns < window[1], *conditions]  # fmt: skip
-        # The outcomes need the slices but give few rows; the sketches (one per cell) are read
-        # with the group columns only, and from the cells alone when nothing needs a slice.
+        # One pass, a row per cell (``full`` cells are few per slice, so grouping in SQL would
+        # save little): group values, outcome, measures and sketch, summed here.
         keys = [*gcols, *outcome]
-        rows = _rows(conn, select(*keys, *sums).select_from(with_slices).where(*where).group_by(*keys))
-        _add_outcomes(aggs, rows, ng, want_class)
-        keys = [*gcols, *(outcome if want_class else [])]
-        sketches = select(*keys, c.c.sketch).where(*where)
-        if needs_slices:
-            sketches = sketches.select_from(with_slices)
+        stmt = select(*keys, *[c.c[m] for m in MEASURES], c.c.sketch).select_from(with_slices).where(*where)
+        rows = _rows(conn, stmt)
+        _add_outcomes(aggs, [r[:-1] for r in rows], ng, want_class)
         groups: list[tuple[Any, ...]] = []
         gids: list[int] = []
-        blobs: list[bytes] = []
         index: dict[tuple[Any, ...], int] = {}
-        for row in _rows(conn, sketches):
+        for row in rows:
             key = row[:ng] + (error_class_of(row[ng], row[ng + 1]),) if want_class else row[:ng]
             gid = index.get(key)
             if gid is None:
                 gid = index[key] = len(groups)
                 groups.append(key)
             gids.append(gid)
-            blobs.append(row[len(keys)])
-        add_packed([aggs[key].bins for key in groups], gids, blobs)
+        add_packed([aggs[key].bins for key in groups], gids, [r[-1] for r in rows])
 
 
 def _add_outcomes(aggs: dict[tuple[Any, ...], Agg], rows: list[tuple[Any, ...]], ng: int, want_class: bool) -> None:
