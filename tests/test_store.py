@@ -295,3 +295,32 @@ def test_a_batch_of_new_events_is_stored_without_an_event_id_lookup_and_a_retry_
     assert [(r.index, r.field) for r in mixed.rejected] == [(0, "event_id"), (1, "run_id")]
     assert mixed.accepted == 1
     assert store.count_events() == len(first) + 2
+
+
+def _run_event(i: int) -> dict:
+    return {
+        "event_id": f"snap-{i}", "run_id": f"snap-run-{i}", "kind": "run", "name": "agent",
+        "start_time": f"2026-01-01T10:{i:02d}:00Z", "end_time": f"2026-01-01T10:{i:02d}:01Z",
+        "status": "ok", "project": "support", "scenario": "refund", "model": "gpt-4o",
+    }
+
+
+def test_a_rollup_reader_sees_one_snapshot_while_a_writer_commits(make_store):
+    """An answer reads the slices, then their cells, in separate statements: a commit landing
+    between them must not show (it made /api/v1/regressions answer 500 under concurrent ingest
+    on PostgreSQL, a KeyError for a cell of a slice the first statement had not seen)."""
+    import sqlalchemy as sa
+
+    from hypermindlabs.store.schema import rollup_cells
+
+    reader_store, writer_store = make_store(), make_store()
+    assert ingest_objects(writer_store, [_run_event(0)]).accepted == 1
+    count = sa.select(sa.func.count()).select_from(rollup_cells)
+    with reader_store.rollup_reader() as reader:
+        conn = reader._conn  # the reader's one connection: what every read of one answer runs on
+        before = conn.execute(count).scalar_one()
+        assert before > 0
+        assert ingest_objects(writer_store, [_run_event(i) for i in range(1, 6)]).accepted == 5
+        assert conn.execute(count).scalar_one() == before
+    with reader_store.rollup_reader() as reader:
+        assert reader._conn.execute(count).scalar_one() > before

@@ -92,6 +92,22 @@ def open_engine(url: str, *, busy_timeout_ms: int = 30_000) -> Engine:
     return engine
 
 
+def begin_snapshot(conn: Connection) -> Connection:
+    """Make every statement on the fresh read connection ``conn`` see one snapshot of the store.
+
+    An answer that reads the rollup slices and then their cells in several statements must not
+    see a writer's commit land between them (a cell of a slice the first statement did not see).
+    PostgreSQL: a ``REPEATABLE READ READ ONLY`` transaction (read-only work never fails to
+    serialize). SQLite: an explicit deferred ``BEGIN``, so the WAL read snapshot of the first
+    statement holds until the connection ends (the driver runs SELECTs outside any transaction
+    otherwise). Call before the first statement; returns the connection to use.
+    """
+    if conn.dialect.name == "postgresql":
+        return conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
+    conn.exec_driver_sql("BEGIN")
+    return conn
+
+
 def write_lock_free(engine: Engine, *, wait_ms: int = 200) -> str | None:
     """SQLite: None when this process could take the write lock now, else the driver's reason.
 

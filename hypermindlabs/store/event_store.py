@@ -30,6 +30,7 @@ from hypermindlabs.store import attribution, failures, retention, run_batches, r
 from hypermindlabs.store.attribution import Attributor, Reattribution, attribute_batch
 from hypermindlabs.store.deadline import ReadTimeout, read_deadline
 from hypermindlabs.store.dialect import (
+    begin_snapshot,
     insert_new,
     install_read_deadlines,
     is_read_timeout,
@@ -483,7 +484,7 @@ class EventStore:
     def rollup_reader(self) -> Iterator[RollupReader]:
         """A reader of rollup cells on one connection (one snapshot for one answer), under the read deadline."""
         with self.read() as conn:
-            yield RollupReader(conn)
+            yield RollupReader(begin_snapshot(conn))
 
     def dimension_values(self, *, limit: int = 500) -> dict[str, Any]:
         """Every project, model, tool, scenario and tag value stored (from the rollup slices), sorted."""
