@@ -168,6 +168,14 @@ class Settings:
         metadata={"env": "HYPERMIND_QUERY_MAX_POINTS", "doc": "most points (series × steps) in one timeseries answer"},
     )
 
+    rate_limits: str = field(
+        default="auto",
+        metadata={
+            "env": "HYPERMIND_RATE_LIMITS",
+            "doc": "auto: the HYPERMIND_RATE_LIMIT_* limits apply when any token is set (the app is reachable "
+            "from other hosts), none on a loopback-only app without tokens; on: always; off: never",
+        },
+    )
     rate_limit_storage: str = field(
         default="memory://",
         metadata={
@@ -282,6 +290,8 @@ class Settings:
                 raise ConfigError(f"{f.metadata['env']}: must be at least 1, got {value}")
             if f.name.startswith("rate_limit_") and "_per_" in f.name:
                 rate_limit_value(value, f.metadata["env"])
+        if self.rate_limits not in ("auto", "on", "off"):
+            raise ConfigError(f"HYPERMIND_RATE_LIMITS: expected auto, on or off, got {self.rate_limits!r}")
         if self.retention is not None and parse_age(self.retention) is None:
             raise ConfigError(f"HYPERMIND_RETENTION: expected an age such as 30d, 12h or 2w, got {self.retention!r}")
         if self.retention_interval_s < 1:
@@ -309,6 +319,15 @@ class Settings:
                 values[f.name] = raw
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)  # type: ignore[arg-type]
+
+    def any_token(self) -> bool:
+        """Whether any bearer token is configured (the app may then be bound beyond loopback)."""
+        return any(getattr(self, f.name) is not None for f in fields(self)
+                   if f.name.endswith("_token") and not f.name.startswith("rate_limit_"))  # fmt: skip
+
+    def rate_limits_active(self) -> bool:
+        """Whether the HYPERMIND_RATE_LIMIT_* limits are installed (see ``rate_limits``)."""
+        return self.rate_limits == "on" or (self.rate_limits == "auto" and self.any_token())
 
     def describe(self) -> list[tuple[str, str, str]]:
         """(environment variable, default, doc) for every setting: the docs table."""

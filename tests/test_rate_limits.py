@@ -31,6 +31,7 @@ def _event(i: int) -> dict:
 
 
 def _client(pipeline, **overrides):
+    overrides.setdefault("rate_limits", "on")
     settings = Settings(database_url="unused", **overrides)
     return create_app(settings, pipeline=pipeline).test_client()
 
@@ -125,6 +126,21 @@ def test_limits_are_validated_at_start_up_and_off_switches_them_off(pipeline):
     assert all(c.get("/api/v1/runs").status_code == 200 for _ in range(60))
 
 
+def test_by_default_the_limits_apply_once_a_token_is_set_and_not_on_a_loopback_app_without_one(pipeline):
+    """``HYPERMIND_RATE_LIMITS=auto``: a tokenless app may only bind to loopback, where every client
+    is this machine (a test suite, the demo, a local agent); once a token is set the app may be
+    exposed, and the limits hold."""
+    assert Settings().rate_limits == "auto"
+    tight = {"rate_limits": "auto", "rate_limit_read_per_address": "3/minute"}
+    bare = _client(pipeline, **tight)
+    assert all(bare.get("/api/v1/runs").status_code == 200 for _ in range(10))
+    guarded = _client(pipeline, read_token="rd", **tight)
+    codes = [guarded.get("/api/v1/runs", headers=_bearer("rd")).status_code for _ in range(4)]
+    assert codes == [200, 200, 200, 429]
+    with pytest.raises(ConfigError, match="HYPERMIND_RATE_LIMITS"):
+        Settings(rate_limits="sometimes")
+
+
 def test_the_openapi_document_describes_429_exactly_on_the_limited_routes(app):
     doc = app.test_client().get("/api/v1/openapi.json").get_json()
     with_429 = {(m.upper(), p) for p, ops in doc["paths"].items() for m, op in ops.items() if "429" in op["responses"]}
@@ -190,7 +206,7 @@ def test_two_gunicorn_workers_share_the_limit_through_redis(storage, tmp_path):
     port = _free_port()
     env = {**os.environ, "HYPERMIND_DATABASE_URL": f"sqlite:///{tmp_path / 'events.db'}",
            "HYPERMIND_RATE_LIMIT_STORAGE": REDIS_URL if storage == "redis" else "memory://",
-           "HYPERMIND_RATE_LIMIT_KEY_PREFIX": prefix, "HYPERMIND_RATE_LIMIT_INGEST_PER_ADDRESS": "6/minute"}  # fmt: skip
+           "HYPERMIND_RATE_LIMIT_KEY_PREFIX": prefix, "HYPERMIND_RATE_LIMIT_INGEST_PER_ADDRESS": "6/minute", "HYPERMIND_RATE_LIMITS": "on"}  # fmt: skip
     log = tmp_path / "serve.log"
     proc = subprocess.Popen([*CLI, "serve", "--workers", "2", "--port", str(port)], env=env,
                             stdout=log.open("w"), stderr=subprocess.STDOUT)  # fmt: skip

@@ -89,7 +89,7 @@ def _serve_gunicorn(
     print(f"hypermind-obs: serving on http://{settings.host}:{settings.port}/ with {settings.workers} gunicorn "
           "workers (Ctrl-C to stop)", flush=True)  # fmt: skip
     print(f"hypermind-obs: database {_redact(settings.database_url)}", flush=True)
-    if settings.rate_limit_storage.startswith("memory://"):
+    if settings.rate_limits_active() and settings.rate_limit_storage.startswith("memory://"):
         print(f"hypermind-obs: warning: rate limits are counted per worker (HYPERMIND_RATE_LIMIT_STORAGE=memory://), "
               f"so {settings.workers} workers allow {settings.workers}× each limit; set "
               "HYPERMIND_RATE_LIMIT_STORAGE=redis://… to share them", flush=True)  # fmt: skip

@@ -16,6 +16,10 @@ one is keyed by its address) and one keyed by the client address (``REMOTE_ADDR`
 RESOURCE_EXHAUSTED). The check runs after authentication: a refused token costs nobody's budget.
 Pages, ``/metrics``, ``/healthz``, single-run reads and the Alertmanager webhook are not limited.
 
+The limits apply when ``Settings.rate_limits_active()``: by default (``HYPERMIND_RATE_LIMITS=auto``)
+whenever a token is set, that is whenever the app may be reachable from other hosts; a loopback-only
+app without tokens (the demo, a developer's laptop) has none unless ``HYPERMIND_RATE_LIMITS=on``.
+
 If the storage is unreachable (Redis down) requests are let through and the error is logged:
 a rate-limit outage never refuses ingestion.
 """
@@ -60,6 +64,8 @@ def init_app(app: Flask, settings: Settings) -> None:
     from flask_limiter import Limiter
     from flask_limiter.errors import RateLimitExceeded
 
+    if not settings.rate_limits_active():
+        return
     names = [f"rate_limit_{group}_per_{per}" for group in ("ingest", "read") for per in ("token", "address")]
     env = {f: f"HYPERMIND_{f.upper()}" for f in names}
     wanted = {f: rate_limit_value(getattr(settings, f), e) for f, e in env.items()}
