@@ -324,3 +324,45 @@ def test_a_rollup_reader_sees_one_snapshot_while_a_writer_commits(make_store):
         assert conn.execute(count).scalar_one() == before
     with reader_store.rollup_reader() as reader:
         assert reader._conn.execute(count).scalar_one() > before
+
+
+def test_postgresql_writers_of_stores_in_other_schemas_do_not_wait_on_each_other():
+    """The writers' advisory lock is per store (schema), not per database: while one store's
+    writer holds it, a store in another schema of the same database appends at once, and a second
+    writer of the same store waits."""
+    import uuid
+
+    from hypermindlabs.store.rollup_cells import lock_writers
+    from tests.conftest import (
+        PG_URL,
+        _drop_schema,
+        _pg_schema_store,
+        open_pipeline,
+        pg_schema_url,
+        postgres_available,
+        require,
+    )
+
+    require(postgres_available(), f"PostgreSQL at {PG_URL}")
+    a_name, b_name = f"t_{uuid.uuid4().hex[:12]}", f"t_{uuid.uuid4().hex[:12]}"
+    a, b = _pg_schema_store(a_name), _pg_schema_store(b_name)
+    a2 = open_pipeline(pg_schema_url(a_name)).store
+    try:
+        with a.engine.begin() as holder:
+            lock_writers(holder)
+            other = threading.Thread(target=ingest_objects, args=(b, [_run_event(1)]), daemon=True)
+            other.start()
+            other.join(20)
+            assert not other.is_alive(), "a store in another schema waited for this store's writer lock"
+            assert b.count_events() == 1
+            done = threading.Event()
+            t = threading.Thread(target=lambda: (ingest_objects(a2, [_run_event(2)]), done.set()), daemon=True)
+            t.start()
+            assert not done.wait(1.5), "a writer of the same store did not wait for the lock"
+        assert done.wait(30)
+        t.join(30)
+    finally:
+        for s in (a, b, a2):
+            s.close()
+        _drop_schema(a_name)
+        _drop_schema(b_name)

@@ -339,13 +339,20 @@ def lock_key(name: str) -> int:
 
 
 def advisory_xact_lock(conn: Connection, key: int) -> None:
-    """Serialize with other PostgreSQL writers holding ``key`` until this transaction ends.
+    """Serialize with other PostgreSQL writers holding ``key`` in this store until this transaction ends.
+
+    Advisory locks belong to the whole database, not to a schema: the key is mixed with the
+    store's schema (``current_schema()``), so stores in other schemas of one database (several
+    deployments, a test suite's parallel workers) never wait on each other's writers.
 
     SQLite: nothing to do, the transaction already holds the database's single writer lock once
     it writes (and the store serializes its own writers).
     """
     if conn.dialect.name == "postgresql":
-        conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": key})
+        conn.execute(
+            text("SELECT pg_advisory_xact_lock(hashtextextended(current_schema() || ':' || CAST(:k AS text), 0))"),
+            {"k": key},
+        )
 
 
 def lock_tables_exclusive(conn: Connection, tables: Sequence[Table]) -> None:
