@@ -7,14 +7,14 @@ failure class and cluster id. :func:`event_json` is the one place the API's even
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any, NotRequired, TypedDict
 
 import orjson
 
-from hypermindlabs.core.events import RunEvent, format_timestamp
+from hypermindlabs.core.events import RunEvent, chars_to_tokens, format_timestamp
 
-__all__ = ["StoredEvent", "stored_event", "event_json"]
+__all__ = ["StoredEvent", "stored_event", "event_json", "event_tokens", "run_tokens"]
 
 
 class StoredEvent(TypedDict):
@@ -126,3 +126,40 @@ def event_json(m: Mapping[str, Any]) -> dict[str, Any]:
         "cluster_id": m["cluster_id"],
         "attributes": orjson.loads(m["attributes"]),
     }
+
+
+Tokens = tuple[int, int, int, int]
+
+
+def event_tokens(row: Mapping[str, Any]) -> Tokens:
+    """(input, output, input proxy, output proxy) of one stored event: real counts apart from
+    character proxies.
+
+    The store keeps one ``tokens_estimated`` flag per event; a side is a proxy when the flag is
+    set and its token count is the proxy of its character count.
+    """
+    it, ot = row["input_tokens"], row["output_tokens"]
+    if not row["tokens_estimated"]:
+        return it or 0, ot or 0, 0, 0
+    ic, oc = row["input_chars"], row["output_chars"]
+    in_proxy = it is not None and ic is not None and it == chars_to_tokens(ic)
+    out_proxy = ot is not None and oc is not None and ot == chars_to_tokens(oc)
+    return (
+        0 if in_proxy else it or 0,
+        0 if out_proxy else ot or 0,
+        it if in_proxy else 0,
+        ot if out_proxy else 0,
+    )
+
+
+def run_tokens(run: Mapping[str, Any], children: Iterable[Mapping[str, Any]]) -> Tokens:
+    """A run's tokens as the API, the rollups and /metrics all count them: the run's own usage when
+    it carries any, else the sum of its LLM steps'."""
+    if run["input_tokens"] is not None or run["output_tokens"] is not None:
+        return event_tokens(run)
+    tok = (0, 0, 0, 0)
+    for ch in children:
+        if ch["kind"] == "llm":
+            t = event_tokens(ch)
+            tok = (tok[0] + t[0], tok[1] + t[1], tok[2] + t[2], tok[3] + t[3])
+    return tok

@@ -26,7 +26,7 @@ from typing import Any
 import orjson
 
 from hypermindlabs import conventions as c
-from hypermindlabs.core.events import chars_to_tokens
+from hypermindlabs.core.record import run_tokens
 
 __all__ = ["Deltas", "Cap", "add_run", "series_id", "scale_of", "NS_PER_S"]
 
@@ -136,17 +136,6 @@ def _labels_json(pairs: tuple[tuple[str, str | None], ...]) -> str:
     return orjson.dumps(kept, option=orjson.OPT_SORT_KEYS).decode()
 
 
-def _tokens(row: Mapping[str, Any]) -> tuple[int, int, int, int]:
-    """(input, output, input proxy, output proxy), as the rollups (and so the API) count them."""
-    it, ot = row["input_tokens"], row["output_tokens"]
-    if not row["tokens_estimated"]:
-        return it or 0, ot or 0, 0, 0
-    ic, oc = row["input_chars"], row["output_chars"]
-    in_proxy = it is not None and ic is not None and it == chars_to_tokens(ic)
-    out_proxy = ot is not None and oc is not None and ot == chars_to_tokens(oc)
-    return (0 if in_proxy else it or 0, 0 if out_proxy else ot or 0, it if in_proxy else 0, ot if out_proxy else 0)
-
-
 def provider_of(row: Mapping[str, Any]) -> str | None:
     attrs = row.get("attributes")
     if attrs and attrs != "{}":
@@ -193,14 +182,7 @@ def add_run(acc: Deltas, run: Mapping[str, Any], children: Sequence[Mapping[str,
         c.ATTR_OPERATION: c.OP_INVOKE_AGENT, c.ATTR_PROVIDER: provider, c.ATTR_REQUEST_MODEL: model,
         c.ATTR_ERROR_TYPE: error_type, c.ATTR_PROJECT: project,
     }, dur, sign, ex)  # fmt: skip
-    if run["input_tokens"] is not None or run["output_tokens"] is not None:
-        tok = _tokens(run)
-    else:
-        tok = (0, 0, 0, 0)
-        for ch in children:
-            if ch["kind"] == "llm":
-                t = _tokens(ch)
-                tok = (tok[0] + t[0], tok[1] + t[1], tok[2] + t[2], tok[3] + t[3])
+    tok = run_tokens(run, children)
     sides = ((c.TOKEN_INPUT, "false", tok[0]), (c.TOKEN_OUTPUT, "false", tok[1]),
              (c.TOKEN_INPUT, "true", tok[2]), (c.TOKEN_OUTPUT, "true", tok[3]))  # fmt: skip
     for token_type, estimated, n in sides:

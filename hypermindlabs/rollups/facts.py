@@ -22,7 +22,7 @@ from typing import Any
 
 import orjson
 
-from hypermindlabs.core.events import chars_to_tokens
+from hypermindlabs.core.record import event_tokens, run_tokens
 from hypermindlabs.core.sketch import bin_of
 from hypermindlabs.core.vocabulary import ROLLUP_MEASURES
 
@@ -163,26 +163,6 @@ class Accumulator:
         return out
 
 
-def _tokens(row: Mapping[str, Any]) -> tuple[int, int, int, int]:
-    """(input, output, input proxy, output proxy): real counts apart from character proxies.
-
-    The store keeps one ``tokens_estimated`` flag per event; a side is a proxy when the flag is
-    set and its token count is the proxy of its character count.
-    """
-    it, ot = row["input_tokens"], row["output_tokens"]
-    if not row["tokens_estimated"]:
-        return it or 0, ot or 0, 0, 0
-    ic, oc = row["input_chars"], row["output_chars"]
-    in_proxy = it is not None and ic is not None and it == chars_to_tokens(ic)
-    out_proxy = ot is not None and oc is not None and ot == chars_to_tokens(oc)
-    return (
-        0 if in_proxy else it or 0,
-        0 if out_proxy else ot or 0,
-        it if in_proxy else 0,
-        ot if out_proxy else 0,
-    )
-
-
 def _tags(run: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
     raw = run["tags"]
     tags = orjson.loads(raw) if isinstance(raw, str | bytes) else raw or {}
@@ -204,14 +184,7 @@ def add_run(acc: Accumulator, run: Mapping[str, Any], children: Sequence[Mapping
     if run["tool"] is not None:
         tools.add(run["tool"])
     members = tuple(sorted([("tool", t) for t in tools] + list(tag_members)))
-    if run["input_tokens"] is not None or run["output_tokens"] is not None:
-        tok = _tokens(run)
-    else:
-        tok = (0, 0, 0, 0)
-        for c in children:
-            if c["kind"] == "llm":
-                t = _tokens(c)
-                tok = (tok[0] + t[0], tok[1] + t[1], tok[2] + t[2], tok[3] + t[3])
+    tok = run_tokens(run, children)
     tool_calls = sum(1 for c in children if c["kind"] == "tool")
     llm_calls = sum(1 for c in children if c["kind"] == "llm")
     dur = run["end_ns"] - start
@@ -240,7 +213,7 @@ def add_step(acc: Accumulator, run_start_ns: int, tag_members: tuple[tuple[str, 
     kind, p, s, m, tool = step["kind"], step["project"], step["scenario"], step["model"], step["tool"]
     status, fc = step["status"], step["failure_class"]
     dur = step["end_ns"] - step["start_ns"]
-    tok = _tokens(step)
+    tok = event_tokens(step)
     measures = [1, dur // 1000, *tok, 0, 0, sum(tok) ** 2, 0]
     keys: list[tuple[SliceKey, tuple[int, ...]]] = []
     for cube in _STEP_CUBES:
