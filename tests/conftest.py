@@ -146,3 +146,33 @@ def client(app):
 
 # Browser-test fixtures (one Chromium and one demo database per session), shared by the web UI tests.
 from tests.web_ui_harness import browser, demo_db, demo_server, page  # noqa: E402,F401
+
+
+@pytest.fixture
+def private_pg():
+    """A PostgreSQL server of the test's own (tests/pg_instance.py) that it may stop and start."""
+    from tests.pg_instance import PgInstance, pg_bindir
+
+    require(pg_bindir() is not None, "PostgreSQL server binaries (initdb, pg_ctl)")
+    pg = PgInstance()
+    try:
+        pg.start()
+        yield pg
+    finally:
+        pg.destroy()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def database(request, tmp_path):
+    """A fresh database URL for a server process: a SQLite file, or a new schema on the shared PostgreSQL."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'events.db'}"
+        return
+    require(postgres_available(), f"PostgreSQL at {PG_URL}")
+    import psycopg
+
+    schema = f"t_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(PG_URL, autocommit=True) as conn:
+        conn.execute(f'CREATE SCHEMA "{schema}"')
+    yield pg_schema_url(schema)
+    _drop_schema(schema)

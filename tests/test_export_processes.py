@@ -16,7 +16,6 @@ import sys
 import time
 import urllib.parse
 import urllib.request
-import uuid
 from pathlib import Path
 
 import pytest
@@ -24,11 +23,6 @@ import pytest
 from hypermindlabs import conventions as c
 from hypermindlabs.sdk import RunManager
 from tests.conftest import (
-    PG_URL,
-    _drop_schema,
-    pg_schema_url,
-    postgres_available,
-    require,
     require_binary,
 )
 from tests.grafana_support import free_port
@@ -69,21 +63,6 @@ def _stop(proc: subprocess.Popen) -> None:
         proc.wait(20)
     except subprocess.TimeoutExpired:
         proc.kill()
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def database(request, tmp_path):
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'events.db'}"
-        return
-    require(postgres_available(), f"PostgreSQL at {PG_URL}")
-    import psycopg
-
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    yield pg_schema_url(schema)
-    _drop_schema(schema)
 
 
 def _prom_query(base: str, q: str) -> list:

@@ -11,13 +11,9 @@ import subprocess
 import sys
 import textwrap
 
-import pytest
-
 from hypermindlabs.config import Settings
 from hypermindlabs.web import create_app
 from hypermindlabs.wiring import build_pipeline
-from tests.conftest import require
-from tests.pg_instance import PgInstance, pg_bindir
 
 
 def _run(i: int, start: str = "2026-01-01T00:00:00Z") -> dict:
@@ -37,17 +33,6 @@ def _assert_unavailable(r) -> None:
     assert int(r.headers["Retry-After"]) == 7
     body = r.get_json()
     assert body["field"] == "database" and body["error"]
-
-
-@pytest.fixture
-def private_pg():
-    require(pg_bindir() is not None, "PostgreSQL server binaries (initdb, pg_ctl)")
-    pg = PgInstance()
-    try:
-        pg.start()
-        yield pg
-    finally:
-        pg.destroy()
 
 
 def test_postgresql_stopped_answers_503_with_retry_after_and_recovers_without_restart(private_pg):

@@ -16,16 +16,13 @@ import threading
 import time
 import urllib.error
 import urllib.request
-import uuid
 from pathlib import Path
 
-import pytest
 import sqlalchemy as sa
 
 from hypermindlabs.config import Settings
 from hypermindlabs.store.schema import events, export_series
 from hypermindlabs.wiring import build_pipeline
-from tests.conftest import PG_URL, _drop_schema, pg_schema_url, postgres_available, require
 from tests.test_rollups import DAY, build_runs, snapshot, to_events
 
 CLI = [sys.executable, "-m", "hypermindlabs.cli.main"]
@@ -38,21 +35,6 @@ def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def database(request, tmp_path):
-    if request.param == "sqlite":
-        yield f"sqlite:///{tmp_path / 'events.db'}"
-        return
-    require(postgres_available(), f"PostgreSQL at {PG_URL}")
-    import psycopg
-
-    schema = f"t_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(PG_URL, autocommit=True) as conn:
-        conn.execute(f'CREATE SCHEMA "{schema}"')
-    yield pg_schema_url(schema)
-    _drop_schema(schema)
 
 
 def _env(url: str) -> dict[str, str]:

@@ -12,25 +12,11 @@ import time
 import tracemalloc
 from pathlib import Path
 
-import pytest
-
 from hypermindlabs.config import Settings
 from hypermindlabs.ingest import ingest_objects
 from hypermindlabs.sdk.run_manager import RunManager
 from hypermindlabs.wiring import build_pipeline
-from tests.conftest import require
-from tests.pg_instance import PgInstance, pg_bindir
-
-
-@pytest.fixture
-def private_pg():
-    require(pg_bindir() is not None, "PostgreSQL server binaries (initdb, pg_ctl)")
-    pg = PgInstance()
-    try:
-        pg.start()
-        yield pg
-    finally:
-        pg.destroy()
+from tests.pg_instance import PgInstance
 
 
 def _server_pids(pg: PgInstance) -> list[int]:
