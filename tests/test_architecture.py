@@ -149,6 +149,37 @@ def test_the_store_imports_nothing_from_rollups_triage_export_or_web():
     assert not set(graph.get("store", {})) & {"rollups", "triage", "export", "web", "ingest", "wiring"}
 
 
+# Packages that may open connections or transactions on a SQLAlchemy engine themselves: the store, and
+# the export view's renderers (they read ``export_series`` in one snapshot per scrape).
+OWN_TRANSACTIONS = {"store", "export"}
+
+
+def _engine_transactions(path: Path) -> list[int]:
+    """Lines calling ``<…engine>.begin()`` / ``.connect()`` (``store.engine.begin()``, ``self._engine.connect()``)."""
+    lines = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute)):
+            continue
+        if node.func.attr not in ("begin", "connect"):
+            continue
+        owner = node.func.value
+        name = owner.attr if isinstance(owner, ast.Attribute) else owner.id if isinstance(owner, ast.Name) else ""
+        if name.lstrip("_") == "engine":
+            lines.append(node.lineno)
+    return lines
+
+
+def test_only_the_store_and_the_export_view_open_transactions_on_the_engine():
+    found = {
+        f"{m}:{line}": _package_of(m)
+        for m, path in _modules().items()
+        for line in _engine_transactions(path)
+    }
+    assert any(pkg == "store" for pkg in found.values()), "the walk finds the store's own transactions"
+    outside = sorted(where for where, pkg in found.items() if pkg not in OWN_TRANSACTIONS)
+    assert not outside, f"transactions opened outside the store (add a store method): {outside}"
+
+
 @pytest.mark.parametrize("package", PURE)
 def test_importing_a_pure_package_in_a_fresh_interpreter_loads_no_io_library(package: str):
     modules = sorted(m for m in _modules() if m == f"hypermindlabs.{package}" or m.startswith(f"hypermindlabs.{package}."))

@@ -21,7 +21,6 @@ from hypermindlabs.ingest.otlp_decode import OtlpBodyError, SpanRecord, decode_r
 from hypermindlabs.ingest.otlp_mapping import AttributeKeys, SpanRejection, TraceState, map_spans
 from hypermindlabs.ingest.otlp_synth import synthesize_run
 from hypermindlabs.store import EventStore
-from hypermindlabs.store import otlp_state as pending
 
 __all__ = [
     "ExportResult", "OtlpBodyError", "SWEEP_BATCH", "attribute_keys", "decode_request", "decompress", "ingest_spans",
@@ -76,13 +75,11 @@ def ingest_spans(
         )
         spans = [s for s in spans if s.scope_name != c.TRACER_NAME]
     trace_ids = list(dict.fromkeys(s.trace_id for s in spans))
-    with store.engine.connect() as conn:
-        known = {t: TraceState(*v) for t, v in pending.load_states(conn, trace_ids).items()}
-        with_root = list({s.trace_id for s in spans if not s.parent_span_id or s.parent_is_remote})
-        held = pending.load_held(conn, with_root) if with_root else {}
-        run_ids = [known[t].run_id if t in known else None for t in with_root]
-        models = pending.step_models(conn, [r for r in run_ids if r]) if with_root else {}
-    batch = map_spans(spans, known, keys, held, models)
+    traces = store.otlp_traces()
+    with_root = list(dict.fromkeys(s.trace_id for s in spans if not s.parent_span_id or s.parent_is_remote))
+    seen = traces.context(trace_ids, with_root)
+    known = {t: TraceState(*v) for t, v in seen.states.items()}
+    batch = map_spans(spans, known, keys, seen.held, seen.models)
     result.rejected.extend(batch.rejected)
 
     objs: list[dict[str, Any]] = []
@@ -109,8 +106,7 @@ def ingest_spans(
         elif trace_id not in known or known[trace_id].state == "open":
             opened[trace_id] = entry
     held_now = [(h.trace_id, h.span_id, h.run_id, h.summary) for h in batch.held if h.trace_id not in closed]
-    with store.engine.begin() as conn:
-        pending.record(conn, now_ns, opened, closed, held_now)
+    traces.record(now_ns, opened, closed, held_now)
     result.synthesized = sweep(store, now_ns=now_ns, root_timeout_s=root_timeout_s, limit=SWEEP_BATCH)
     return result
 
@@ -122,19 +118,16 @@ def sweep(store: EventStore, *, now_ns: int, root_timeout_s: int, limit: int = S
     Returns the number of runs synthesised. Idempotent: the synthesised event id is fixed per trace.
     """
     cutoff = now_ns - root_timeout_s * 1_000_000_000
-    with store.engine.connect() as conn:
-        due = pending.due(conn, cutoff, limit)
+    traces = store.otlp_traces()
+    due = traces.due(cutoff, limit)
     made = 0
     for trace_id, run_id, template in due:
         run = store.get_run(run_id)
         if run is not None and run["complete"]:
             # The run event arrived by another door (the JSON API, another process): nothing to make.
-            with store.engine.begin() as conn:
-                pending.mark(conn, trace_id, "closed")
-                pending.release_held(conn, [trace_id])
+            traces.finish(trace_id, "closed")
             continue
-        with store.engine.connect() as conn:
-            held = pending.load_held(conn, [trace_id]).get(trace_id, [])
+        held = traces.held(trace_id)
         children = run["events"] if run is not None else []
         obj = synthesize_run(trace_id, run_id, children, template, held, root_timeout_s)
         state = "synthesized"
@@ -147,7 +140,5 @@ def sweep(store: EventStore, *, now_ns: int, root_timeout_s: int, limit: int = S
                 state = "closed"
             else:
                 made += res.accepted
-        with store.engine.begin() as conn:
-            pending.mark(conn, trace_id, state)
-            pending.release_held(conn, [trace_id])
+        traces.finish(trace_id, state)
     return made

@@ -27,6 +27,7 @@ from hypermindlabs.core.filters import Filters
 from hypermindlabs.core.record import StoredEvent, stored_event
 from hypermindlabs.core.vocabulary import INHERITED, chunks
 from hypermindlabs.store import attribution, failures, retention, run_batches, runs
+from hypermindlabs.store.alerts import AlertStore
 from hypermindlabs.store.attribution import Attributor, Reattribution, attribute_batch
 from hypermindlabs.store.deadline import ReadTimeout, read_deadline
 from hypermindlabs.store.dialect import (
@@ -42,6 +43,7 @@ from hypermindlabs.store.dialect import (
 )
 from hypermindlabs.store.failures import failed_children, set_failure_labels
 from hypermindlabs.store.label_admissions import LabelAdmissions
+from hypermindlabs.store.otlp_state import OtlpTraces
 from hypermindlabs.store.rollup_cells import lock_writers
 from hypermindlabs.store.rollup_reads import RollupReader
 from hypermindlabs.store.runs import RunPage, run_conditions
@@ -516,6 +518,14 @@ class EventStore:
     def run_ids(self, filters: Filters) -> list[str]:
         """Every run ID matching ``filters`` (for tests and exact drill-down checks)."""
         return runs.run_ids(self.engine, filters)
+
+    def otlp_traces(self) -> OtlpTraces:
+        """The OTLP ingest's trace state (roots awaited, held spans), on this store's engine."""
+        return OtlpTraces(self.engine)
+
+    def alerts(self) -> AlertStore:
+        """The alerts Alertmanager's webhook delivered, on this store's engine."""
+        return AlertStore(self.engine)
 
 
 _DERIVED_COLUMNS = frozenset({"failure_class", "cluster_id"})

@@ -2,8 +2,9 @@
 
 Plain values in and out (no OTLP types), so it can sit with the store, which imports nothing above it.
 
-Every statement here runs on the store's engine, in its own short transaction after the event append
-(``hypermindlabs.ingest.otlp``).
+Every statement here runs on the store's engine, in its own short transaction after the event append;
+:class:`OtlpTraces` (``EventStore.otlp_traces()``) is what the OTLP ingest (``hypermindlabs.ingest.otlp``)
+calls, so no layer above the store opens a transaction itself.
 """
 
 from __future__ import annotations
@@ -14,13 +15,75 @@ from typing import Any
 import orjson
 from sqlalchemy import delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 
 from hypermindlabs.store.schema import events, otlp_held_spans, otlp_traces
 
-__all__ = ["load_states", "load_held", "step_models", "record", "due", "mark", "release_held"]
+__all__ = [
+    "OtlpTraces", "TraceContext", "load_states", "load_held", "step_models", "record", "due", "mark", "release_held",
+]  # fmt: skip
 
 _CHUNK = 500
+
+
+class TraceContext:
+    """What an export's mapping needs to know of its traces already seen."""
+
+    __slots__ = ("states", "held", "models")
+
+    def __init__(
+        self,
+        states: dict[str, tuple[str, str]],
+        held: dict[str, list[dict[str, Any]]],
+        models: dict[str, set[str]],
+    ) -> None:
+        self.states = states  # trace id → (run id, state)
+        self.held = held  # trace id → summaries of the spans held for its run (traces with a root here)
+        self.models = models  # run id → models of its stored llm steps (traces with a root here)
+
+
+class OtlpTraces:
+    """The OTLP trace state on the store's engine; each method is its own short transaction."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+
+    def context(self, trace_ids: Sequence[str], with_root: Sequence[str]) -> TraceContext:
+        """The states of ``trace_ids``; for the traces in ``with_root`` (whose root span is in this
+        export) also their held spans and the models of their runs' stored llm steps."""
+        with self._engine.connect() as conn:
+            states = load_states(conn, trace_ids)
+            held = load_held(conn, with_root) if with_root else {}
+            run_ids = [states[t][0] for t in with_root if t in states]
+            models = step_models(conn, run_ids) if run_ids else {}
+        return TraceContext(states, held, models)
+
+    def record(
+        self,
+        now_ns: int,
+        opened: Mapping[str, tuple[str, dict[str, Any]]],
+        closed: Mapping[str, tuple[str, dict[str, Any]]],
+        held: Sequence[tuple[str, str, str, dict[str, Any]]],
+    ) -> None:
+        """:func:`record` in one transaction."""
+        with self._engine.begin() as conn:
+            record(conn, now_ns, opened, closed, held)
+
+    def due(self, cutoff_ns: int, limit: int) -> list[tuple[str, str, dict[str, Any]]]:
+        """:func:`due`: open traces whose last span arrived before ``cutoff_ns``."""
+        with self._engine.connect() as conn:
+            return due(conn, cutoff_ns, limit)
+
+    def held(self, trace_id: str) -> list[dict[str, Any]]:
+        """The summaries of the spans held for ``trace_id``'s run."""
+        with self._engine.connect() as conn:
+            return load_held(conn, [trace_id]).get(trace_id, [])
+
+    def finish(self, trace_id: str, state: str) -> None:
+        """Mark ``trace_id`` closed or synthesised and drop its held spans, in one transaction."""
+        with self._engine.begin() as conn:
+            mark(conn, trace_id, state)
+            release_held(conn, [trace_id])
 
 
 def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:

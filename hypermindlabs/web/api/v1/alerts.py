@@ -25,7 +25,7 @@ _SEVERITIES = Severities(label=c.LABEL_SEVERITY, known=c.SEVERITIES, default=c.S
 def _alerts() -> AlertStore:
     ext = current_app.extensions
     if "hypermind.alert_store" not in ext:
-        ext["hypermind.alert_store"] = AlertStore(store().engine)
+        ext["hypermind.alert_store"] = store().alerts()
     return ext["hypermind.alert_store"]
 
 
