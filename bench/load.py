@@ -33,6 +33,8 @@ import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from databases import fresh_url  # noqa: E402  (bench/databases.py)
+
 from hypermindlabs.config import Settings  # noqa: E402
 from hypermindlabs.demo import demo_spec, generate_events  # noqa: E402
 from hypermindlabs.ingest import ingest_objects  # noqa: E402
@@ -47,23 +49,6 @@ READS = {
     "regressions": "/api/v1/regressions?from=now-24h",
     "metrics": "/metrics",
 }
-
-
-def fresh_url(kind: str, tmp: Path, pg: str) -> tuple[str, callable]:
-    if kind == "sqlite":
-        return f"sqlite:///{tmp / (uuid.uuid4().hex + '.db')}", lambda: None
-    import psycopg
-
-    schema = f"load_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(pg, autocommit=True) as c:
-        c.execute(f'CREATE SCHEMA "{schema}"')
-
-    def drop() -> None:
-        with psycopg.connect(pg, autocommit=True) as c:
-            c.execute(f'DROP SCHEMA "{schema}" CASCADE')
-
-    sep = "&" if "?" in pg else "?"
-    return f"{pg}{sep}options=-csearch_path%3D{schema}", drop
 
 
 def _events(seed: int, prefix: str, runs_per_day: int, days: int = 2):
@@ -192,7 +177,7 @@ def pct(xs: list[float], q: float) -> float:
 
 
 def measure(kind: str, workers: int, args, tmp: Path) -> dict:
-    url, drop = fresh_url(kind, tmp, args.postgres)
+    url, drop = fresh_url(kind, tmp, args.postgres, prefix="load")
     try:
         pre = preload(url, args.preload_runs_per_day)
         proc, base = serve(url, workers, tmp / f"serve-{kind}-{workers}.log")
@@ -264,7 +249,6 @@ def main() -> None:
         print(f"| {r['db']} | {r['workers']} | " + " | ".join(cells) + " |")
     if any(r["stored"] != r["acknowledged"] for r in results):
         raise SystemExit("events stored != events acknowledged")
-
 
 
 if __name__ == "__main__":

@@ -21,7 +21,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from pathlib import Path
 
 import orjson
@@ -34,6 +33,8 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import Status, StatusCode
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from databases import fresh_url  # noqa: E402  (bench/databases.py)
 
 from hypermindlabs.ingest.otlp_decode import decode_request
 from hypermindlabs.ingest.otlp_mapping import AttributeKeys, map_spans  # noqa: E402
@@ -105,23 +106,6 @@ def post_all(url: str, path: str, bodies: list[bytes], headers: dict[str, str]) 
         proc.terminate()
         proc.wait(10)
     return took
-
-
-def fresh_url(kind: str, tmp: Path, pg: str | None) -> tuple[str, callable]:
-    if kind == "sqlite":
-        return f"sqlite:///{tmp / (uuid.uuid4().hex + '.db')}", lambda: None
-    import psycopg
-
-    schema = f"bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(pg, autocommit=True) as c:
-        c.execute(f'CREATE SCHEMA "{schema}"')
-
-    def drop() -> None:
-        with psycopg.connect(pg, autocommit=True) as c:
-            c.execute(f'DROP SCHEMA "{schema}" CASCADE')
-
-    sep = "&" if "?" in pg else "?"
-    return f"{pg}{sep}options=-csearch_path%3D{schema}", drop
 
 
 def main() -> None:
