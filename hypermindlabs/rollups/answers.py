@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from hypermindlabs.core.errors import QueryError
 from hypermindlabs.core.events import format_timestamp
+from hypermindlabs.core.filters import Filters
 from hypermindlabs.core.sketch import quantiles
 from hypermindlabs.rollups.facts import MEASURES, Cube, part_of
 from hypermindlabs.rollups.query import MetricsQuery, cover, member_keys, plan
@@ -82,12 +83,22 @@ def _fields(q: MetricsQuery, agg: Agg | None) -> dict[str, Any]:
 def _runs_url(q: MetricsQuery, group: Mapping[str, Any], from_ns: int, to_ns: int, agg: Agg | None,
               classified_ok: bool) -> tuple[str | None, bool]:  # fmt: skip
     """The drill-down and whether it lists exactly the runs behind the row."""
+    base, exact = _drill(q, group, agg, classified_ok)
+    return (None if base is None else _with_window(base, _window_query(from_ns, to_ns))), exact
+
+
+def _drill(q: MetricsQuery, group: Mapping[str, Any], agg: Agg | None,
+           classified_ok: bool) -> tuple[str | None, bool]:  # fmt: skip
+    """The drill-down's URL without its window (see :func:`_time_query`), and whether it is exact.
+
+    Split from the window so a timeseries builds each series' URL once, not once per point.
+    """
     f = q.filters
     exact = q.level == "run"
     if q.level == "step":
         # Runs containing these steps: step status / failure class are not run filters.
         f = replace(f, status=(), error_class=())
-    f = replace(f, from_ns=from_ns, to_ns=to_ns)
+    f = replace(f, from_ns=None, to_ns=None)
     tags = dict(f.tags)
     for g, v in group.items():
         if g == "kind":
@@ -112,6 +123,15 @@ def _runs_url(q: MetricsQuery, group: Mapping[str, Any], from_ns: int, to_ns: in
     f = replace(f, tags=tuple(sorted(tags.items())))
     qs = f.query_string()
     return "/api/v1/runs" + (f"?{qs}" if qs else ""), exact
+
+
+def _window_query(from_ns: int, to_ns: int) -> str:
+    """A drill-down's window parameters (they come last, as in :meth:`Filters.to_query`)."""
+    return Filters(from_ns=from_ns, to_ns=to_ns).query_string()
+
+
+def _with_window(base: str, window: str) -> str:
+    return base + ("&" if "?" in base else "?") + window
 
 
 def _header(q: MetricsQuery, plan: list[dict[str, Any]]) -> dict[str, Any]:
@@ -248,16 +268,22 @@ def timeseries(store: RollupSource, q: MetricsQuery) -> dict[str, Any]:
             f"{q.max_points} allowed (HYPERMIND_QUERY_MAX_POINTS); narrow the query: a lower limit (fewer "
             "series), a larger step, a shorter window (from/to), or more filters",
         )
+    starts = [q.from_ns + i * step_ns for i in range(n_points)]
+    times = [(t0 // 10**6, format_timestamp(t0), _window_query(t0, t0 + step_ns)) for t0 in starts]
     out = []
     for sk in keys[: q.limit]:
         group = _group_dict(q, sk)
         pts = series.get(sk, {})
+        base, exact_empty = _drill(q, group, None, classified_ok)
+        by_class = q.level == "run" and group.get("error_class") is not None
         rows = []
-        for i in range(n_points):
-            t0 = q.from_ns + i * step_ns
+        for i, (t_ms, time_text, window) in enumerate(times):
             point = pts.get(i)
-            row = {"t": t0 // 10**6, "time": format_timestamp(t0), **_fields(q, point)}
-            row["runs_url"], row["runs_url_exact"] = _runs_url(q, group, t0, t0 + step_ns, point, classified_ok)
+            row = {"t": t_ms, "time": time_text, **_fields(q, point)}
+            # Of the aggregate, only an error class group's unclassified errors make it inexact.
+            exact = exact_empty and not (point is not None and by_class and point.null_class_errors)
+            row["runs_url"] = None if base is None else _with_window(base, window)
+            row["runs_url_exact"] = exact
             rows.append(row)
         out.append({"group": group, "points": rows})
     sources = [{"cube": cube.name, "tier_seconds": tier, "buckets": (q.to_ns - q.from_ns) // (tier * _NS)}]
