@@ -272,9 +272,33 @@ def test_on_the_demo_the_regression_view_shows_the_injected_slice_first(demo_ser
 
 
 def show_triage(p) -> None:
-    """Scroll to the triage panel (it loads when near the viewport) and wait for its clusters."""
+    """Scroll to the triage panel and wait for its clusters and for the tool table above it (both load
+    when near the viewport)."""
     p.locator("#triage-panel").scroll_into_view_if_needed()
     p.wait_for_selector("#clusters[data-state=ready], #clusters[data-state=empty]")
+    p.wait_for_selector("#tools[data-state=ready], #tools[data-state=empty]")
+
+
+def test_the_tool_table_loads_when_scrolled_near_with_the_apis_numbers(demo_server, page) -> None:
+    frm, to = window()
+    asked: list[str] = []
+    page.page.on("request", lambda r: asked.append(r.url) if "kind=tool" in r.url else None)
+    p = page.open(f"{demo_server.url}/observability?from={frm}&to={to}")
+    # More than two screens down: no tool summary read before it comes near.
+    assert p.get_attribute("#tools", "data-state") == "deferred" and asked == []
+    p.locator("#tools-panel").scroll_into_view_if_needed()
+    p.wait_for_selector("#tools[data-state=ready]")
+    assert len(asked) == 1
+    assert query_of(asked[0]) == {"from": str(frm), "to": str(to), "kind": "tool", "group_by": "tool"}
+    api = demo_server.get("/api/v1/metrics/summary", {"from": frm, "to": to, "kind": "tool", "group_by": "tool"})
+    want = [(r["group"]["tool"], f"{r['steps']:,}") for r in api["rows"] if r["group"]["tool"] is not None][:20]
+    shown = p.eval_on_selector_all("[data-testid=tool-row]", "rows => rows.map(r => [r.querySelector('th').innerText, "
+                                   "r.querySelector('td').innerText])")  # fmt: skip
+    assert [tuple(r) for r in shown] == want and want
+    # Seen once, it reloads with the rest on a change of view.
+    p.evaluate("window.scrollTo(0, 0)")
+    with p.expect_request(lambda r: "kind=tool" in r.url and "model=" in r.url):
+        p.select_option("#filter-model", ["gpt-4o-mini"])
 
 
 def test_drill_down_from_a_cluster_lists_its_runs_and_its_page_shows_samples(demo_server, page) -> None:

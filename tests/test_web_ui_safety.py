@@ -83,6 +83,7 @@ def test_hostile_values_are_shown_as_text_and_run_nothing_on_every_page(hostile_
     p = page.open(f"{base}/observability?from=now-6h")
     p.locator("#triage-panel").scroll_into_view_if_needed()  # it loads when near the viewport
     p.wait_for_selector("#clusters[data-state=ready]")
+    p.wait_for_selector("#tools[data-state=ready]")  # the tool table above it, deferred too
     body = p.inner_text("body")
     assert ERROR in body  # the alert summary and the cluster label show the message as text
     assert p.eval_on_selector("#filter-model", "s => [...s.options].map(o => o.value)") == [MODEL]
@@ -141,6 +142,7 @@ def test_axe_finds_no_serious_or_critical_violation_on_the_dashboard_run_list_an
         p.wait_for_selector("#chart-latency[data-drawn]")
         p.locator("#triage-panel").scroll_into_view_if_needed()
         p.wait_for_selector("#clusters[data-state=ready]")
+        p.wait_for_selector("#tools[data-state=ready]")  # the tool table above it, deferred too
         found = {"dashboard": _axe(p)}
         p.goto(f"{demo_server.url}/runs?status=error&from=now-24h")
         w.wait_loaded()

@@ -85,6 +85,7 @@ def test_with_the_token_every_fetch_of_every_page_sends_it_and_the_numbers_equal
     p.wait_for_selector("#chart-latency[data-drawn]")
     p.locator("#triage-panel").scroll_into_view_if_needed()
     p.wait_for_selector("#clusters[data-state=ready]")
+    p.wait_for_selector("#tools[data-state=ready]")  # the tool table above it, deferred too
     for panel in ("regressions", "clusters", "alerts", "tools", "by-dimension"):
         assert p.get_attribute(f"#{panel}", "data-state") in ("ready", "empty"), panel
     assert p.evaluate("sessionStorage.getItem('hypermind-obs.read-token')") == TOKEN

@@ -13,6 +13,7 @@ import {
 } from './common.js';
 
 const CLUSTERS_SHOWN = 12;
+const ERROR_SERIES = 6;
 const PRESETS = ['now-1h', 'now-6h', 'now-24h', 'now-7d', 'now-14d'];
 const GROUPS = ['scenario', 'model', 'project', 'tool'];
 const $ = (id) => document.getElementById(id);
@@ -236,7 +237,7 @@ function renderTokens(ts, onZoom) {
 function renderErrorClasses(total, byClass, onZoom) {
   const pts = total.series.length ? total.series[0].points : [];
   const count = new Map(pts.map((p) => [p.t, p.count]));
-  const series = byClass.series.filter((s) => s.group.error_class !== null).slice(0, 6);
+  const series = byClass.series.filter((s) => s.group.error_class !== null).slice(0, ERROR_SERIES);
   const values = series.map((s) => s.points.map((p) => (count.get(p.t) ? p.count / count.get(p.t) : null)));
   const rows = [];
   series.forEach((s, si) => s.points.forEach((p) => {
@@ -411,10 +412,10 @@ function guard(promise, container, render, unavailable) {
   });
 }
 
-// Panels far below the first screen load when they come near the viewport (the triage panel: the
-// clusters report is one of the dearest reads). Once seen, a panel loads with the rest on every
-// change of view, since the reader is looking at it.
-const DEFERRED = {clusters: 'triage-panel'};
+// Panels far below the first screen load when they come near the viewport: the triage panel (the
+// clusters report is one of the dearest reads) and the tool table, both more than two screens down
+// on a laptop. Once seen, a panel loads with the rest on every change of view, since the reader is
+// looking at it.
 const seen = new Set();
 
 function whenNear(panelId) {
@@ -429,6 +430,25 @@ function whenNear(panelId) {
     }, {rootMargin: '400px 0px'});
     io.observe($(panelId));
   });
+}
+
+// A deferred panel: loaded now if already seen; else once the panels above have their size (while
+// they load the page is short and everything is "near") and it comes near. Resolves when loaded
+// now, or at once when deferred.
+function deferred(panelId, box, aboveDone, stale, read) {
+  const run = () => {
+    if (stale()) return null;
+    box.dataset.state = 'loading';
+    box.setAttribute('aria-busy', 'true');
+    return read().then(() => {
+      if (!stale()) box.removeAttribute('aria-busy');
+    });
+  };
+  if (seen.has(panelId)) return run();
+  fill(box, 'deferred', el('p', {class: 'muted', text: 'Loads when scrolled into view.'}));
+  box.removeAttribute('aria-busy');
+  aboveDone.then(() => (stale() ? null : whenNear(panelId).then(run)));
+  return null;
 }
 
 async function load() {
@@ -462,10 +482,12 @@ async function load() {
   const summary = api('/api/v1/metrics/summary', params);
   const baseline = api('/api/v1/metrics/summary', filterParams(state, base)).catch(() => null);
   const tsData = api('/api/v1/metrics/timeseries', params);
-  const tsClass = api('/api/v1/metrics/timeseries', withParams(params, {group_by: 'error_class'}));
+  // The chart draws the ERROR_SERIES largest classes; the series of successful runs (no class) may
+  // be one of the largest, so one more is asked for (each series is a hundred points).
+  const tsClass = api('/api/v1/metrics/timeseries', withParams(params, {group_by: 'error_class',
+    limit: String(ERROR_SERIES + 1)}));
   const ts = Promise.all([tsData, chartsReady]).then(([t]) => t);
   const byDim = api('/api/v1/metrics/summary', withParams(params, {group_by: group}));
-  const tools = api('/api/v1/metrics/summary', withParams(params, {kind: 'tool', group_by: 'tool'}));
   const regr = api('/api/v1/regressions', withParams(params, {baseline: state.other.baseline || 'previous'}));
   const alerts = api('/api/v1/alerts', {state: 'firing'});
   renderGrafana(state, win);
@@ -477,34 +499,18 @@ async function load() {
     guard(ts, $('chart-tokens'), only((t) => renderTokens(t, onZoom))),
     guard(Promise.all([ts, tsClass]), $('chart-errors'), only(([t, c]) => renderErrorClasses(t, c, onZoom))),
     guard(byDim, $('by-dimension'), only((s) => renderByDimension(s, group))),
-    guard(tools, $('tools'), only(renderTools)),
     guard(regr, $('regressions'), only(renderRegressions), 'Regression analysis is not available on this server.'),
     guard(alerts, $('alerts'), only(renderAlerts), 'Alert intake is not available on this server.'),
   ]);
 
-  // The triage panel: with the rest once the reader has seen it; else once the panels above have
-  // their size (while they load the page is short and everything is "near") and it comes near.
-  const panel = DEFERRED.clusters;
-  const loadClusters = () => {
-    if (stale()) return null;
-    const box = $('clusters');
-    box.dataset.state = 'loading';
-    box.setAttribute('aria-busy', 'true');
-    return guard(api('/api/v1/failures/clusters', withParams(params, {limit: String(CLUSTERS_SHOWN)})), box,
-      only((c) => renderClusters(c, state, win))).then(() => {
-      if (!stale()) box.removeAttribute('aria-busy');
-    });
-  };
-  let clustersDone = null;
-  if (seen.has(panel)) clustersDone = loadClusters();
-  else {
-    fill($('clusters'), 'deferred', el('p', {class: 'muted', text: 'Loads when scrolled into view.'}));
-    $('clusters').removeAttribute('aria-busy');
-    main.then(() => (stale() ? null : whenNear(panel).then(loadClusters)));
-  }
-  await Promise.all([main, clustersDone]);
+  const toolsDone = deferred('tools-panel', $('tools'), main, stale, () => guard(
+    api('/api/v1/metrics/summary', withParams(params, {kind: 'tool', group_by: 'tool'})), $('tools'), only(renderTools)));
+  const clustersDone = deferred('triage-panel', $('clusters'), main, stale, () => guard(
+    api('/api/v1/failures/clusters', withParams(params, {limit: String(CLUSTERS_SHOWN)})), $('clusters'),
+    only((c) => renderClusters(c, state, win))));
+  await Promise.all([main, toolsDone, clustersDone]);
   if (stale()) return;
-  for (const c of document.querySelectorAll('[aria-busy]')) if (c.id !== 'clusters') c.removeAttribute('aria-busy');
+  for (const c of document.querySelectorAll('[aria-busy]')) if (c.id !== 'clusters' && c.id !== 'tools') c.removeAttribute('aria-busy');
   document.body.dataset.loaded = String(gen);
 }
 
