@@ -492,3 +492,33 @@ def test_metrics_are_read_from_rollups_only_never_from_raw_events(world) -> None
         sa.event.remove(store.engine, "before_cursor_execute", capture)
     assert statements
     assert not [s for s in statements if re.search(r"\b(events|run_tags)\b", s)]
+
+
+@pytest.mark.parametrize(
+    ("params", "group_by"),
+    [({}, ["error_class"]), ({"tag.env": "prod"}, ["model", "error_class"]), ({"status": "error"}, ["tag.tier"]),
+     ({"kind": "tool"}, ["tool", "error_class"])],
+    ids=["by error class", "one tag, by model and error class", "failed runs by tag", "tool steps by tool and class"],
+)  # fmt: skip
+def test_a_timeseries_points_drill_down_is_the_summary_rows_of_its_step(
+    world, params: dict[str, str], group_by: list[str]
+) -> None:
+    # The points' runs_url are built from one encoding per series (a speed-up): the same strings and
+    # exactness flags as a summary of the point's step window gives its group's row.
+    client, _, _ = world
+    q = {**params, "group_by": ",".join(group_by), "from": str(FROM_NS // MS), "to": str(TO_NS // MS), "step": "6h"}
+    body = _get(client, "/api/v1/metrics/timeseries", q)
+    step_ms = body["step_seconds"] * 1000
+    checked = 0
+    for s in body["series"]:
+        key = tuple(s["group"][g] for g in group_by)
+        for p in s["points"][:: max(1, len(s["points"]) // 4)]:
+            window = {"from": str(p["t"]), "to": str(p["t"] + step_ms)}
+            rows = _get(client, "/api/v1/metrics/summary", {**params, "group_by": q["group_by"], **window})
+            row = next((r for r in rows["rows"] if tuple(r["group"][g] for g in group_by) == key), None)
+            if row is None:
+                assert p["count"] == 0
+                continue
+            assert (p["runs_url"], p["runs_url_exact"]) == (row["runs_url"], row["runs_url_exact"]), (key, p["t"])
+            checked += 1
+    assert checked >= 4
