@@ -44,9 +44,10 @@ from hypermindlabs.triage.report import attribute, enrich
 __all__ = ["Pipeline", "build_pipeline"]
 
 #: The last migration that changed what the rollups hold: 0003 created them, 0008 added the per-run
-#: sums of squares, 0011 packed each cell's sketch into one column (store/migrations/versions/). A
-#: database upgraded past it gets them recomputed.
-ROLLUPS_REVISION = "0011"
+#: sums of squares, 0011 packed each cell's sketch into one column, 0013 kept the step level's
+#: ``full`` cube per hour (store/migrations/versions/). A database upgraded past it gets them
+#: recomputed.
+ROLLUPS_REVISION = "0013"
 #: The migration that created the exported-series view (0009_export_series.py).
 EXPORT_REVISION = "0009"
 

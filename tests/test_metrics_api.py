@@ -238,10 +238,15 @@ def test_step_rows_match_the_raw_steps(world, case: str) -> None:
     f, group_by = STEP_CASES[case]
     params = {**f, "group_by": ",".join(group_by), "from": str(FROM_NS // MS), "to": str(TO_NS // MS)}
     body = _get(client, "/api/v1/metrics/summary", params)
+    # Step answers are widened to whole quarters, or whole hours when only the step ``full`` cube
+    # answers them (a tag filter or tag group on steps).
+    grain = HOUR if any(k.startswith("tag.") for k in [*f, *group_by]) else 15 * MIN
+    eff_from, eff_to = FROM_NS - FROM_NS % grain, -(-TO_NS // grain) * grain
+    assert (body["from_ms"], body["to_ms"]) == (eff_from // MS, eff_to // MS)
     kinds = set(f["kind"].split(","))
     want: dict[tuple, list[tuple[Run, Step]]] = {}
     for r in runs:
-        if not EFF_FROM <= r.start_ns < EFF_TO:
+        if not eff_from <= r.start_ns < eff_to:
             continue
         for s in r.steps:
             d = r.step_dims(s)
@@ -470,6 +475,40 @@ def test_unaligned_windows_widen_to_whole_minutes_and_say_so(world) -> None:
     assert body["from"] == "2025-12-29T00:07:00Z" and body["to"] == "2025-12-31T01:11:00Z"
     assert body["requested"] == {"from": "2025-12-29T00:07:30.250000000Z", "to": "2025-12-31T01:10:10Z"}
     assert "from=1766966820000" in body["rows"][0]["runs_url"]
+
+
+def test_step_answers_widen_to_whole_quarters_or_hours_and_say_so(world) -> None:
+    # Step facts are kept per quarter (core) and per hour (full): finer would be a cell per step.
+    client, _, _ = world
+    window = {"from": str(FROM_NS // MS), "to": str(TO_NS // MS)}
+    body = _get(client, "/api/v1/metrics/summary", {**window, "kind": "tool"})
+    assert (body["from"], body["to"]) == ("2025-12-29T00:00:00Z", "2025-12-31T01:15:00Z")
+    body = _get(client, "/api/v1/metrics/summary", {**window, "kind": "tool", "tag.env": "prod"})
+    assert (body["from"], body["to"]) == ("2025-12-29T00:00:00Z", "2025-12-31T02:00:00Z")
+    assert "from=1766966400000" in body["rows"][0]["runs_url"]
+
+
+@pytest.mark.parametrize(
+    ("params", "step_seconds"),
+    [({"kind": "llm"}, 900), ({"kind": "llm", "tag.env": "prod"}, 3600), ({}, 60)],
+    ids=["a step kind: quarters", "a step kind with a tag: hours", "runs: minutes"],
+)
+def test_a_timeseries_auto_step_is_a_multiple_of_the_query_resolution(world, params, step_seconds) -> None:
+    client, _, _ = world
+    body = _get(client, "/api/v1/metrics/timeseries", {"from": "now-1h", **params})
+    assert body["step_seconds"] == step_seconds
+
+
+@pytest.mark.parametrize(
+    ("params", "minutes"),
+    [({"kind": "tool", "step": "5m"}, "15"), ({"kind": "tool", "tag.env": "prod", "step": "30m"}, "60")],
+    ids=["5 minutes on steps", "30 minutes on steps of a tag"],
+)
+def test_a_step_finer_than_the_query_resolution_is_refused(client, params, minutes: str) -> None:
+    r = client.get(f"/api/v1/metrics/timeseries?{urlencode(params)}")
+    assert r.status_code == 400
+    body = r.get_json()
+    assert body["field"] == "step" and f"{minutes} minutes" in body["error"]
 
 
 def test_metrics_are_read_from_rollups_only_never_from_raw_events(world) -> None:

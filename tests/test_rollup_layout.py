@@ -83,3 +83,37 @@ def test_migration_0011_rebuilds_the_cells_of_an_old_layout_database(backend, ma
     filled = snapshot(store)
     rebuild_from_scratch(store)
     assert snapshot(store) == filled
+
+
+def test_migration_0013_recomputes_the_step_cells_at_their_new_tiers(backend, make_store) -> None:
+    from alembic import command
+    from alembic.config import Config
+
+    from hypermindlabs.rollups.facts import CUBES, MINUTE, part_of
+    from hypermindlabs.store.event_store import _MIGRATIONS
+
+    store = make_store(enricher=enrich)
+    ingest(store, to_events(build_runs(6, 30, T0, DAY)))
+    cfg = Config()
+    cfg.set_main_option("script_location", str(_MIGRATIONS))
+    with store.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0012")
+    step_full = next(c for c in CUBES if c.level == "step" and c.name == "full")
+    assert MINUTE not in step_full.tiers
+    with store.engine.begin() as conn:  # a cell of the old layout: the step ``full`` cube per minute
+        conn.execute(sa.insert(rollup_cells).values(
+            part=part_of(step_full, "tool"), tier=MINUTE, bucket_ns=T0, slice_id=1, n=1, duration_us=1,
+            input_tokens=0, output_tokens=0, input_tokens_proxy=0, output_tokens_proxy=0, tool_calls=0,
+            llm_calls=0, tokens_sq=0, tool_calls_sq=0, sketch=pack({1: 1}),
+        ))  # fmt: skip
+    store = make_store(enricher=enrich)
+    assert store.schema_version() == store.head_version()
+    with store.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).where(rollup_cells.c.tier == MINUTE,
+                                                             rollup_cells.c.part >= 16 * step_full.code,
+                                                             rollup_cells.c.part < 16 * (step_full.code + 1))).scalar_one() == 0  # fmt: skip
+    filled = snapshot(store)
+    assert filled
+    rebuild_from_scratch(store)
+    assert snapshot(store) == filled

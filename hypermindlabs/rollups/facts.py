@@ -77,12 +77,16 @@ class Cube:
 
 # Which cube at which tiers trades ingest work (each fact writes one cell per cube and tier)
 # for query work (rows read per bucket). Minute cells cannot compress at busy traffic anyway
-# (a minute holds few facts per slice), so the minute tier keeps only ``full``: it answers
-# every query exactly and covers window edges. The quarter tier serves windows up to about
-# two days at 50–200 points, hours serve weeks, days serve long summaries. Tools (a dashboard
-# variable) get every tier; tags (up to 64 per run, each a cell per tier) hours and days, so a
-# one-tag query reads ``full`` minutes only within the hour edges of its window; step ``core``
-# skips hours (step queries read quarters where run queries read hours).
+# (a minute holds few facts per slice, about one cell per fact whatever the cube), so the
+# minute tier keeps only the run level's ``full``: it answers every run query exactly and
+# covers window edges. Step facts are 7× the runs: at minutes they were 42 % of all cells at
+# 1M events, so the step level stops at quarters — step answers are widened to whole quarters
+# (or whole hours when only the step ``full`` cube answers them, see rollups.query.resolution),
+# and their timeseries steps are multiples of that. The quarter tier serves windows up to
+# about two days at 50–200 points, hours serve weeks, days serve long summaries. Tools (a
+# dashboard variable) get every tier; tags (up to 64 per run, each a cell per tier) hours and
+# days, so a one-tag query reads ``full`` minutes only within the hour edges of its window; step
+# ``core`` skips hours (step queries read quarters where run queries read hours).
 CUBES: tuple[Cube, ...] = (
     Cube(1, "total", "run", (), "none", (QUARTER, HOUR, DAY)),
     Cube(2, "core", "run", ("project", "scenario", "model"), "none", (QUARTER, HOUR, DAY)),
@@ -90,7 +94,7 @@ CUBES: tuple[Cube, ...] = (
     Cube(3, "tag", "run", ("project", "scenario", "model"), "tag", (HOUR, DAY)),
     Cube(4, "full", "run", ("project", "scenario", "model"), "all", (MINUTE,)),
     Cube(5, "core", "step", ("kind", "project", "scenario", "model", "tool"), "none", (QUARTER, DAY)),
-    Cube(6, "full", "step", ("kind", "project", "scenario", "model", "tool"), "all", (MINUTE,)),
+    Cube(6, "full", "step", ("kind", "project", "scenario", "model", "tool"), "all", (HOUR,)),
 )
 _CUBE_CODES: dict[tuple[str, str], int] = {(c.level, c.name): c.code for c in CUBES}
 #: Stable numbers of the step kinds in :func:`part_of` (0: the run level).

@@ -20,10 +20,10 @@ from dataclasses import dataclass
 
 from hypermindlabs.core.filters import Filters
 from hypermindlabs.core.vocabulary import DIMENSIONS, RUN_DIMENSIONS, STEP_KINDS
-from hypermindlabs.rollups.facts import CUBES, MINUTE, Cube
+from hypermindlabs.rollups.facts import CUBES, Cube
 
-__all__ = ["MetricsQuery", "auto_step", "cover", "plan", "GROUP_BY", "STEP_KINDS", "MAX_GROUP_BY", "MAX_POINTS",
-           "DEFAULT_WINDOW_NS"]  # fmt: skip
+__all__ = ["MetricsQuery", "auto_step", "cover", "plan", "resolution", "GROUP_BY", "STEP_KINDS", "MAX_GROUP_BY",
+           "MAX_POINTS", "DEFAULT_WINDOW_NS"]  # fmt: skip
 
 GROUP_BY: tuple[str, ...] = (*DIMENSIONS, "kind", "error_class")
 NICE_STEPS_S: tuple[int, ...] = (
@@ -57,14 +57,18 @@ class MetricsQuery:
         return "run" if self.kinds == ("run",) else "step"
 
 
-def auto_step(window_ns: int) -> int:
-    """The nice step (s) giving the number of points closest to 100, within 50–200 when possible.
+def auto_step(window_ns: int, multiple_of_s: int = 60) -> int:
+    """The nice step (s), a multiple of ``multiple_of_s`` (the query's :func:`resolution`), giving
+    the number of points closest to 100, within 50–200 when possible.
 
     >>> auto_step(24 * 3600 * 10**9), auto_step(14 * 86400 * 10**9), auto_step(3600 * 10**9)
     (900, 10800, 60)
+    >>> auto_step(3600 * 10**9, 900), auto_step(24 * 3600 * 10**9, 3600)
+    (900, 3600)
     """
     window_s = max(window_ns / _NS, 60.0)
-    return min(NICE_STEPS_S, key=lambda s: (not 50 <= window_s / s <= 200, abs(math.log(window_s / s / 100))))
+    steps = [s for s in NICE_STEPS_S if s % multiple_of_s == 0] or [multiple_of_s]
+    return min(steps, key=lambda s: (not 50 <= window_s / s <= 200, abs(math.log(window_s / s / 100))))
 
 
 # -- planning -----------------------------------------------------------------------------------
@@ -106,7 +110,14 @@ def _tier_cubes(q: MetricsQuery) -> dict[int, Cube]:
         if _capable(cube, q):
             for tier in cube.tiers:
                 out.setdefault(tier, cube)
-    return out
+    # A tier only a costlier cube keeps (step ``full`` hours between step ``core`` quarters and
+    # days) would read more rows per bucket than the finer tier's cube: skip it.
+    cost = {c.code: i for i, c in enumerate(CUBES)}
+    kept: dict[int, Cube] = {}
+    for tier in sorted(out):
+        if not kept or cost[out[tier].code] <= min(cost[c.code] for c in kept.values()):
+            kept[tier] = out[tier]
+    return kept
 
 
 def cover(from_ns: int, to_ns: int, tiers: Sequence[int]) -> list[tuple[int, int, int]]:
@@ -129,7 +140,21 @@ def cover(from_ns: int, to_ns: int, tiers: Sequence[int]) -> list[tuple[int, int
 
 
 def plan(q: MetricsQuery) -> dict[int, Cube]:
+    """Per tier, the cube read there (the planner's choice); windows must be whole buckets of the
+    finest (see :func:`resolution`)."""
     tiers = _tier_cubes(q)
-    if MINUTE not in tiers:  # pragma: no cover - ``full`` serves every query at minutes
-        raise AssertionError("no cube answers this query at the minute tier")
+    if not tiers:  # pragma: no cover - a ``full`` cube serves every query of its level
+        raise AssertionError("no cube answers this query")
     return tiers
+
+
+def resolution(filters: Filters, kinds: tuple[str, ...], group_by: tuple[str, ...]) -> int:
+    """The finest tier (s) any cube answering this query keeps: its window is widened to whole
+    buckets of it, and a timeseries step must be a multiple of it.
+
+    One minute at the run level; a quarter for step kinds, an hour when only the step ``full``
+    cube answers (a tag filter on steps, say).
+    """
+    probe = MetricsQuery(filters=filters, kinds=kinds, group_by=group_by, from_ns=0, to_ns=0,
+                         requested_from_ns=0, requested_to_ns=0)  # fmt: skip
+    return min(plan(probe))

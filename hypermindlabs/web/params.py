@@ -28,6 +28,7 @@ from hypermindlabs.rollups.query import (
     STEP_KINDS,
     MetricsQuery,
     auto_step,
+    resolution,
 )
 from hypermindlabs.triage.report import MAX_TREND_POINTS, SORTS, ClusterQuery, default_step_ns
 
@@ -197,16 +198,23 @@ def parse_metrics_query(
                             message="must be before to (the default window is the 24 hours before to)")  # fmt: skip
     step_s: int | None = None
     step_auto = False
+    finest = resolution(filters, kinds, group_by)
     if timeseries:
         if "step" in own:
             step_s = _parse_step(own["step"][-1])
+            if step_s % finest:
+                what = "step kinds" if kinds != ("run",) else "this query"
+                raise QueryError(
+                    "step", f"must be a whole number of {finest // 60} minutes: the finest rollup of {what} "
+                    f"is {finest // 60} minutes",
+                )  # fmt: skip
         else:
-            step_s, step_auto = auto_step(to_ns - from_ns), True
+            step_s, step_auto = auto_step(to_ns - from_ns, finest), True
         align = step_s * _NS
     elif "step" in own:
         raise QueryError("step", "only for /metrics/timeseries")
     else:
-        align = MINUTE * _NS
+        align = finest * _NS
     eff_from = from_ns - from_ns % align
     eff_to = -(-to_ns // align) * align
     if step_s is not None and (eff_to - eff_from) // align > MAX_POINTS:
