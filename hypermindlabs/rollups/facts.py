@@ -159,6 +159,10 @@ class Accumulator:
     def nonzero(self) -> dict[tuple[int, int, int], tuple[list[int], dict[int, int]]]:
         """The cells that change something, with their sketch deltas (a retraction and a re-add
         of the same run cancel)."""
+        sketches = self.sketches
+        if not self.retracted:
+            # Only additions: every count and measure is positive, nothing cancels.
+            return {k: (v, sketches[k]) for k, v in self.cells.items()}
         out = {}
         for k, v in self.cells.items():
             sk = {b: c for b, c in self.sketches[k].items() if c}

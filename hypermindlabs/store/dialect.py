@@ -45,6 +45,7 @@ __all__ = [
     "is_read_timeout",
     "insert_new",
     "keyed_reads_only",
+    "rows_by_keys",
 ]
 
 Conflict = Literal["error", "ignore", "add", "add_latest", "replace"]
@@ -316,6 +317,44 @@ def insert_new(conn: Connection, table: Table, cols: Sequence[str], rows: Sequen
 
 
 _INSERT_IGNORE: dict[tuple[str, tuple[str, ...]], str] = {}
+
+
+def rows_by_keys(conn: Connection, table: Table, key_cols: Sequence[str], keys: Sequence[Sequence[Any]],
+                 cols: Sequence[str], *, chunk: int = 500) -> list[tuple[Any, ...]]:  # fmt: skip
+    """The ``cols`` of the rows of ``table`` whose ``key_cols`` equal one of ``keys`` (a composite
+    primary key): one probe of the key's index per key, in no particular order.
+
+    PostgreSQL: one statement, the keys sent as one array per key column and ``unnest``-ed into the
+    join (a ``VALUES`` list would bind four parameters per key, chunk after chunk). SQLite: a join
+    on ``VALUES`` rows, ``chunk`` keys a statement (it scans the table for a row-value ``IN`` list).
+    """
+    if not keys:
+        return []
+    sel = ", ".join(f"c.{k}" for k in cols)
+    on = " AND ".join(f"c.{k} = v.k{i}" for i, k in enumerate(key_cols))
+    names = ", ".join(f"k{i}" for i in range(len(key_cols)))
+    if conn.dialect.name == "postgresql":
+        compile_type = conn.dialect.type_compiler_instance.process
+        arrays = ", ".join(f"%s::{compile_type(table.c[k].type)}[]" for k in key_cols)
+        sql = f"SELECT {sel} FROM unnest({arrays}) AS v({names}) JOIN {table.name} AS c ON {on}"
+        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.execute(sql, [list(col) for col in zip(*keys, strict=True)])
+            return cursor.fetchall()
+        finally:
+            cursor.close()
+    out: list[tuple[Any, ...]] = []
+    row_marks = f"({', '.join('?' * len(key_cols))})"
+    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    try:
+        for i in range(0, len(keys), chunk):
+            part = keys[i : i + chunk]
+            sql = (f"WITH v({names}) AS (VALUES {', '.join([row_marks] * len(part))}) "
+                   f"SELECT {sel} FROM v JOIN {table.name} AS c ON {on}")  # fmt: skip
+            out += cursor.execute(sql, [x for k in part for x in k]).fetchall()
+    finally:
+        cursor.close()
+    return out
 
 
 def keyed_reads_only(conn: Connection) -> None:

@@ -20,7 +20,7 @@ from hypermindlabs.store.schema import events, export_labels, export_series
 __all__ = [
     "WRITER_LOCK_KEY", "EXPORT_FIELDS", "SERIES_COLUMNS", "lock_writers", "fetch_runs",
     "write_series", "drop_empty", "read_series", "clear_series", "run_pages", "active_labels", "admit_label",
-    "touch_labels",
+    "admit_labels", "touch_labels",
 ]  # fmt: skip
 
 #: The rollups' writer lock key (rollups/writer.py): one lock for everything derived from a run.
@@ -117,11 +117,18 @@ def active_labels(conn: Connection, label: str, since_ns: int) -> dict[str, int]
 
 def admit_label(conn: Connection, label: str, value: str, now_ns: int) -> None:
     """Admit ``value`` (or mark it seen again): the caller checked the budget under the writer lock."""
+    admit_labels(conn, label, [value], now_ns)
+
+
+def admit_labels(conn: Connection, label: str, values: Sequence[str], now_ns: int) -> None:
+    """Admit each of ``values`` (distinct; or mark it seen again, when an expired row holds it)."""
+    if not values:
+        return
     bulk_write(
-        conn, export_labels, ("label", "value", "admitted_ns", "last_seen_ns"), [(label, value, now_ns, now_ns)],
-        conflict="ignore", keys=("label", "value"),
+        conn, export_labels, ("label", "value", "admitted_ns", "last_seen_ns"),
+        [(label, v, now_ns, now_ns) for v in values], conflict="ignore", keys=("label", "value"),
     )  # fmt: skip
-    touch_labels(conn, label, [value], now_ns)
+    touch_labels(conn, label, values, now_ns)
 
 
 def touch_labels(conn: Connection, label: str, values: Sequence[str], now_ns: int) -> None:

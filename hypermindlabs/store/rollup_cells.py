@@ -16,7 +16,7 @@ from sqlalchemy.engine import Connection
 from hypermindlabs.core.sketch import pack, unpack
 from hypermindlabs.core.vocabulary import ROLLUP_MEASURES as MEASURES
 from hypermindlabs.core.vocabulary import SQL_CHUNK, chunks
-from hypermindlabs.store.dialect import advisory_xact_lock, bulk_write, lock_tables_exclusive
+from hypermindlabs.store.dialect import advisory_xact_lock, bulk_write, lock_tables_exclusive, rows_by_keys
 from hypermindlabs.store.schema import events, rollup_cells, rollup_slice_members, rollup_slices
 
 __all__ = [
@@ -157,21 +157,8 @@ def _hold_write_lock(conn: Connection) -> None:
 
 def _stored_cells(conn: Connection, keys: Sequence[tuple[Any, ...]]) -> dict[tuple[Any, ...], tuple[Any, ...]]:
     """The stored measures and sketch of each of these cell keys that exists."""
-    out: dict[tuple[Any, ...], tuple[Any, ...]] = {}
-    mark = "%s" if conn.dialect.name == "postgresql" else "?"
-    row_marks = f"({mark}, {mark}, {mark}, {mark})"
-    cols = ", ".join(f"c.{m}" for m in (*_CELL_KEY, *MEASURES, "sketch"))
-    # A join on a list of VALUES rows: one primary-key probe each (SQLite scans the table for a
-    # row-value ``IN`` list).
-    on = " AND ".join(f"c.{k} = v.column{i + 1}" for i, k in enumerate(_CELL_KEY))
-    for chunk in chunks(list(keys)):
-        sql = (
-            f"SELECT {cols} FROM (VALUES {', '.join([row_marks] * len(chunk))}) AS v "
-            f"JOIN rollup_cells AS c ON {on}"
-        )
-        for row in conn.exec_driver_sql(sql, tuple(x for k in chunk for x in k)).fetchall():
-            out[tuple(row[:4])] = tuple(row[4:])
-    return out
+    rows = rows_by_keys(conn, rollup_cells, _CELL_KEY, keys, (*_CELL_KEY, *MEASURES, "sketch"), chunk=SQL_CHUNK)
+    return {tuple(row[:4]): tuple(row[4:]) for row in rows}
 
 
 def _ensure_slices(conn: Connection, by_id: Mapping[int, tuple[Any, ...]], known: set[int] | None) -> None:
