@@ -163,10 +163,7 @@ def _stored_cells(conn: Connection, keys: Sequence[tuple[Any, ...]]) -> dict[tup
 
 def _ensure_slices(conn: Connection, by_id: Mapping[int, tuple[Any, ...]], known: set[int] | None) -> None:
     todo = sorted(i for i in by_id if known is None or i not in known)
-    existing: set[int] = set()
-    col = rollup_slices.c.slice_id
-    for chunk in chunks(todo):
-        existing.update(conn.execute(select(col).where(col.in_(chunk))).scalars())
+    existing = {r[0] for r in rows_by_keys(conn, rollup_slices, ("slice_id",), [(i,) for i in todo], ("slice_id",))}
     if known is not None:
         if len(known) > 500_000:
             known.clear()
