@@ -295,6 +295,13 @@ _NUL_REASON = "must not contain NUL (\\x00): no backend can store it in text"
 
 def _identifier(obj: Mapping[str, Any], field: str, *, required: bool) -> str | None:
     value = obj.get(field)
+    # Fast path: printable ASCII holds no forbidden character (controls, NUL and the rest are not
+    # printable or not ASCII), so the usual id skips the scan for them.
+    if (
+        type(value) is str and 0 < len(value) <= MAX_ID_LEN and value.isascii() and value.isprintable()
+        and not value[0].isspace()
+    ):  # fmt: skip
+        return value
     if value is None and not required:
         return None
     value = _string(obj, field, MAX_ID_LEN, required=required)
@@ -327,6 +334,8 @@ def _count(usage: Mapping[str, Any], key: str) -> int | None:
     value = usage.get(key)
     if value is None:
         return None
+    if type(value) is int and 0 <= value <= 2**53:
+        return value
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise EventValidationError(f"usage.{key}", f"expected a whole number ≥ 0, got {_type(value)}")
     if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
@@ -344,8 +353,8 @@ def parse_event(obj: Any) -> RunEvent:
     """Validate and normalize one event object of the contract; raise EventValidationError."""
     if not isinstance(obj, dict):
         raise EventValidationError("$", f"an event must be a JSON object, got {_type(obj)}")
-    unknown = obj.keys() - _ALLOWED_FIELDS
-    if unknown:
+    if not obj.keys() <= _ALLOWED_FIELDS:  # a subset test allocates nothing; the difference only on error
+        unknown = obj.keys() - _ALLOWED_FIELDS
         first = sorted(str(k) for k in unknown)[0] or '""'
         raise EventValidationError(first, f"unknown field; allowed: {', '.join(sorted(_ALLOWED_FIELDS))}")
 
@@ -384,8 +393,8 @@ def parse_event(obj: Any) -> RunEvent:
     if error is not None:
         if not isinstance(error, dict):
             raise EventValidationError("error", f"expected an object {{type, message, class?}}, got {_type(error)}")
-        extra = error.keys() - _ERROR_FIELDS
-        if extra:
+        if not error.keys() <= _ERROR_FIELDS:
+            extra = error.keys() - _ERROR_FIELDS
             raise EventValidationError(
                 f"error.{sorted(map(str, extra))[0]}", "unknown field; allowed: type, message, class"
             )
@@ -441,8 +450,8 @@ def parse_event(obj: Any) -> RunEvent:
     if usage is not None:
         if not isinstance(usage, dict):
             raise EventValidationError("usage", f"expected an object, got {_type(usage)}")
-        extra = usage.keys() - _USAGE_FIELDS
-        if extra:
+        if not usage.keys() <= _USAGE_FIELDS:
+            extra = usage.keys() - _USAGE_FIELDS
             raise EventValidationError(
                 f"usage.{sorted(map(str, extra))[0]}",
                 "unknown field; allowed: input_tokens, output_tokens, input_chars, output_chars",
@@ -476,11 +485,11 @@ def parse_event(obj: Any) -> RunEvent:
 
     # The idempotency key covers the normalized content, so a retried event (even one whose
     # timestamps were re-serialized in another unit) maps to the same id and never double counts.
-    content_key = (
-        run_id, trace_id, span_id, parent_span_id, kind, name, start_ns, end_ns, status, dims, tags,
-        in_tok, out_tok, in_chars, out_chars, error_type, error_message, error_class, attributes_json,
-    )  # fmt: skip
     if event_id is None:
+        content_key = (
+            run_id, trace_id, span_id, parent_span_id, kind, name, start_ns, end_ns, status, dims, tags,
+            in_tok, out_tok, in_chars, out_chars, error_type, error_message, error_class, attributes_json,
+        )  # fmt: skip
         event_id = "ev_" + _digest(*content_key)[:40]
     if trace_id is None:
         trace_id = _digest("trace", run_id)[:32]
