@@ -18,6 +18,7 @@ and duplicate handling, rollup writes, export-view writes, commit; and how much 
 from __future__ import annotations
 
 import argparse
+import os
 import socket
 import statistics
 import subprocess
@@ -75,13 +76,25 @@ def fresh_url(kind: str, tmp: Path, pg: str | None) -> tuple[str, callable]:
     return f"{pg}{sep}options=-csearch_path%3D{schema}", drop
 
 
-def raw_insert(url: str, rows: list[dict]) -> float:
-    """The baseline: the same rows, pre-built, inserted with the DBAPI's executemany per batch."""
+def _cpu_s(pid: int) -> float | None:
+    """User + system CPU seconds of a process so far (Linux /proc), None where that is unreadable."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def raw_insert(url: str, rows: list[dict], cpu: list[float] | None = None) -> float:
+    """The baseline: the same rows, pre-built, inserted with the DBAPI's executemany per batch.
+
+    ``cpu`` gets this process's CPU seconds of the inserts (on SQLite all of the database's work)."""
     store = build_pipeline(Settings(database_url=url), export=False).store
     cols = list(rows[0].keys())
     sql = str(events_table.insert().compile(dialect=store.engine.dialect, column_keys=cols))
     params = [tuple(r[c] for c in cols) for r in rows] if store.dialect == "sqlite" else rows
     t = time.perf_counter()
+    c0 = time.process_time()
     raw = store.engine.raw_connection()
     try:
         cur = raw.cursor()
@@ -91,11 +104,16 @@ def raw_insert(url: str, rows: list[dict]) -> float:
     finally:
         raw.close()
     took = time.perf_counter() - t
+    if cpu is not None:
+        cpu.append(time.process_time() - c0)
     store.close()
     return len(rows) / took
 
 
-def http_ingest(url: str, bodies: list[bytes], n: int, per_batch: list[float] | None = None) -> float:
+def http_ingest(url: str, bodies: list[bytes], n: int, per_batch: list[float] | None = None,
+                per_batch_cpu: list[float] | None = None) -> float:  # fmt: skip
+    """Batched POSTs to a fresh ``hypermind-obs serve``; per batch its wall time and the server
+    process's CPU time (on SQLite all of the database's work; PostgreSQL's backends not included)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -118,6 +136,7 @@ def http_ingest(url: str, bodies: list[bytes], n: int, per_batch: list[float] | 
         accepted = 0
         for body in bodies:
             b0 = time.perf_counter()
+            cpu0 = _cpu_s(proc.pid)
             r = session.post(
                 f"{base}/api/v1/events", data=body, headers={"Content-Type": "application/json"}, timeout=600
             )
@@ -125,6 +144,9 @@ def http_ingest(url: str, bodies: list[bytes], n: int, per_batch: list[float] | 
             accepted += r.json()["accepted"]
             if per_batch is not None:
                 per_batch.append(time.perf_counter() - b0)
+            cpu1 = _cpu_s(proc.pid)
+            if per_batch_cpu is not None and cpu0 is not None and cpu1 is not None:
+                per_batch_cpu.append(cpu1 - cpu0)
         took = time.perf_counter() - t
     finally:
         proc.terminate()
@@ -296,10 +318,12 @@ def main() -> None:
         for backend in backends:
             results: dict[str, list[float]] = {"raw": [], "http": [], "inproc": [], "rm": []}
             batch_times: list[list[float]] = []
+            batch_cpu: list[list[float]] = []
+            raw_cpu: list[float] = []
             for _ in range(args.repeat):
                 for name, fn in (
-                    ("raw", lambda u: raw_insert(u, rows)),
-                    ("http", lambda u, times=batch_times: http_ingest(u, bodies, n, times[-1])),
+                    ("raw", lambda u, cpu=raw_cpu: raw_insert(u, rows, cpu)),
+                    ("http", lambda u, t=batch_times, c=batch_cpu: http_ingest(u, bodies, n, t[-1], c[-1])),
                     ("inproc", lambda u: in_process_ingest(u, evs)),
                     ("rm", lambda u: run_manager(u, n // 5)[0]),
                 ):
@@ -307,6 +331,7 @@ def main() -> None:
                         continue
                     if name == "http":
                         batch_times.append([])
+                        batch_cpu.append([])
                     url, drop = fresh_url(backend, tmp, args.postgres)
                     try:
                         results[name].append(fn(url))
@@ -324,6 +349,16 @@ def main() -> None:
                     print(f"  {title}       {med[key]:>10,.0f} events/s   {ratio}")
             for i, times in enumerate(batch_times):
                 print(f"  HTTP run {i + 1} {_flatness(times[: n // BATCH] or times)}")  # full batches only
+            for i, cpu in enumerate(batch_cpu):
+                if cpu:
+                    print(f"  HTTP run {i + 1} server CPU {_flatness(cpu[: n // BATCH] or cpu)}")
+            # CPU seconds are what the load does not stretch: the same ratio in CPU per event (on
+            # SQLite both sides hold all the database's work; on PostgreSQL neither holds the server's).
+            if raw_cpu and batch_cpu and all(batch_cpu):
+                raw_us = statistics.median(raw_cpu) / n * 1e6
+                http_us = statistics.median(sum(c) for c in batch_cpu) / n * 1e6
+                print(f"  CPU per event: raw insert {raw_us:.1f} µs, HTTP server {http_us:.1f} µs "
+                      f"(raw/HTTP {raw_us / http_us:.2f})")  # fmt: skip
             if "raw" in med and "http" in med:
                 goal = 0.5 if backend == "sqlite" else 0.3
                 met = "met" if med["http"] / med["raw"] >= goal else "NOT met"
