@@ -88,14 +88,17 @@ def _cpu_s(pid: int) -> float | None:
 def raw_insert(url: str, rows: list[dict], cpu: list[float] | None = None) -> float:
     """The baseline: the same rows, pre-built, inserted with the DBAPI's executemany per batch.
 
-    ``cpu`` gets this process's CPU seconds of the inserts (on SQLite all of the database's work)."""
+    ``cpu`` gets the CPU seconds of the inserts: this process's (on SQLite all of the database's
+    work), plus on PostgreSQL the database's backends'."""
     store = build_pipeline(Settings(database_url=url), export=False).store
     cols = list(rows[0].keys())
     sql = str(events_table.insert().compile(dialect=store.engine.dialect, column_keys=cols))
     params = [tuple(r[c] for c in cols) for r in rows] if store.dialect == "sqlite" else rows
+    raw = store.engine.raw_connection()
+    backends = _Backends(url) if store.dialect == "postgresql" else None
+    b0 = backends.cpu_s() if backends else 0.0
     t = time.perf_counter()
     c0 = time.process_time()
-    raw = store.engine.raw_connection()
     try:
         cur = raw.cursor()
         for i in range(0, len(params), BATCH):
@@ -105,15 +108,19 @@ def raw_insert(url: str, rows: list[dict], cpu: list[float] | None = None) -> fl
         raw.close()
     took = time.perf_counter() - t
     if cpu is not None:
-        cpu.append(time.process_time() - c0)
+        theirs = (backends.cpu_s() or 0.0) - (b0 or 0.0) if backends else 0.0
+        cpu.append(time.process_time() - c0 + theirs)
+    if backends:
+        backends.conn.close()
     store.close()
     return len(rows) / took
 
 
 def http_ingest(url: str, bodies: list[bytes], n: int, per_batch: list[float] | None = None,
                 per_batch_cpu: list[float] | None = None) -> float:  # fmt: skip
-    """Batched POSTs to a fresh ``hypermind-obs serve``; per batch its wall time and the server
-    process's CPU time (on SQLite all of the database's work; PostgreSQL's backends not included)."""
+    """Batched POSTs to a fresh ``hypermind-obs serve``; per batch its wall time and the CPU time of
+    the server process (on SQLite all of the database's work) plus, on PostgreSQL, that of the
+    database's backends serving it (read from /proc: a server on this machine)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -121,6 +128,7 @@ def http_ingest(url: str, bodies: list[bytes], n: int, per_batch: list[float] | 
     proc = subprocess.Popen([str(exe), "serve", "--database-url", url, "--port", str(port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)  # fmt: skip
     base = f"http://127.0.0.1:{port}"
+    backends = _Backends(url) if url.startswith("postgresql") else None
     try:
         deadline = time.monotonic() + 300  # a start on a loaded machine (and PostgreSQL's migration) takes a while
         while True:
@@ -132,11 +140,19 @@ def http_ingest(url: str, bodies: list[bytes], n: int, per_batch: list[float] | 
                     raise SystemExit("hypermind-obs serve did not come up") from None
                 time.sleep(0.1)
         session = requests.Session()
+
+        def cpu_now() -> float | None:
+            own = _cpu_s(proc.pid)
+            if own is None or backends is None:
+                return own
+            theirs = backends.cpu_s()
+            return None if theirs is None else own + theirs
+
         t = time.perf_counter()
         accepted = 0
         for body in bodies:
             b0 = time.perf_counter()
-            cpu0 = _cpu_s(proc.pid)
+            cpu0 = cpu_now()
             r = session.post(
                 f"{base}/api/v1/events", data=body, headers={"Content-Type": "application/json"}, timeout=600
             )
@@ -144,16 +160,40 @@ def http_ingest(url: str, bodies: list[bytes], n: int, per_batch: list[float] | 
             accepted += r.json()["accepted"]
             if per_batch is not None:
                 per_batch.append(time.perf_counter() - b0)
-            cpu1 = _cpu_s(proc.pid)
+            cpu1 = cpu_now()
             if per_batch_cpu is not None and cpu0 is not None and cpu1 is not None:
                 per_batch_cpu.append(cpu1 - cpu0)
         took = time.perf_counter() - t
     finally:
         proc.terminate()
         proc.wait(10)
+        if backends is not None:
+            backends.conn.close()
     if accepted != n:
         raise SystemExit(f"HTTP path stored {accepted} of {n} events")
     return n / took
+
+
+class _Backends:
+    """CPU seconds of the PostgreSQL backends connected to the database of ``url`` (but this one)."""
+
+    def __init__(self, url: str) -> None:
+        import psycopg
+
+        self.conn = psycopg.connect(url.split("?", 1)[0], autocommit=True)
+        self.base: dict[int, float] = {}
+
+    def cpu_s(self) -> float | None:
+        pids = [r[0] for r in self.conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )]  # fmt: skip
+        total = 0.0
+        for pid in pids:
+            got = _cpu_s(pid)
+            if got is None:
+                return None
+            total += got
+        return total
 
 
 def in_process_ingest(url: str, evs: list[dict]) -> float:
@@ -352,8 +392,8 @@ def main() -> None:
             for i, cpu in enumerate(batch_cpu):
                 if cpu:
                     print(f"  HTTP run {i + 1} server CPU {_flatness(cpu[: n // BATCH] or cpu)}")
-            # CPU seconds are what the load does not stretch: the same ratio in CPU per event (on
-            # SQLite both sides hold all the database's work; on PostgreSQL neither holds the server's).
+            # CPU seconds are what the load does not stretch: the same ratio in CPU per event (both
+            # sides hold all of the database's work: SQLite's in the process, PostgreSQL's backends).
             if raw_cpu and batch_cpu and all(batch_cpu):
                 raw_us = statistics.median(raw_cpu) / n * 1e6
                 http_us = statistics.median(sum(c) for c in batch_cpu) / n * 1e6
