@@ -27,6 +27,7 @@ import pytest
 from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
+from hypermindlabs.triage import classify as triage_classify
 from hypermindlabs.triage import normalize as triage_normalize
 from hypermindlabs.triage.classify import (
     ALGORITHM_VERSION,
@@ -814,6 +815,76 @@ def test_the_template_memo_by_digit_mask_never_changes_a_template(
         lines = triage_normalize._meaningful_lines(message)
         computed = triage_normalize._normalize_lines(lines)
         assert triage_normalize._template(lines, "\n".join(lines)) == computed, message
+
+
+def _mask_entries() -> tuple[tuple[dict[str, Any], str], ...]:
+    """Every corpus entry whose message has digits, with the message made a format pattern."""
+    out = []
+    for entry in CORPUS:
+        message = entry.get("error_message") or ""
+        if re.search(r"\d", message):
+            out.append((entry, re.sub(r"\d+", "{}", message.replace("{", "{{").replace("}", "}}"))))
+    return tuple(out)
+
+
+_MASK_ENTRIES = _mask_entries()
+_MASK_ENTRY_SLOTS = max(pattern.count("{}") for _, pattern in _MASK_ENTRIES)
+
+
+def _classify_without_memos(arguments: tuple[Any, ...]) -> Any:
+    saved = dict(triage_classify._DECISION_MEMO), dict(triage_normalize._TEMPLATE_MEMO)
+    triage_classify._DECISION_MEMO.clear()
+    triage_normalize._TEMPLATE_MEMO.clear()
+    try:
+        return triage_classify._classify(*arguments)
+    finally:
+        triage_classify._DECISION_MEMO.update(saved[0])
+        triage_normalize._TEMPLATE_MEMO.update(saved[1])
+
+
+@settings(max_examples=1500, deadline=None)
+@given(
+    index=st.integers(0, len(_MASK_ENTRIES) - 1),
+    values=st.lists(
+        st.one_of(st.integers(0, 10**12), st.sampled_from([401, 403, 404, 408, 429, 500, 503, 504, 529])),
+        min_size=_MASK_ENTRY_SLOTS,
+        max_size=_MASK_ENTRY_SLOTS,
+    ),
+    digits=st.permutations("123456789"),
+)
+def test_the_decision_memo_by_digit_mask_never_changes_a_classification(
+    index: int, values: list[int], digits: list[str]
+) -> None:
+    # Internal: a (class, hint) memoized for one message serves every message with the same kind,
+    # type, tool presence and digit mask; it must be that message's classification too, HTTP
+    # statuses included (429 and 129 share a mask).
+    entry, pattern = _MASK_ENTRIES[index]
+    triage_classify._DECISION_MEMO.clear()
+    triage_normalize._TEMPLATE_MEMO.clear()
+    swap = str.maketrans("123456789", "".join(digits))
+    for variant in (values, [str(v).translate(swap) for v in values], [str(v).replace("0", "1") for v in values]):
+        arguments = (
+            entry.get("kind"), entry.get("error_type"), pattern.format(*variant), entry.get("error_class"),
+            entry.get("tool"), entry.get("model"),
+        )  # fmt: skip
+        assert triage_classify._classify(*arguments) == _classify_without_memos(arguments), arguments
+
+
+@pytest.mark.parametrize(
+    "first, second, expected",
+    [
+        pytest.param("Error code: 129 - upstream said no", "Error code: 429 - upstream said no", "rate_limit",
+                     id="an HTTP status read after a number of the same mask"),
+        pytest.param("request failed (status 404) after 3 tries", "request failed (status 503) after 3 tries",
+                     "upstream_error", id="another status of the same mask"),
+    ],
+)  # fmt: skip
+def test_the_decision_memo_does_not_serve_a_match_that_read_the_http_status(
+    first: str, second: str, expected: str
+) -> None:
+    triage_classify._DECISION_MEMO.clear()
+    classify_failure(kind="llm", error_type=None, error_message=first, model="m")
+    assert classify_failure(kind="llm", error_type=None, error_message=second, model="m").failure_class == expected
 
 
 @settings(max_examples=1500, deadline=None)

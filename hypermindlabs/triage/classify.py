@@ -20,9 +20,12 @@ from __future__ import annotations
 import functools
 import hashlib
 import math
+from collections.abc import Sequence
+from itertools import chain
 
 from hypermindlabs.triage.normalize import (
     _CONNECTION_POOL_PREFIX_RE,
+    _DIGIT_MASK,
     _LABEL_TEMPLATE_MAX_CHARS,
     _MAX_SCAN_CHARS,
     _meaningful_lines,
@@ -47,6 +50,7 @@ from hypermindlabs.triage.rules import (
     _TYPE_WORD_SET,
     _TYPE_WORDS,
     _WEAK_TYPES,
+    _WORD_SET,
     _rule_matches,
     _status,
     _status_family,
@@ -77,20 +81,46 @@ __all__ = [
 
 def _match(
     kind: str, short_type: str, text: str, words: list[bytes], has_tool: bool
-) -> tuple[str, str] | None:
-    hits = _ANCHOR_WORDS.intersection(words)
-    candidates = sorted({position for word in hits for position in _ANCHORS[word]}) if hits else []
+) -> tuple[tuple[str, str] | None, bool]:
+    """The rule match, and whether it was decided before the HTTP status was read.
+
+    Up to that point every test reads digits only through ``\\d``, counts and positions and the
+    literal ``0``, never a digit's value, so the match holds for every text with the same digit mask
+    (see ``_DECISION_MEMO``). From the status on (``429`` vs ``129``) it does not.
+    """
+    hits = _WORD_SET.intersection(words)  # one pass over the words: anchors, type names, built-ins
+    anchored = _ANCHOR_WORDS & hits if hits else hits
+    if not anchored:
+        candidates: tuple[int, ...] | list[int] = ()
+    elif len(anchored) == 1:
+        (word,) = anchored
+        candidates = _ANCHORS[word]
+    else:  # a rule anchored by two hit words appears twice: tried twice, the same answer
+        candidates = sorted(chain.from_iterable(map(_ANCHORS.__getitem__, anchored)))
     for position in candidates:
         if position >= _FIRST_WEAK:
             break
-        if _rule_matches(position, text):
-            return _RULES[position][0], _RULES[position][1]
+        family, sub, needles, pattern = _RULES[position]
+        if needles:
+            for needle in needles:
+                if needle in text:
+                    break
+            else:
+                continue
+        if pattern is None or pattern.search(text) is not None:
+            return (family, sub), True
     hit = _STRONG_TYPES.get(short_type)
     if hit is not None:
-        return hit
-    mentioned = _TYPE_WORD_SET.intersection(words)
+        return hit, True
+    mentioned = _TYPE_WORD_SET & hits
     if mentioned:
-        return _TYPE_WORDS[min(mentioned, key=_TYPE_PRIORITY.__getitem__)]
+        return _TYPE_WORDS[min(mentioned, key=_TYPE_PRIORITY.__getitem__)], True
+    return _match_after_status(kind, short_type, text, hits, candidates, has_tool), False
+
+
+def _match_after_status(
+    kind: str, short_type: str, text: str, hits: frozenset[bytes], candidates: Sequence[int], has_tool: bool
+) -> tuple[str, str] | None:
     status = _status(text)
     if status is not None:
         return _status_family(status)
@@ -103,7 +133,7 @@ def _match(
     if kind == "tool" or (kind == "run" and has_tool):
         if _EXIT_STATUS_RE.search(text):
             return "tool_execution_error", "exit_status"
-        if short_type in _PROGRAM_ERRORS or _PROGRAM_ERROR_WORDS.intersection(words):
+        if short_type in _PROGRAM_ERRORS or _PROGRAM_ERROR_WORDS & hits:
             return "tool_execution_error", ""
     return None
 
@@ -111,7 +141,7 @@ def _match(
 _INFRA_FAMILIES = frozenset({_TIMEOUT, "upstream_error", "rate_limit", "authentication"})
 
 
-def _resolve(kind: str, is_api_timeout: bool, matched: tuple[str, str] | None) -> tuple[str, str]:
+def _resolve(kind: str, text: str, matched: tuple[str, str] | None) -> tuple[str, str]:
     """Turn a rule match into (class, hint key), applying what the step kind implies."""
     family, sub = matched if matched is not None else ("", "")
     if family == "policy_violation":
@@ -123,7 +153,7 @@ def _resolve(kind: str, is_api_timeout: bool, matched: tuple[str, str] | None) -
     elif kind == "policy" and family not in _INFRA_FAMILIES:
         return "policy_violation", "policy_violation"
     if family == _TIMEOUT:
-        family = "llm_timeout" if kind == "llm" or is_api_timeout else "tool_timeout"
+        family = "llm_timeout" if kind == "llm" or "apitimeouterror" in text else "tool_timeout"
     if not family:
         return "unknown", "unknown"
     return family, f"{family}/{sub}" if sub else family
@@ -170,16 +200,25 @@ def _classify(
     lines = _meaningful_lines(message[:_MAX_SCAN_CHARS] if len(message) > _MAX_SCAN_CHARS else message)
 
     joined = "\n".join(lines)
-    text = (f"{type_s}\n{joined}" if type_s else joined).lower()
-    words = text.encode("utf-8", "ignore").translate(_TO_WORDS).split()
-    matched = _match(kind_s, type_s.rsplit(".", 1)[-1], text, words, tool_s is not None)
-    failure_class, hint_key = _resolve(kind_s, "apitimeouterror" in text, matched)
+    masked = joined.encode("utf-8", "surrogatepass").translate(_DIGIT_MASK)
+    key = (kind_s, type_s, tool_s is not None, masked)
+    decided = _DECISION_MEMO.get(key)
+    if decided is None:
+        text = (f"{type_s}\n{joined}" if type_s else joined).lower()
+        words = text.encode("utf-8", "ignore").translate(_TO_WORDS).split()
+        matched, digit_free = _match(kind_s, type_s[type_s.rfind(".") + 1 :], text, words, tool_s is not None)
+        decided = _resolve(kind_s, text, matched)
+        if digit_free:
+            if len(_DECISION_MEMO) >= _DECISION_MEMO_MAX:
+                _DECISION_MEMO.clear()
+            _DECISION_MEMO[key] = decided
+    failure_class, hint_key = decided
     if error_class is not None:
         explicit = _explicit_class(error_class)
         if explicit is not None and explicit != failure_class:
             failure_class, hint_key = explicit, explicit
 
-    template = _template(lines, joined) if lines else ""
+    template = _template(lines, joined, masked) if lines else ""
     if not template:
         template = _normalize_lines([type_s]) if type_s else "<empty>"
     # What failed: the model of an llm step; the tool of a tool, retrieval or policy step (their
@@ -190,12 +229,22 @@ def _classify(
         f"{ALGORITHM_VERSION}\x1f{failure_class}\x1f{template}\x1f{subject or ''}".encode()
     ).hexdigest()
     short = _CONNECTION_POOL_PREFIX_RE.sub("", template) if "ConnectionPool(" in template else template
-    short = _truncate(short, _LABEL_TEMPLATE_MAX_CHARS)
+    if len(short) > _LABEL_TEMPLATE_MAX_CHARS:
+        short = _truncate(short, _LABEL_TEMPLATE_MAX_CHARS)
     label = f"{failure_class} · {subject} · {short}" if subject else f"{failure_class} · {short}"
     return make_failure(
         failure_class, digest[:16], template, subject, label, HINTS.get(hint_key) or HINTS[failure_class]
     )
 
+
+# Memo of (class, hint key) by the step kind, the exception type, whether a tool is named and the
+# message with its digits 1-9 masked (the template memo's key, :mod:`normalize`): words, rules and
+# type names read digits only through their class, count and position and the literal "0" (which
+# the mask keeps), so a match decided before the HTTP status is read holds for every message with
+# that key; a match that read the status is not memoized. Never changes a result (property tests
+# hold memoized == computed, and fail when the memo ignores the status); bounded, cleared when full.
+_DECISION_MEMO: dict[tuple[str, str, bool, bytes], tuple[str, str]] = {}
+_DECISION_MEMO_MAX = 8192
 
 # The same failure often repeats in bursts (a provider outage, a retry loop). The memo never
 # changes a result (Failure is immutable); the cold path is fast on its own (bench/triage.py).

@@ -35,6 +35,8 @@ _TRACEBACK_NOISE = frozenset({
 # fmt: on
 _FRAME_RE = re.compile(r'\s*File "[^"\n]*", line \d+')
 _STACK_NOISE_RE = re.compile(r"\s+at [\w$.<(/\\]|\s*\.\.\. \d+ more|\s*\[Previous line repeated|[\s^~]+$")
+# The first visible character of every line _TRACEBACK_NOISE or _STACK_NOISE_RE can match.
+_STACK_NOISE_FIRST = frozenset("tTdDa.[^~")
 
 # Patterns start with a literal character where possible: the regex engine then skips ahead to it
 # instead of trying every position, which is most of the cost on long provider messages.
@@ -177,13 +179,17 @@ def _meaningful_lines(message: str) -> list[str]:
         if not stripped:
             in_frame = False
             continue
-        if _FRAME_RE.match(line):
+        # (Each regex below can only match a line whose first visible characters the str checks
+        # test, so they run on few lines.)
+        if stripped.startswith('File "') and _FRAME_RE.match(line):
             in_frame = True
             continue
         if in_frame and (line.startswith("    ") or line.startswith("\t")):
             continue  # the source line (and ^^^^ markers) under a frame
         in_frame = False
-        if stripped.lower() in _TRACEBACK_NOISE or _STACK_NOISE_RE.match(line):
+        if stripped[0] in _STACK_NOISE_FIRST and (
+            stripped.lower() in _TRACEBACK_NOISE or _STACK_NOISE_RE.match(line)
+        ):
             continue
         lines.append(stripped)
     return lines
@@ -226,7 +232,11 @@ def _fragment_end(text: str, start: int) -> int:
     line_end = text.find("\n", start)
     line_end = len(text) if line_end < 0 else line_end
     rest = text[start:line_end].rstrip()
-    if rest[-1] in "]}" and rest.count("{") == rest.count("}") and rest.count("[") == rest.count("]"):
+    if (
+        rest[-1] in "]}"
+        and rest.count("{") == rest.count("}")
+        and ("[" not in rest and "]" not in rest or rest.count("[") == rest.count("]"))
+    ):
         return start + len(rest)
     closers: list[str] = []
     for bracket in _BRACKET_RE.finditer(text, start):
@@ -266,7 +276,11 @@ def _replace_json(text: str) -> str:
         if inner is None:
             out.append("<json>")
         else:
-            code = next(filter(None, (_json_value(fragment, key, word=True) for key in _CODE_KEYS)), None)
+            code = None
+            for key in _CODE_KEYS:
+                code = _json_value(fragment, key, word=True)
+                if code:
+                    break
             inner = _unescape(inner)
             out.append(f"{inner} [{code}]" if code else inner)
         pos = end
@@ -290,13 +304,17 @@ def _normalize_lines(lines: list[str]) -> str:
     # Most tokens are memo hits: look them all up in one C-level pass, then settle the misses.
     looked_up: list[str | None] = list(map(_TOKEN_MEMO.get, tokens))
     if None in looked_up:
-        for index, hit in enumerate(looked_up):
-            if hit is None:
-                looked_up[index] = _normalize_token(tokens[index])
+        index = looked_up.index(None)
+        while True:  # visit the misses only (list.index scans in C)
+            looked_up[index] = _normalize_token(tokens[index])
+            try:
+                index = looked_up.index(None, index + 1)
+            except ValueError:
+                break
     text = " ".join(looked_up)  # type: ignore[arg-type]  # no None is left
     if "<n> " in text:
         text = _SPACED_DURATION_RE.sub("<dur>", text)  # "2.5 seconds"
-    return _truncate(text, _TEMPLATE_MAX_CHARS)
+    return text if len(text) <= _TEMPLATE_MAX_CHARS else _truncate(text, _TEMPLATE_MAX_CHARS)
 
 
 # Template memo keyed on the message with the ASCII digits 1-9 masked to "1" ("0" is kept: the
@@ -309,17 +327,22 @@ def _normalize_lines(lines: list[str]) -> str:
 _DIGIT_MASK = bytes.maketrans(b"23456789", b"11111111")
 _TEMPLATE_MEMO: dict[bytes, str] = {}
 _TEMPLATE_MEMO_MAX = 8192
-_KEPT_DIGIT_RE = re.compile(r"[1-9]")
+_KEPT_DIGITS = b"123456789"
 
 
-def _template(lines: list[str], joined: str) -> str:
-    """``_normalize_lines(lines)``, from the memo when a message of the same digit mask was seen."""
-    key = joined.encode("utf-8", "surrogatepass").translate(_DIGIT_MASK)
+def _template(lines: list[str], joined: str, key: bytes | None = None) -> str:
+    """``_normalize_lines(lines)``, from the memo when a message of the same digit mask was seen.
+
+    ``key``, when given, is ``joined`` masked as here (the caller computed it already).
+    """
+    if key is None:
+        key = joined.encode("utf-8", "surrogatepass").translate(_DIGIT_MASK)
     hit = _TEMPLATE_MEMO.get(key)
     if hit is not None:
         return hit
     template = _normalize_lines(lines)
-    if _KEPT_DIGIT_RE.search(template) is None:
+    encoded = template.encode("utf-8", "surrogatepass")
+    if len(encoded.translate(None, _KEPT_DIGITS)) == len(encoded):  # none of 1-9 (bytes: a C loop)
         if len(_TEMPLATE_MEMO) >= _TEMPLATE_MEMO_MAX:
             _TEMPLATE_MEMO.clear()
         _TEMPLATE_MEMO[key] = template

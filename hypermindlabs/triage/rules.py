@@ -315,5 +315,7 @@ _PROGRAM_ERRORS = frozenset({
 })
 # fmt: on
 _PROGRAM_ERROR_WORDS = frozenset(name.lower().encode() for name in _PROGRAM_ERRORS)
+# Every word any decision looks for: the text's words are intersected with it once.
+_WORD_SET = _ANCHOR_WORDS | _TYPE_WORD_SET | _PROGRAM_ERROR_WORDS
 _EXIT_STATUS_RE = re.compile(r"non-zero exit status|exit (?:code|status) -?\d|oomkilled")
 
