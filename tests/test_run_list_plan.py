@@ -123,3 +123,15 @@ def test_keyset_pages_with_tool_and_cluster_filters_list_exactly_the_runs_of_the
             cursor = page.next_cursor
         assert sorted(seen) == sorted(expected) and len(seen) == len(set(seen)), f
         assert seen == sorted(seen, key=lambda rid: start[rid], reverse=True), f
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+def test_on_postgresql_the_tool_and_tag_filters_probe_each_walked_run_instead_of_joining_every_matching_row(loaded):
+    # As EXISTS, PostgreSQL flattened them into a semi-join: every event of the tool (every run of
+    # the tag) in the database hashed, and the window's runs read and sorted, before the first row.
+    # As a per-run subplan it walks the runs newest first and stops when the page is full.
+    for f in (Filters(from_ns=T0, tool=("t2",)), Filters(from_ns=T0, tags=(("env", ("prod",)),))):
+        stmt, params = _statement(loaded, f, limit=10)
+        with loaded.engine.connect() as conn:
+            plan = "\n".join(row[0] for row in conn.exec_driver_sql("EXPLAIN (COSTS OFF) " + stmt, params))
+        assert "Join" not in plan and "Filter: ((SubPlan" in plan, plan

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import orjson
-from sqlalchemy import and_, exists, func, literal, or_, select, tuple_
+from sqlalchemy import and_, func, literal, or_, select, tuple_
 from sqlalchemy.engine import Engine
 
 from hypermindlabs.core.errors import QueryError
@@ -61,7 +61,7 @@ def list_runs(engine: Engine, filters: Filters, *, limit: int = 50, cursor: str 
     if not 1 <= limit <= PAGE_LIMIT_MAX:
         raise QueryError("limit", f"must be between 1 and {PAGE_LIMIT_MAX}")
     r = _LISTED
-    cond = [r.c.kind == "run", *run_conditions(r, filters)]
+    cond = [r.c.kind == "run", *run_conditions(r, filters, per_run=True)]
     if cursor:
         start, seq = _decode_cursor(cursor)
         # A row-value comparison is one index range on both dialects (an OR of two is a filter).
@@ -119,8 +119,14 @@ def run_ids(engine: Engine, filters: Filters) -> list[str]:
         return list(conn.execute(q).scalars())
 
 
-def run_conditions(r: Any, f: Filters) -> list[Any]:
+def run_conditions(r: Any, f: Filters, *, per_run: bool = False) -> list[Any]:
     """SQL conditions selecting run events (alias ``r``) that match the filters.
+
+    ``per_run`` (the run list: newest first, a page at a time) writes the ``tool`` and tag
+    conditions as scalar subqueries with ``LIMIT 1``, which PostgreSQL cannot flatten into a
+    semi-join: it then walks the runs backwards by time and probes each one's index entries until
+    the page is full, instead of hashing every event of that tool (or run of that tag) in the
+    database and sorting the window's runs. SQLite plans both forms the same way (a probe per run).
 
     Run-level dimensions (project, model, scenario) are the run's own; ``tool`` selects runs
     with at least one step on that tool; tags are the run's tags.
@@ -137,11 +143,11 @@ def run_conditions(r: Any, f: Filters) -> list[Any]:
             cond.append(r.c[dim].in_(values))
     if f.tool:
         s = events.alias("s")
-        cond.append(select(s.c.run_id).where(s.c.run_id == r.c.run_id, s.c.tool.in_(f.tool)).exists())
+        cond.append(_any_row(select(s.c.run_id).where(s.c.run_id == r.c.run_id, s.c.tool.in_(f.tool)), per_run))
     for key, values in f.tags:
-        cond.append(
-            exists().where(run_tags.c.run_id == r.c.run_id, run_tags.c.key == key, run_tags.c.value.in_(values))
-        )
+        t = run_tags
+        tagged = select(t.c.run_id).where(t.c.run_id == r.c.run_id, t.c.key == key, t.c.value.in_(values))
+        cond.append(_any_row(tagged, per_run))
     if f.from_ns is not None:
         cond.append(r.c.start_ns >= f.from_ns)
     if f.to_ns is not None:
@@ -159,6 +165,11 @@ def run_conditions(r: Any, f: Filters) -> list[Any]:
             or_(and_(r.c.status == "error", r.c.cluster_id.in_(f.cluster)), and_(r.c.status == "ok", recovered))
         )
     return cond
+
+
+def _any_row(q: Any, per_run: bool) -> Any:
+    """``EXISTS (q)``; per run, ``(q LIMIT 1) IS NOT NULL`` (``q`` selects a non-null column)."""
+    return q.limit(1).scalar_subquery().is_not(None) if per_run else q.exists()
 
 
 def _encode_cursor(start_ns: int, seq: int) -> str:
