@@ -124,22 +124,27 @@ class Accumulator:
     first: cells are then keyed by int tuples, which hash fast.
     """
 
-    __slots__ = ("keys", "_key_index", "cells", "sketches", "retracted")
+    __slots__ = ("keys", "_key_index", "cells", "retracted", "_start", "_buckets")
 
     def __init__(self) -> None:
         self.keys: list[SliceKey] = []
         self._key_index: dict[SliceKey, int] = {}
-        self.cells: dict[tuple[int, int, int], list[int]] = {}
-        self.sketches: dict[tuple[int, int, int], dict[int, int]] = {}
+        # (slice, tier, bucket) → [measures, sketch {bin: count}]: one lookup per cell a fact adds to.
+        self.cells: dict[tuple[int, int, int], list[Any]] = {}
         self.retracted = False
+        # The buckets of the last start time added: a run and all its steps share their run's start.
+        self._start: int | None = None
+        self._buckets: dict[int, int] = {}
 
     def add(self, keys: Sequence[tuple[SliceKey, tuple[int, ...]]], start_ns: int, measures: list[int],
             bin_: int, sign: int) -> None:  # fmt: skip
-        cells, sketches, index = self.cells, self.sketches, self._key_index
+        cells, index = self.cells, self._key_index
         if sign < 0:
             self.retracted = True
             measures = [-v for v in measures]
-        buckets = {t: start_ns - start_ns % (t * _NS) for t in TIERS}
+        if start_ns != self._start:
+            self._start, self._buckets = start_ns, {t: start_ns - start_ns % (t * _NS) for t in TIERS}
+        buckets = self._buckets
         for key, tiers in keys:
             kid = index.get(key)
             if kid is None:
@@ -149,23 +154,21 @@ class Accumulator:
                 ck = (kid, tier, buckets[tier])
                 cell = cells.get(ck)
                 if cell is None:
-                    cells[ck] = measures
-                    sketches[ck] = {bin_: sign}
+                    cells[ck] = [measures, {bin_: sign}]
                 else:
-                    cells[ck] = list(map(_plus, cell, measures))
-                    sk = sketches[ck]
+                    cell[0] = list(map(_plus, cell[0], measures))
+                    sk = cell[1]
                     sk[bin_] = sk.get(bin_, 0) + sign
 
     def nonzero(self) -> dict[tuple[int, int, int], tuple[list[int], dict[int, int]]]:
         """The cells that change something, with their sketch deltas (a retraction and a re-add
         of the same run cancel)."""
-        sketches = self.sketches
         if not self.retracted:
             # Only additions: every count and measure is positive, nothing cancels.
-            return {k: (v, sketches[k]) for k, v in self.cells.items()}
+            return {k: (v[0], v[1]) for k, v in self.cells.items()}
         out = {}
-        for k, v in self.cells.items():
-            sk = {b: c for b, c in self.sketches[k].items() if c}
+        for k, (v, sketch) in self.cells.items():
+            sk = {b: c for b, c in sketch.items() if c}
             if sk or any(v):
                 out[k] = (v, sk)
         return out
