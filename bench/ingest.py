@@ -7,6 +7,7 @@ run, so the ratios hold on a shared, noisy machine where absolute figures do not
     .venv/bin/python bench/ingest.py --events 200000 --postgres postgresql://postgres@127.0.0.1/test
     .venv/bin/python bench/ingest.py --events 30000 --only raw,http --postgres URL   # the goal's two paths
     .venv/bin/python bench/ingest.py --events 30000 --profile [--postgres URL]       # where a batch's time goes
+    .venv/bin/python bench/ingest.py --events 200000 --only http --backends postgres --postgres URL  # flat per batch?
 
 Batched HTTP also prints its per-batch times as the table grows (the first and last batches), so
 "flat per batch" is measured, not assumed. ``--profile`` samples the ingest of every batch (what
@@ -335,11 +336,14 @@ def main() -> None:
     ap.add_argument("--postgres", metavar="URL", help="also measure on this PostgreSQL database")
     ap.add_argument("--only", default="raw,http,inproc,rm", help="paths to measure (raw,http,inproc,rm)")
     ap.add_argument("--profile", action="store_true", help="profile the ingest of every batch instead")
+    ap.add_argument("--backends", default="sqlite,postgres",
+                    help="which to measure (postgres only with --postgres)")  # fmt: skip
     args = ap.parse_args()
 
     evs = demo_events(args.events)
     n = len(evs)
-    backends = ["sqlite"] + (["postgres"] if args.postgres else [])
+    wanted = set(args.backends.split(","))
+    backends = [b for b in ("sqlite", "postgres") if b in wanted and (b == "sqlite" or args.postgres)]
     if args.profile:
         with tempfile.TemporaryDirectory() as d:
             for backend in backends:
