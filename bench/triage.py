@@ -7,8 +7,8 @@ weights below, and re-draws every number so each failure is distinct, as in a li
 Messages without any number get a request id appended, so nothing repeats.
 
 - cold: every failure distinct and the module's memos cleared before each pass: the memo on whole
-  calls never hits; the token memo and the digit-mask memos (template, decision) warm up within the
-  pass as they would in a long-running process;
+  calls never hits; the token memo, the digit-mask memos (template, decision) and the record memo
+  (by class, template and subject) warm up within the pass as they would in a long-running process;
 - warm: a working set of 500 distinct failures replayed, as during an outage burst.
 
 Figures are failures per second on one core (the bench is single-threaded): wall clock best of
@@ -87,6 +87,7 @@ def make_failures(count: int, seed: int) -> list[Failure]:
 def _reset_memos() -> None:
     triage_classify._classify_memo.cache_clear()  # bench only: measure the path a new failure takes
     triage_classify._DECISION_MEMO.clear()
+    triage_classify._FAILURE_MEMO.clear()
     triage_normalize._TOKEN_MEMO.clear()
     triage_normalize._TEMPLATE_MEMO.clear()
 

@@ -831,15 +831,18 @@ _MASK_ENTRIES = _mask_entries()
 _MASK_ENTRY_SLOTS = max(pattern.count("{}") for _, pattern in _MASK_ENTRIES)
 
 
+_MEMOS = (triage_classify._DECISION_MEMO, triage_classify._FAILURE_MEMO, triage_normalize._TEMPLATE_MEMO)
+
+
 def _classify_without_memos(arguments: tuple[Any, ...]) -> Any:
-    saved = dict(triage_classify._DECISION_MEMO), dict(triage_normalize._TEMPLATE_MEMO)
-    triage_classify._DECISION_MEMO.clear()
-    triage_normalize._TEMPLATE_MEMO.clear()
+    saved = [dict(memo) for memo in _MEMOS]
+    for memo in _MEMOS:
+        memo.clear()
     try:
         return triage_classify._classify(*arguments)
     finally:
-        triage_classify._DECISION_MEMO.update(saved[0])
-        triage_normalize._TEMPLATE_MEMO.update(saved[1])
+        for memo, entries in zip(_MEMOS, saved, strict=True):
+            memo.update(entries)  # type: ignore[attr-defined]
 
 
 @settings(max_examples=1500, deadline=None)

@@ -225,6 +225,12 @@ def _classify(
     # model is inherited from the run and says nothing about the failure, so it must not split
     # one failure into a cluster per model); for a run's own error, a tool it names or its model.
     subject = model_s if kind_s == "llm" else tool_s or model_s if kind_s == "run" else tool_s
+    # Distinct messages share templates (that is what a cluster is): the record is a function of
+    # these four, so it is built once per distinct four.
+    record_key = (failure_class, hint_key, template, subject)
+    failure = _FAILURE_MEMO.get(record_key)
+    if failure is not None:
+        return failure
     digest = hashlib.sha256(
         f"{ALGORITHM_VERSION}\x1f{failure_class}\x1f{template}\x1f{subject or ''}".encode()
     ).hexdigest()
@@ -232,9 +238,13 @@ def _classify(
     if len(short) > _LABEL_TEMPLATE_MAX_CHARS:
         short = _truncate(short, _LABEL_TEMPLATE_MAX_CHARS)
     label = f"{failure_class} · {subject} · {short}" if subject else f"{failure_class} · {short}"
-    return make_failure(
+    failure = make_failure(
         failure_class, digest[:16], template, subject, label, HINTS.get(hint_key) or HINTS[failure_class]
     )
+    if len(_FAILURE_MEMO) >= _FAILURE_MEMO_MAX:
+        _FAILURE_MEMO.clear()
+    _FAILURE_MEMO[record_key] = failure
+    return failure
 
 
 # Memo of (class, hint key) by the step kind, the exception type, whether a tool is named and the
@@ -245,6 +255,10 @@ def _classify(
 # hold memoized == computed, and fail when the memo ignores the status); bounded, cleared when full.
 _DECISION_MEMO: dict[tuple[str, str, bool, bytes], tuple[str, str]] = {}
 _DECISION_MEMO_MAX = 8192
+# Memo of the record (cluster id, label, hint) by (class, hint key, template, subject): the record
+# is a pure function of them. Bounded, cleared when full.
+_FAILURE_MEMO: dict[tuple[str, str, str, str | None], Failure] = {}
+_FAILURE_MEMO_MAX = 8192
 
 # The same failure often repeats in bursts (a provider outage, a retry loop). The memo never
 # changes a result (Failure is immutable); the cold path is fast on its own (bench/triage.py).
