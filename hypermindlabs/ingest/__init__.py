@@ -5,6 +5,6 @@ goes through :func:`ingest_objects`, so an event is validated and counted the sa
 door it came in by.
 """
 
-from hypermindlabs.ingest.bodies import BodyError, ingest_objects, iter_file_batches, split_body
+from hypermindlabs.ingest.bodies import BodyError, collector_paused, ingest_objects, iter_file_batches, split_body
 
-__all__ = ["BodyError", "ingest_objects", "iter_file_batches", "split_body"]
+__all__ = ["BodyError", "collector_paused", "ingest_objects", "iter_file_batches", "split_body"]

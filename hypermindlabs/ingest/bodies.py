@@ -17,7 +17,7 @@ import orjson
 from hypermindlabs.core.events import EventValidationError, RunEvent, parse_event
 from hypermindlabs.store import AppendResult, EventStore, Rejection
 
-__all__ = ["BodyError", "split_body", "ingest_objects", "iter_file_batches"]
+__all__ = ["BodyError", "split_body", "ingest_objects", "iter_file_batches", "collector_paused"]
 
 
 class BodyError(ValueError):
@@ -92,31 +92,41 @@ def ingest_objects(store: EventStore, objs: Sequence[Any], *, offset: int = 0) -
 
 _PAUSE_LOCK = threading.Lock()
 _paused = 0  # batches in flight with the collector paused (one process-wide collector: one count)
+_thread = threading.local()  # this thread's nesting depth (a door pauses around body and batch)
 
 
 @contextmanager
 def collector_paused() -> Iterator[None]:
     """Run a batch with CPython's cyclic garbage collector paused, and let it run after.
 
-    A 5,000-event batch allocates about a million short-lived containers (parsed objects, rows,
+    A 5,000-event batch allocates about a million short-lived containers (decoded objects, rows,
     rollup and series deltas) that reference counting frees; none is part of a cycle. Yet every
-    700 allocations the collector walks the young objects, and its full passes walk the whole
-    heap: a third of a batch's CPU time (bench/ingest.py, docs/performance.md § Ingest). Paused
-    while any batch of this process is in flight (threads of one server share the collector),
-    resumed when the last one ends (a batch ending while others are in flight runs one
-    young-generation pass itself). Nothing is changed when the collector was already off.
+    700 allocations the collector walks the young objects, and its older passes walk ever more of
+    the heap: 15–30 % of a batch's CPU time (bench/ingest.py, docs/performance.md § Ingest).
+    Paused while any batch of this process is in flight (threads of one server share the
+    collector), resumed when the last one ends (a batch ending while others are in flight runs one
+    young-generation pass itself). Re-entrant in one thread (the HTTP door pauses around decoding
+    the body and :func:`ingest_objects` inside it). Nothing changes when the collector was off.
     """
     global _paused
+    depth = getattr(_thread, "depth", 0)
+    if depth:
+        _thread.depth = depth + 1
+        try:
+            yield
+        finally:
+            _thread.depth = depth
+        return
     with _PAUSE_LOCK:
-        if _paused == 0 and not gc.isenabled():
-            owner = False
-        else:
-            owner = True
+        owner = _paused > 0 or gc.isenabled()
+        if owner:
             _paused += 1
             gc.disable()
+    _thread.depth = 1
     try:
         yield
     finally:
+        _thread.depth = 0
         if owner:
             with _PAUSE_LOCK:
                 _paused -= 1

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from flask import Blueprint, Response, request
 
-from hypermindlabs.ingest import BodyError, ingest_objects, split_body
+from hypermindlabs.ingest import BodyError, collector_paused, ingest_objects, split_body
 from hypermindlabs.web.responses import error_response, json_response, settings, store
 
 bp = Blueprint("api_events", __name__, url_prefix="/api/v1")
@@ -13,14 +13,16 @@ bp = Blueprint("api_events", __name__, url_prefix="/api/v1")
 @bp.post("/events")
 def post_events() -> Response:
     body = request.get_data(cache=False)
-    try:
-        objs = split_body(body, request.content_type or "")
-    except BodyError as exc:
-        return error_response(400, str(exc), "body")
-    limit = settings().max_batch_events
-    if len(objs) > limit:
-        return error_response(413, f"at most {limit} events per request; split the batch", "body")
-    result = ingest_objects(store(), objs)
+    # Decoding the body allocates as much as the batch itself: the collector stays paused for both.
+    with collector_paused():
+        try:
+            objs = split_body(body, request.content_type or "")
+        except BodyError as exc:
+            return error_response(400, str(exc), "body")
+        limit = settings().max_batch_events
+        if len(objs) > limit:
+            return error_response(413, f"at most {limit} events per request; split the batch", "body")
+        result = ingest_objects(store(), objs)
     payload = {
         "accepted": result.accepted,
         "duplicates": result.duplicates,
