@@ -117,3 +117,12 @@ def test_migration_0013_recomputes_the_step_cells_at_their_new_tiers(backend, ma
     assert filled
     rebuild_from_scratch(store)
     assert snapshot(store) == filled
+
+
+def test_packed_sketches_merge_signed_counts_and_the_zero_bin_alike() -> None:
+    from hypermindlabs.core.sketch import ZERO_BIN
+
+    merged: list[dict[int, int]] = [{}, {7: 1}]
+    add_packed(merged, [1, 0, 1], [pack({ZERO_BIN: 2, -300: 1}), pack({ZERO_BIN: -1, 900: 3}), pack({-300: -1})])
+    assert {k: v for k, v in merged[1].items() if v} == {ZERO_BIN: 2, 7: 1}
+    assert merged[0] == {ZERO_BIN: -1, 900: 3}
