@@ -126,3 +126,22 @@ def test_packed_sketches_merge_signed_counts_and_the_zero_bin_alike() -> None:
     add_packed(merged, [1, 0, 1], [pack({ZERO_BIN: 2, -300: 1}), pack({ZERO_BIN: -1, 900: 3}), pack({-300: -1})])
     assert {k: v for k, v in merged[1].items() if v} == {ZERO_BIN: 2, 7: 1}
     assert merged[0] == {ZERO_BIN: -1, 900: 3}
+
+
+def test_a_sketch_packs_small_counts_in_three_bytes_a_bin_and_every_form_reads_back() -> None:
+    import numpy as np
+
+    from hypermindlabs.core.sketch import ZERO_BIN
+
+    small = {ZERO_BIN: 1, -690: 2, 5: 127, 1100: -3}
+    large = {5: 100_000, 6: -1}
+    wide = {5: 1, 40_000: 2}  # a key beyond int16: the 8-byte pairs
+    for bins in (small, large, wide, {ZERO_BIN: 4}, {7: 1}):
+        assert unpack(pack(bins)) == bins
+        assert len(pack(bins)) % 8 != 0 or bins is wide
+    assert len(pack(small)) == 1 + 3 * 4
+    legacy = np.array([5, 1, 9, 2], dtype="<i4").tobytes()  # stored before the compact forms
+    assert unpack(legacy) == {5: 1, 9: 2}
+    merged: list[dict[int, int]] = [{}]
+    add_packed(merged, [0, 0, 0, 0], [legacy, pack(small), pack(large), pack(wide)])
+    assert merged[0] == {ZERO_BIN: 1, -690: 2, 5: 100_129, 6: -1, 9: 2, 1100: -3, 40_000: 2}

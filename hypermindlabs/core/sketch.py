@@ -17,10 +17,10 @@ nearest-rank value.
     >>> round(quantile(bins, 0.99), 1)  # exact: 100.0, within 1 %
     100.5
 
-Stored, a sketch is :func:`pack`'s bytes: its nonzero bins in key order as little-endian int32
-``(key, count)`` pairs, 8 bytes a bin, one value per rollup cell (canonical: equal sketches have
-equal bytes). Counts are signed: a chunked rebuild may store a retraction before the fact it
-cancels. :func:`add_packed` merges many of them at once.
+Stored, a sketch is :func:`pack`'s bytes: its nonzero bins in key order as little-endian
+``(key, count)`` pairs, 3 bytes a bin when counts are small (int16 key, int8 count), one value per
+rollup cell (canonical: equal sketches have equal bytes). Counts are signed: a chunked rebuild may
+store a retraction before the fact it cancels. :func:`add_packed` merges many of them at once.
 
 The mapping's parameters and the packing are part of the stored rollups' format: changing them
 requires ``hypermind-obs rebuild-rollups``.
@@ -29,7 +29,9 @@ requires ``hypermind-obs rebuild-rollups``.
 from __future__ import annotations
 
 import math
+import struct
 from collections.abc import Iterable, Mapping, Sequence
+from itertools import chain
 
 import numpy as np
 from ddsketch.mapping import LogarithmicMapping
@@ -123,28 +125,94 @@ def nearest_rank(values: Sequence[float], q: float) -> float:
 
 _PAIR = np.dtype("<i4")
 _INT32 = (-(2**31), 2**31 - 1)
+# The compact forms: a tag byte, then (int16 key, int8 or int32 count) pairs; the zero bin's key
+# is stored as the int16 minimum (real keys lie within about ±1,100 for 1 ns to 10^9 ms).
+_NARROW, _MEDIUM = 1, 2
+_PAIRS = {
+    _NARROW: np.dtype([("k", "<i2"), ("c", "i1")]),
+    _MEDIUM: np.dtype([("k", "<i2"), ("c", "<i4")]),
+}
+_SHORT_ZERO = -(2**15)
+_SHORT = (_SHORT_ZERO, 2**15 - 1)
 
 
 def pack(bins: Mapping[int, int]) -> bytes:
-    """A sketch's stored form: its nonzero bins in key order, (key, count) little-endian int32 pairs.
+    """A sketch's stored form: its nonzero bins in key order, little-endian (key, count) pairs.
+
+    Three forms, chosen by the values (so equal sketches have equal bytes): when every count fits
+    a signed byte, a tag byte 1 and (int16 key, int8 count) pairs, 3 bytes a bin; when counts are
+    larger, tag 2 and (int16, int32) pairs; when a key does not fit int16, bare (int32, int32)
+    pairs (the only form before, 8 bytes a bin, still read). A tagged form is padded with a zero
+    byte when its length would be a multiple of 8, so a length tells the forms apart.
 
     >>> unpack(pack({3: 2, -5: 1, 7: 0}))
     {-5: 1, 3: 2}
+    >>> len(pack({3: 2, -5: 1})), len(pack({3: 200})), len(pack({70_000: 1})), pack({})
+    (7, 7, 8, b'')
     """
-    flat: list[int] = []
-    for k in sorted(bins):
-        c = bins[k]
-        if c:
-            if not _INT32[0] < c <= _INT32[1]:
-                raise ValueError(f"a stored sketch's counts are int32, got {c!r} in bin {k}")
-            flat += (k, c)
-    return np.array(flat, dtype=_PAIR).tobytes()
+    flat = list(chain.from_iterable(sorted(bins.items())))
+    if 0 in flat[1::2]:
+        flat = [x for k, c in zip(flat[::2], flat[1::2], strict=True) if c for x in (k, c)]
+    if not flat:
+        return b""
+    n = len(flat) // 2
+    keys, counts = flat[::2], flat[1::2]
+    lo_c, hi_c = min(counts), max(counts)
+    if not (_INT32[0] < lo_c and hi_c <= _INT32[1]):
+        raise ValueError(f"a stored sketch's counts are int32, got {lo_c if lo_c <= _INT32[0] else hi_c!r}")
+    zero = keys[0] == ZERO_BIN  # sorted: the zero bin comes first, then real keys ascending
+    lo_k = keys[1] if zero and n > 1 else keys[0] if not zero else 0
+    if not (_SHORT[0] < lo_k and keys[-1] <= _SHORT[1]) and not (zero and n == 1):
+        return struct.pack(f"<{2 * n}i", *flat)
+    if zero:
+        flat[0] = _SHORT_ZERO
+    tag = _NARROW if -128 <= lo_c and hi_c <= 127 else _MEDIUM
+    out = struct.pack("<B" + ("hb" if tag == _NARROW else "hi") * n, tag, *flat)
+    return out + b"\0" if len(out) % 8 == 0 else out
+
+
+def _decode(blob: bytes) -> tuple[np.ndarray, np.ndarray]:
+    """(keys, counts) of one packed sketch, as int64 arrays."""
+    if len(blob) % 8 == 0:
+        pairs = np.frombuffer(blob, dtype=_PAIR).reshape(-1, 2).astype(np.int64)
+        return pairs[:, 0], pairs[:, 1]
+    dt = _PAIRS[blob[0]]
+    arr = np.frombuffer(blob, dtype=dt, count=(len(blob) - 1) // dt.itemsize, offset=1)
+    keys = arr["k"].astype(np.int64)
+    keys[keys == _SHORT_ZERO] = ZERO_BIN
+    return keys, arr["c"].astype(np.int64)
 
 
 def unpack(blob: bytes) -> dict[int, int]:
     """The bins of a packed sketch."""
-    pairs = np.frombuffer(blob, dtype=_PAIR).reshape(-1, 2)
-    return dict(zip(pairs[:, 0].tolist(), pairs[:, 1].tolist(), strict=True))
+    keys, counts = _decode(blob)
+    return dict(zip(keys.tolist(), counts.tolist(), strict=True))
+
+
+def _decode_many(blobs: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(keys, counts, index of the blob) of many packed sketches, one vectorized decode per form."""
+    by_form: dict[int, list[int]] = {}
+    for i, b in enumerate(blobs):
+        by_form.setdefault(0 if len(b) % 8 == 0 else b[0], []).append(i)
+    keys, counts, owner = [], [], []
+    for form, idx in by_form.items():
+        if form == 0:
+            parts = [blobs[i] for i in idx]
+            pairs = np.frombuffer(b"".join(parts), dtype=_PAIR).reshape(-1, 2)
+            lengths = np.fromiter((len(b) // 8 for b in parts), dtype=np.int64, count=len(parts))
+            k, c = pairs[:, 0].astype(np.int64), pairs[:, 1].astype(np.int64)
+        else:
+            dt = _PAIRS[form]
+            size = dt.itemsize
+            lengths = np.fromiter(((len(blobs[i]) - 1) // size for i in idx), dtype=np.int64, count=len(idx))
+            body = b"".join(blobs[i][1 : 1 + n * size] for i, n in zip(idx, lengths.tolist(), strict=True))
+            arr = np.frombuffer(body, dtype=dt)
+            k, c = arr["k"].astype(np.int64), arr["c"].astype(np.int64)
+            k[k == _SHORT_ZERO] = ZERO_BIN
+        keys.append(k)
+        counts.append(c)
+        owner.append(np.repeat(np.asarray(idx, dtype=np.int64), lengths))
+    return np.concatenate(keys), np.concatenate(counts), np.concatenate(owner)
 
 
 def add_packed(groups: Sequence[dict[int, int]], gids: Sequence[int], blobs: Sequence[bytes]) -> None:
@@ -154,12 +222,10 @@ def add_packed(groups: Sequence[dict[int, int]], gids: Sequence[int], blobs: Seq
     """
     if not blobs:
         return
-    pairs = np.frombuffer(b"".join(blobs), dtype=_PAIR).reshape(-1, 2)
-    if not len(pairs):
+    keys, counts, owner = _decode_many(blobs)
+    if not len(keys):
         return
-    lengths = np.fromiter((len(b) // 8 for b in blobs), dtype=np.int64, count=len(blobs))
-    gid = np.repeat(np.asarray(gids, dtype=np.int64), lengths)
-    keys = pairs[:, 0].astype(np.int64)
+    gid = np.asarray(gids, dtype=np.int64)[owner]
     # Bins of real values span a few thousand keys: sum them in a dense (group × bin) array, one
     # pass (a sort of every pair took most of the merge); the zero bin gets the slot below them.
     real = keys != ZERO_BIN
@@ -167,10 +233,10 @@ def add_packed(groups: Sequence[dict[int, int]], gids: Sequence[int], blobs: Seq
     width = (int(keys[real].max()) if real.any() else 0) - lo + 1
     n_groups = len(groups)
     if n_groups * width > 4_000_000:  # pragma: no cover - a wider spread than latencies have
-        _add_sorted(groups, gid, keys, pairs[:, 1])
+        _add_sorted(groups, gid, keys, counts)
         return
     slot = np.where(real, keys - lo, 0)
-    sums = np.bincount(gid * width + slot, weights=pairs[:, 1], minlength=n_groups * width)
+    sums = np.bincount(gid * width + slot, weights=counts, minlength=n_groups * width)
     for cell in np.flatnonzero(sums).tolist():
         g, k = divmod(cell, width)
         key = k + lo if k else ZERO_BIN
