@@ -890,6 +890,18 @@ def test_the_decision_memo_does_not_serve_a_match_that_read_the_http_status(
     assert classify_failure(kind="llm", error_type=None, error_message=second, model="m").failure_class == expected
 
 
+def test_the_first_character_check_of_traceback_lines_passes_every_line_the_noise_rules_match() -> None:
+    # Internal: _meaningful_lines only tries _TRACEBACK_NOISE (compared lower-cased) and
+    # _STACK_NOISE_RE on lines whose first visible character is in _STACK_NOISE_FIRST.
+    lowered_firsts = {line[0] for line in triage_normalize._TRACEBACK_NOISE}
+    assert all(ch in triage_normalize._STACK_NOISE_FIRST for ch in map(chr, range(sys.maxunicode + 1))
+               if ch.lower()[:1] in lowered_firsts)  # fmt: skip
+    for line in ("  at com.example.Foo(Foo.java:1)", "\t... 12 more", "  [Previous line repeated 9 more times]",
+                 "    ^^^^~~~~", "Traceback (most recent call last):"):  # fmt: skip
+        assert line.strip()[0] in triage_normalize._STACK_NOISE_FIRST
+        assert triage_normalize._meaningful_lines(f"boom\n{line}") == ["boom"], line
+
+
 @settings(max_examples=1500, deadline=None)
 @given(
     prefix=st.sampled_from(["", "(", "0x", "v", "req_", "gpt-", "'", "{\"code\": \"e", "line "]),
