@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections import Counter
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
@@ -277,3 +278,107 @@ def test_filters_that_only_the_finest_cube_answers_still_get_an_analysis_not_a_5
     assert r.status_code == 200, r.get_data(as_text=True)[:500]
     body = r.get_json()
     assert isinstance(body["findings"], list) and body["tests"] >= 0
+
+
+# -- attribution from the tag cube ----------------------------------------------------------------
+def _raw_facet_counts(runs: list[Any], sel: Any, windows: list[tuple[int, int]]) -> Counter:
+    """What a selection's attribution counts, recounted from the raw run events."""
+    from hypermindlabs.core.sketch import bin_of
+
+    want: Counter = Counter()
+    for r in runs:
+        if not any(a <= r.start_ns < b for a, b in windows) or any(getattr(r, d) != v for d, v in sel.dims):
+            continue
+        if sel.above_bin is not None:
+            if bin_of((r.end_ns - r.start_ns) / 1e6) <= sel.above_bin:
+                continue
+        elif r.status != "error" or (sel.failure_class not in (None, r.failure_class or "unknown")):
+            continue
+        for k, v in json.loads(r.tags).items():
+            want["tag", k, str(v)] += 1
+        if r.cluster_id is not None:
+            want["cluster", "cluster", r.cluster_id] += 1
+    return want
+
+
+def test_attribution_counts_from_the_tag_cube_equal_a_recount_of_the_raw_runs(demo):
+    # Tag values and clusters among a slice's failing runs (with a class, or all) and slow runs
+    # (latency bin above a threshold), current and baseline, both baselines: read from the tag
+    # cube, never from raw runs, and equal to the raw runs' counts.
+    import sqlalchemy as sa
+
+    from hypermindlabs.core.sketch import bin_of
+    from hypermindlabs.store.regression_facets import Selection, facet_counts
+    from hypermindlabs.store.schema import events
+    from hypermindlabs.web import regressions as wr
+
+    _, store = demo
+    cols = [events.c[k] for k in ("project", "scenario", "model", "status", "failure_class", "cluster_id", "tags",
+                                  "start_ns", "end_ns")]  # fmt: skip
+    with store.engine.connect() as conn:
+        runs = conn.execute(sa.select(*cols).where(events.c.kind == "run")).all()
+    classes = Counter(r.failure_class for r in runs if r.status == "error")
+    median_bin = sorted(bin_of((r.end_ns - r.start_ns) / 1e6) for r in runs)[len(runs) // 2]
+    sels = [
+        Selection((("model", "gpt-4o-mini"), ("scenario", "refund_request"))),
+        Selection((("model", "gpt-4o-mini"),), failure_class=classes.most_common(1)[0][0]),
+        Selection(()),
+        Selection((("project", "acme-support"),), failed=False, above_bin=median_bin),
+        Selection((("scenario", "refund_request"),), failed=False, above_bin=median_bin + 40),
+    ]
+    now_ns = int(DEMO_END.timestamp()) * 10**9
+    checked = 0
+    for args in ({}, {"from": ["now-8h"], "baseline": ["same-hours"]}):
+        q = wr.parse_regressions_query(args, now_ns=now_ns)
+        windows = [[(q.from_ns, q.to_ns)], list(q.baseline_windows)]
+        with store.read() as conn:
+            got = facet_counts(conn, sels, windows, filters=q.filters, tag_cube=wr._cube("tag"))
+        for sel, per_window in zip(sels, got, strict=True):
+            for w, group in enumerate(windows):
+                want = _raw_facet_counts(runs, sel, group)
+                assert per_window[w] == want, (sel, w)
+                checked += sum(1 for k in want if k[0] == "cluster")
+    assert checked > 10  # clusters were counted, not only tags
+
+
+def test_the_findings_attribution_counts_equal_those_of_their_raw_runs(demo):
+    # End to end: each attributed finding's selection (its counts and its size) as the raw runs
+    # have it; the demo's first finding (a slice of run dimensions) is read from the tag cube.
+    from hypermindlabs.core.sketch import bin_of
+    from hypermindlabs.regressions import analyze
+    from hypermindlabs.store.regression_facets import tag_cube_answers
+    from hypermindlabs.web import regressions as wr
+
+    _, store = demo
+    import sqlalchemy as sa
+
+    from hypermindlabs.store.schema import events
+
+    cols = [events.c[k] for k in ("project", "scenario", "model", "status", "failure_class", "cluster_id", "tags",
+                                  "start_ns", "end_ns")]  # fmt: skip
+    with store.engine.connect() as conn:
+        runs = conn.execute(sa.select(*cols).where(events.c.kind == "run")).all()
+    q = wr.parse_regressions_query({}, now_ns=int(DEMO_END.timestamp()) * 10**9)
+    sources, _ = wr.read_sources(store, q)
+    analysis = analyze(sources, params=q.params, current_hours=24, metrics=q.metrics, dimensions=q.dimensions)
+    bin_ids = sorted({b for s in sources for cells in (s.current, s.baseline) for st in cells.values()
+                      for b in st.bins})  # fmt: skip
+    findings = analysis.findings[:10]
+    got = wr.attribution_counts(store, q, findings, bin_ids)
+    cubed = 0
+    for f, g in zip(findings, got, strict=True):
+        sel = wr._selection(f, bin_ids)
+        if sel is None or not tag_cube_answers(q.filters, sel):
+            continue
+        cur, n_c, base, n_b = g
+        assert cur == _raw_facet_counts(runs, sel, [(q.from_ns, q.to_ns)])
+        assert base == _raw_facet_counts(runs, sel, list(q.baseline_windows))
+        selected = [r for r in runs if q.from_ns <= r.start_ns < q.to_ns and all(getattr(r, d) == v for d, v in sel.dims)]
+        if sel.above_bin is None:
+            selected = [r for r in selected if r.status == "error"
+                        and sel.failure_class in (None, r.failure_class or "unknown")]  # fmt: skip
+        else:
+            selected = [r for r in selected if bin_of((r.end_ns - r.start_ns) / 1e6) > sel.above_bin]
+        assert n_c == len(selected)
+        cubed += 1
+    assert cubed >= 1 and wr._selection(findings[0], bin_ids).member is None

@@ -11,7 +11,7 @@ See docs/regressions.md for the method.
 
 from __future__ import annotations
 
-from hypermindlabs.regressions.attribution import Attribution, Facet, attribute
+from hypermindlabs.regressions.attribution import Attribution, Facet, attribute, attribute_counts
 from hypermindlabs.regressions.detect import (
     METRICS,
     RUN_DIMS,
@@ -39,6 +39,7 @@ __all__ = [
     "Source",
     "analyze",
     "attribute",
+    "attribute_counts",
     "dimension_order",
     "slice_dict",
 ]

@@ -14,7 +14,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-__all__ = ["Facet", "Attribution", "attribute"]
+__all__ = ["Facet", "Attribution", "attribute", "attribute_counts"]
 
 
 @dataclass(frozen=True)
@@ -57,10 +57,20 @@ def attribute(current: Sequence[Facet], baseline: Sequence[Facet], *, top: int =
     >>> [(a.key, a.value, round(a.lift, 2)) for a in attribute(now, before)]
     [('release', '2.4.0', 0.9), ('cluster', 'c1', 0.9)]
     """
-    if not current:
+    return attribute_counts(_counts(current), len(current), _counts(baseline), len(baseline), top=top,
+                            min_lift=min_lift)  # fmt: skip
+
+
+def attribute_counts(cur: Mapping[tuple[str, str, str], int], n_c: int, base: Mapping[tuple[str, str, str], int],
+                     n_b: int, *, top: int = 5, min_lift: float = 0.1) -> list[Attribution]:  # fmt: skip
+    """:func:`attribute` from counts: ``cur``/``base`` map ``(kind, key, value)`` to how many of the
+    ``n_c``/``n_b`` selected runs have it (what the rollup cubes keep).
+
+    >>> [(a.value, a.current_share) for a in attribute_counts({("tag", "env", "prod"): 3}, 4, {}, 0)]
+    [('prod', 0.75)]
+    """
+    if not n_c:
         return []
-    cur, base = _counts(current), _counts(baseline)
-    n_c, n_b = len(current), len(baseline)
     out = [
         Attribution(kind, key, value, base.get((kind, key, value), 0) / n_b if n_b else 0.0, k / n_c)
         for (kind, key, value), k in cur.items()

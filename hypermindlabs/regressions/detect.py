@@ -322,6 +322,7 @@ def _extra(metric: str, res: Result, i: int) -> dict[str, Any]:
         return {}
     return {
         "above_baseline_p95": int(res.extra["above"][i]),
+        "baseline_above_p95": int(res.extra["baseline_above"][i]),
         "expected_above": float(res.extra["expected_above"][i]),
         "extra_latency_ms_x_runs": float(res.extra["extra_latency"][i]),
         "threshold_index": int(res.extra["threshold_index"][i]),

@@ -178,7 +178,10 @@ def p95_exceedance(cur_bins: np.ndarray, base_bins: np.ndarray, values: np.ndarr
     effect = (diff >= p.min_abs_latency_ms) & (cur_p95 >= base_p95 * (1 + p.min_rel_latency))
     expected = n_c * a / (a + b)
     extra_slow = (above - expected) / hours
-    extra = {"above": above, "expected_above": expected, "threshold_index": t_idx, "extra_latency": diff * n_c}
+    cum_b = np.cumsum(base_bins, axis=1)
+    below_b = np.take_along_axis(cum_b, t_idx[:, None], axis=1)[:, 0] if base_bins.shape[1] else np.zeros_like(n_b)
+    extra = {"above": above, "expected_above": expected, "threshold_index": t_idx, "extra_latency": diff * n_c,
+             "baseline_above": n_b - below_b}  # fmt: skip
     with np.errstate(divide="ignore", invalid="ignore"):
         share, e = above / n_c, a / (a + b)
         se = np.sqrt(share * (1 - share) / n_c + e * (1 - e) / (n_b + 1))

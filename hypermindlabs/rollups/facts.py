@@ -63,7 +63,8 @@ class Cube:
 
     ``members``: ``none`` (no tags, no tools); ``tool`` or ``tag`` (one row per tool the run used,
     or per tag of the run: serves queries on tools, or on a single tag key); ``all`` (the whole
-    set of tags and tools: serves anything).
+    set of tags and tools: serves anything). ``tag`` cubes keep a failed run's root-cause
+    cluster as one more member, ``cluster``, for regression attribution.
     Status and failure class are part of every cube.
     """
 
@@ -195,6 +196,9 @@ def add_run(acc: Accumulator, run: Mapping[str, Any], children: Sequence[Mapping
     if run["tool"] is not None:
         tools.add(run["tool"])
     members = tuple(sorted([("tool", t) for t in tools] + list(tag_members)))
+    # The tag cube also keeps a run's root-cause cluster as a member (``cluster``, never a tag
+    # key): failed runs per cluster, what regression attribution compares.
+    cluster = (("cluster", run["cluster_id"]),) if run.get("cluster_id") is not None else ()
     tok = run_tokens(run, children)
     tool_calls = sum(1 for c in children if c["kind"] == "tool")
     llm_calls = sum(1 for c in children if c["kind"] == "llm")
@@ -206,7 +210,7 @@ def add_run(acc: Accumulator, run: Mapping[str, Any], children: Sequence[Mapping
             dims = (p, s, m) if cube.dims else (None, None, None)
             keys.append((("run", cube.name, None, *dims, None, status, fc, None, None, ()), cube.tiers))
         elif cube.members in ("tool", "tag"):
-            for mk, mv in members:
+            for mk, mv in members if cube.members == "tool" else members + cluster:
                 if (mk == "tool") == (cube.members == "tool"):
                     keys.append((("run", cube.name, None, p, s, m, None, status, fc, mk, mv, ()), cube.tiers))
         else:

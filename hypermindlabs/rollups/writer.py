@@ -61,7 +61,7 @@ class RollupHook:
                 # the root-cause class): retract the old one, add the new one; their own step
                 # facts are added. The stored run already carries its new attribution.
                 old = reattributed.get(ch.run_id)
-                was = run if old is None else {**run, "failure_class": old.old_class}
+                was = run if old is None else {**run, "failure_class": old.old_class, "cluster_id": old.old_cluster}
                 add_run(acc, was, ch.prev_children, -1, steps=())
                 add_run(acc, run, ch.prev_children + ch.new_children, steps=ch.new_children)
         write(conn, acc, known=self.known_slices)

@@ -34,7 +34,7 @@ __all__ = [
 EVENT_FIELDS: tuple[str, ...] = (
     "event_id", "run_id", "kind", "start_ns", "end_ns", "status", "project", "scenario", "model", "tool",
     "input_tokens", "output_tokens", "input_chars", "output_chars", "tokens_estimated", "failure_class",
-    "tags",
+    "cluster_id", "tags",
 )  # fmt: skip
 # Serializes rollup maintenance between PostgreSQL writers (see lock_writers).
 _PG_LOCK_KEY = 0x68_6D_72_6F_6C_6C  # "hmroll"

@@ -23,6 +23,7 @@ import functools
 import hashlib
 import math
 import re
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
@@ -35,18 +36,26 @@ from hypermindlabs.core.filters import Filters, parse_filters, parse_time
 from hypermindlabs.core.sketch import RELATIVE_ACCURACY, bin_value
 from hypermindlabs.regressions import (
     METRICS,
-    Facet,
+    Attribution,
     Finding,
     Params,
     SliceStats,
     Source,
     analyze,
-    attribute,
+    attribute_counts,
     slice_dict,
 )
 from hypermindlabs.rollups.answers import grouped, grouped_by_step
-from hypermindlabs.rollups.facts import HOUR, MEASURES
+from hypermindlabs.rollups.facts import CUBES, HOUR, MEASURES, part_of
 from hypermindlabs.rollups.query import MetricsQuery, plan
+from hypermindlabs.store.dialect import begin_snapshot
+from hypermindlabs.store.regression_facets import (
+    CubeRead,
+    Selection,
+    cluster_examples,
+    facet_counts,
+    tag_cube_answers,
+)
 from hypermindlabs.store.rollup_reads import Agg as GroupAgg
 
 __all__ = ["RegressionsQuery", "parse_regressions_query", "regressions", "DIMENSIONS", "BASELINES"]
@@ -313,48 +322,102 @@ def _threshold_ms(f: Finding, bin_ids: Sequence[int]) -> float | None:
     return bin_value(int(bin_ids[f.extra["threshold_index"]])) * (1 + _GAMMA) / 2
 
 
-def _facets(store: Any, flt: Filters, windows: Sequence[tuple[int, int]], min_ms: float | None) -> list[dict]:
-    min_ns = None if min_ms is None else int(min_ms * 1e6)
-    # One read over the span of the windows, split by start time here (same-hours windows are
-    # several ranges of one span).
-    rows = store.run_facets(replace(flt, from_ns=windows[0][0], to_ns=windows[-1][1]), min_duration_ns=min_ns)
-    if len(windows) == 1:
-        return rows
-    return [r for r in rows if any(a <= r["start_ns"] < b for a, b in windows)]
-
-
-def _attribution_reads(store: Any, q: RegressionsQuery, f: Finding,
-                       threshold_ms: float | None) -> list[Callable[[], list[dict]]]:  # fmt: skip
-    """The two reads a finding's attribution compares (its failing or slow runs, current and
-    baseline); none for the metrics without attribution."""
+def _selection(f: Finding, bin_ids: Sequence[int]) -> Selection | None:
+    """What a finding's attribution counts: the slice's failing runs (with the class, for class
+    shares) or its slow runs (bins above the baseline p95's); None for the metrics without one."""
     if f.metric not in ("failure_rate", "failure_class_share", "p95_latency_ms"):
-        return []
+        return None
+    dims = tuple((d, v) for d, v in f.slice if d in _RUN_DIMS)
+    members = [(d, v) for d, v in f.slice if d not in _RUN_DIMS]
+    member = members[0] if members else None  # the analysis pairs members with run dimensions only
+    if f.metric == "p95_latency_ms":
+        return Selection(dims, member, failed=False, above_bin=int(bin_ids[f.extra["threshold_index"]]))
+    return Selection(dims, member, failure_class=f.failure_class if f.metric == "failure_class_share" else None)
+
+
+def _selected(f: Finding) -> tuple[int, int]:
+    """How many runs the selection holds, current and baseline (from the analysis' own counts)."""
+    if f.metric == "p95_latency_ms":
+        return int(f.extra["above_baseline_p95"]), int(f.extra["baseline_above_p95"])
+    return round(f.current_value * f.current_n), round(f.baseline_value * f.baseline_n)
+
+
+def _cube(name: str) -> CubeRead:
+    cube = next(c for c in CUBES if c.level == "run" and c.name == name)
+    return CubeRead(cube.name, part_of(cube, None), cube.tiers)
+
+
+Got = tuple[Counter, int, Counter, int]  # (current counts, selected runs, baseline counts, selected runs)
+
+
+def _raw_counts(store: Any, q: RegressionsQuery, f: Finding, threshold_ms: float | None) -> Got:
+    """A member slice's attribution counts from its selected raw runs (the cubes keep a tool or
+    tag jointly with the others only per run): the failing or slow runs, current and baseline."""
     flt = _slice_filters(q, f.slice, f)
-    return [lambda: _facets(store, flt, [(q.from_ns, q.to_ns)], threshold_ms),
-            lambda: _facets(store, flt, q.baseline_windows, threshold_ms)]  # fmt: skip
+    min_ns = None if threshold_ms is None else int(threshold_ms * 1e6)
+
+    def counts(windows: Sequence[tuple[int, int]]) -> tuple[Counter, int]:
+        # One read over the span of the windows, split by start time here (same-hours windows are
+        # several ranges of one span).
+        rows = store.run_facets(replace(flt, from_ns=windows[0][0], to_ns=windows[-1][1]), min_duration_ns=min_ns)
+        if len(windows) > 1:
+            rows = [r for r in rows if any(a <= r["start_ns"] < b for a, b in windows)]
+        c: Counter = Counter()
+        for r in rows:
+            for k, v in (r["tags"] or {}).items():
+                c["tag", k, str(v)] += 1
+            if r["cluster_id"] is not None:
+                c["cluster", "cluster", r["cluster_id"]] += 1
+        return c, len(rows)
+
+    cur, n_c = counts([(q.from_ns, q.to_ns)])
+    base, n_b = counts(q.baseline_windows)
+    return cur, n_c, base, n_b
 
 
-def _attribution(cur: Sequence[dict], base: Sequence[dict]) -> list[dict[str, Any]]:
-    def facet(r: dict) -> Facet:
-        return Facet({k: str(v) for k, v in (r["tags"] or {}).items()}, r["cluster_id"])
+def attribution_counts(store: Any, q: RegressionsQuery, findings: Sequence[Finding],
+                       bin_ids: Sequence[int]) -> list[Got | None]:  # fmt: skip
+    """Per finding, its attribution's counts (None: a metric without attribution). Slices of run
+    dimensions: from the tag cube, one read for all of them; member slices: from their raw runs."""
+    sels = [_selection(f, bin_ids) for f in findings]
+    cubed = [i for i, s in enumerate(sels) if s is not None and tag_cube_answers(q.filters, s)]
+    out: list[Got | None] = [None] * len(findings)
+    if cubed:
+        with store.read() as conn:
+            conn = begin_snapshot(conn)
+            todo = [s for s in sels if s is not None and tag_cube_answers(q.filters, s)]
+            counts = facet_counts(conn, todo, [[(q.from_ns, q.to_ns)], list(q.baseline_windows)], filters=q.filters,
+                                  tag_cube=_cube("tag"))  # fmt: skip
+        for i, (cur, base) in zip(cubed, counts, strict=True):
+            n_c, n_b = _selected(findings[i])
+            out[i] = (cur, n_c, base, n_b)
+    for i, sel in enumerate(sels):
+        if sel is not None and i not in cubed:
+            out[i] = _raw_counts(store, q, findings[i], _threshold_ms(findings[i], bin_ids))
+    return out
 
+
+def _attribution_rows(attrs: Sequence[Attribution], labels: Mapping[str, str]) -> list[dict[str, Any]]:
     out = []
-    for a in attribute([facet(r) for r in cur], [facet(r) for r in base]):
-        if a.kind == "cluster":
-            label = _cluster_label(a.value, cur)
-        else:
-            label = f"{a.key}={a.value}"
+    for a in attrs:
+        label = labels.get(a.value, a.value) if a.kind == "cluster" else f"{a.key}={a.value}"
         out.append({"kind": a.kind, "key": a.key, "value": a.value, "label": label,
                     "baseline_share": a.baseline_share, "current_share": a.current_share, "lift": a.lift})  # fmt: skip
     return out
 
 
-def _cluster_label(cluster_id: str, rows: Sequence[dict]) -> str:
+def _cluster_labels(store: Any, q: RegressionsQuery, ids: Sequence[str]) -> dict[str, str]:
+    """A label per cluster, from one failed run of it in the current window (an index seek each)."""
+    if not ids:
+        return {}
+    with store.read() as conn:
+        rows = cluster_examples(conn, ids, (q.from_ns, q.to_ns))
+    return {cid: _cluster_label(cid, row) for cid, row in rows.items()}
+
+
+def _cluster_label(cluster_id: str, row: Mapping[str, Any]) -> str:
     from hypermindlabs.triage.classify import classify_failure
 
-    row = next((r for r in rows if r["cluster_id"] == cluster_id), None)
-    if row is None:
-        return cluster_id
     f = classify_failure(kind="run", error_type=row["error_type"], error_message=row["error_message"],
                          error_class=row["error_class"], tool=row["tool"], model=row["model"])  # fmt: skip
     return f.label if f.cluster_id == cluster_id else f"{row['failure_class']} · {cluster_id}"
@@ -406,15 +469,14 @@ def regressions(store: Any, q: RegressionsQuery) -> dict[str, Any]:
     bin_ids = sorted({b for s in sources for cells in (s.current, s.baseline) for st in cells.values()
                       for b in st.bins})  # fmt: skip
     rows = [_finding(q, f, bin_ids) for f in analysis.findings[: q.limit]]
-    # The top findings' attribution reads, all side by side (two per finding: its current and its
-    # baseline runs).
-    reads = [_attribution_reads(store, q, f, row.get("threshold_ms"))
-             for f, row in zip(analysis.findings[:_ATTRIBUTED], rows, strict=False)]  # fmt: skip
-    done = iter(_parallel([task for pair in reads for task in pair]))
+    # The top findings' attribution: counts from the tag and full cubes, for all of them at once.
+    counts = attribution_counts(store, q, analysis.findings[:_ATTRIBUTED], bin_ids)
+    attributions = [attribute_counts(*c) if c is not None else [] for c in counts]
+    cluster_ids = sorted({a.value for attr in attributions for a in attr if a.kind == "cluster"})
+    labels = _cluster_labels(store, q, cluster_ids)
     findings = []
     for i, (f, row) in enumerate(zip(analysis.findings[: q.limit], rows, strict=True)):
-        pair = reads[i] if i < len(reads) else []
-        row["attribution"] = _attribution(next(done), next(done)) if pair else []
+        row["attribution"] = _attribution_rows(attributions[i], labels) if i < len(attributions) else []
         row["folded"] = [
             {k: v for k, v in _finding(q, g, bin_ids).items() if k != "baseline_runs_urls"} for g in f.folded
         ]
