@@ -96,7 +96,8 @@ class Source:
     member: bool = False
     #: The current window cut into equal consecutive parts (optional; the same count in every
     #: source): a finding's score is the median of its parts' scores, so a burst confined to a few
-    #: hours ranks below a shift that persists through the window.
+    #: hours ranks below a shift that persists through the window. With parts, ``current`` may be
+    #: left empty: it is then their sum.
     parts: tuple[Mapping[tuple[Any, ...], SliceStats], ...] = ()
 
 
@@ -136,6 +137,8 @@ class Analysis:
     tests: int
     findings: list[Finding]
     slices: int
+    #: The latency bins of the input, sorted: a p95 finding's ``threshold_index`` indexes them.
+    bin_ids: list[int] = field(default_factory=list)
 
 
 # -- slicing ------------------------------------------------------------------------------------
@@ -174,6 +177,7 @@ class _Table:
     bin_values: np.ndarray
     cover: list[frozenset[tuple[Any, ...]]]  # the run-dimension cells each slice sums
     member: list[tuple[str, str] | None]  # its member dimension and value, if any
+    bin_ids: list[int] = field(default_factory=list)  # the bins' ids, in column order
 
     def within(self, a: SliceKey, b: SliceKey) -> bool:
         """Are the runs of slice ``a`` a strict subset of those of ``b``?"""
@@ -196,15 +200,26 @@ def _build(sources: Sequence[Source], wanted: set[str]) -> _Table:
     if any(len(s.parts) != n_parts for s in sources):
         raise ValueError("every source needs the same number of parts")
     windows = [[s.current, s.baseline, *s.parts] for s in sources]
-    bin_ids: set[int] = set()
+    # Every cell's latency bins as flat arrays per (source, window): keys, counts, and how many
+    # per cell (the bins are most of the input: filled vectorized, not per bin).
+    flat: list[list[tuple[np.ndarray, np.ndarray, np.ndarray]]] = []
     class_names: set[str] = set()
     for per_window in windows:
+        row = []
         for cells in per_window:
-            for st in cells.values():
-                bin_ids.update(st.bins)
+            sts = list(cells.values())
+            lens = np.fromiter((len(st.bins) for st in sts), dtype=np.int64, count=len(sts))
+            total = int(lens.sum())
+            keys_ = np.fromiter(itertools.chain.from_iterable(st.bins for st in sts), dtype=np.int64, count=total)
+            vals = np.fromiter(itertools.chain.from_iterable(st.bins.values() for st in sts), dtype=np.int64,
+                               count=total)  # fmt: skip
+            row.append((keys_, vals, lens))
+            for st in sts:
                 class_names.update(st.classes)
-    bins_sorted = sorted(bin_ids)
-    bin_col = {b: i for i, b in enumerate(bins_sorted)}
+        flat.append(row)
+    all_keys = [k for row in flat for k, _, _ in row]
+    bins_arr = np.unique(np.concatenate(all_keys)) if all_keys else np.zeros(0, dtype=np.int64)
+    bins_sorted = bins_arr.tolist()
     names = sorted(class_names)
     class_col = {c: i for i, c in enumerate(names)}
     keys: list[SliceKey] = []
@@ -245,16 +260,19 @@ def _build(sources: Sequence[Source], wanted: set[str]) -> _Table:
             if at:
                 mat[at, base_col : base_col + len(SCALARS)] = [st.scalars() for st in cells.values()]
             cls_col = base_col + len(SCALARS)
-            bin_col0 = cls_col + len(names)
             for r, st in zip(at, cells.values(), strict=True):
                 for cname, k in st.classes.items():
                     ri.append(r)
                     rj.append(cls_col + class_col[cname])
                     rv.append(k)
-                ri.extend([r] * len(st.bins))
-                rj.extend([bin_col0 + bin_col[b] for b in st.bins])
-                rv.extend(st.bins.values())
-        mat[ri, rj] = rv
+            keys_, vals, lens = flat[si][w]
+            if len(keys_):
+                bin_col0 = cls_col + len(names)
+                mat[np.repeat(np.asarray(at, dtype=np.int64), lens), bin_col0 + np.searchsorted(bins_arr, keys_)] = vals
+        if ri:
+            mat[ri, rj] = rv
+        if not src.current and src.parts:  # the current window is the sum of its parts
+            mat[:, :width] = mat[:, 2 * width :].reshape(len(cell_values), n_parts, width).sum(axis=1)
         per_source.append((slice_idx, cell_idx, mat))
     n = len(keys)
     out = np.zeros((n, nw * width), dtype=np.int64)
@@ -280,7 +298,7 @@ def _build(sources: Sequence[Source], wanted: set[str]) -> _Table:
     return _Table(
         [keys[j] for j in keep], {keys[j]: i for i, j in enumerate(keep)}, [a[keep] for a in out_sc],
         [a[keep] for a in out_cl], [a[keep] for a in out_bn], names, bin_values, [frozenset(cover[j]) for j in keep],
-        [member[j] for j in keep],
+        [member[j] for j in keep], bins_sorted,
     )  # fmt: skip
 
 
@@ -366,7 +384,7 @@ def analyze(sources: Sequence[Source], *, params: Params | None = None, current_
     pvals = np.concatenate([f[2].p_value for f in families]) if families else np.array([])
     tests = int(len(pvals))
     if tests == 0:
-        return Analysis(0, [], len(t.keys))
+        return Analysis(0, [], len(t.keys), t.bin_ids)
     qvals = sps.false_discovery_control(np.clip(pvals, 0.0, 1.0), method="bh")
     found: list[Finding] = []
     offset = 0
@@ -401,7 +419,7 @@ def analyze(sources: Sequence[Source], *, params: Params | None = None, current_
             ))  # fmt: skip
         offset += len(rows)
     roots = _fold(found, t, p, current_hours)
-    return Analysis(tests, roots, len(t.keys))
+    return Analysis(tests, roots, len(t.keys), t.bin_ids)
 
 
 # -- folding and ranking ------------------------------------------------------------------------

@@ -233,26 +233,6 @@ def parts_of(from_ns: int, to_ns: int, n: int = PARTS) -> tuple[int, int]:
     return step * _HOUR_NS, -(-hours // step)
 
 
-def _merge(parts: Sequence[Mapping[tuple[Any, ...], SliceStats]]) -> dict[tuple[Any, ...], SliceStats]:
-    out: dict[tuple[Any, ...], SliceStats] = {}
-    for cells in parts:
-        for key, st in cells.items():
-            acc = out.get(key)
-            if acc is None:
-                out[key] = acc = SliceStats()
-            acc.n += st.n
-            acc.errors += st.errors
-            for c, k in st.classes.items():
-                acc.classes[c] = acc.classes.get(c, 0) + k
-            for b, k in st.bins.items():
-                acc.bins[b] = acc.bins.get(b, 0) + k
-            acc.tokens += st.tokens
-            acc.tokens_sq += st.tokens_sq
-            acc.tool_calls += st.tool_calls
-            acc.tool_calls_sq += st.tool_calls_sq
-    return out
-
-
 def _read(store: Any, q: RegressionsQuery, group_by: tuple[str, ...]) -> tuple[Source, list[dict[str, Any]]]:
     mq = MetricsQuery(
         filters=q.filters, kinds=("run",), group_by=group_by, from_ns=q.from_ns, to_ns=q.to_ns,
@@ -273,8 +253,9 @@ def _read(store: Any, q: RegressionsQuery, group_by: tuple[str, ...]) -> tuple[S
     base, p = grouped(store, mq, list(q.baseline_windows))
     used += [{"group_by": list(group_by), "window": "baseline", **x} for x in p]
     member = len(group_by) > len(_RUN_DIMS)
-    source = Source(group_by, _merge(parts), {k: _stats(a) for k, a in base.items()}, member=member,
-                    parts=tuple(parts) if n_parts > 1 else ())  # fmt: skip
+    # With parts, the analysis sums them into the current window (one array sum, not a merge here).
+    source = Source(group_by, {} if n_parts > 1 else parts[0], {k: _stats(a) for k, a in base.items()},
+                    member=member, parts=tuple(parts) if n_parts > 1 else ())  # fmt: skip
     return source, used
 
 
@@ -311,8 +292,17 @@ def _slice_filters(q: RegressionsQuery, key: Sequence[tuple[str, str]], f: Findi
     return flt
 
 
-def _url(flt: Filters, window: tuple[int, int]) -> str:
-    return "/api/v1/runs?" + replace(flt, from_ns=window[0], to_ns=window[1]).query_string()
+@functools.lru_cache(maxsize=256)
+def _window_query(window: tuple[int, int]) -> str:
+    return Filters(from_ns=window[0], to_ns=window[1]).query_string()
+
+
+def _urls(flt: Filters, windows: Sequence[tuple[int, int]]) -> list[str]:
+    """``/api/v1/runs`` for ``flt`` over each window: the filters encoded once, the windows
+    appended (they come last in :meth:`Filters.to_query`, so the URL is the same)."""
+    base = "/api/v1/runs?" + replace(flt, from_ns=None, to_ns=None).query_string()
+    sep = "&" if not base.endswith("?") else ""
+    return [base + sep + _window_query(w) for w in windows]
 
 
 def _threshold_ms(f: Finding, bin_ids: Sequence[int]) -> float | None:
@@ -453,8 +443,7 @@ def _finding(q: RegressionsQuery, f: Finding, bin_ids: Sequence[int]) -> dict[st
         out["above_threshold"] = f.extra["above_baseline_p95"]
         out["expected_above_threshold"] = f.extra["expected_above"]
         out["extra_latency_ms_x_runs"] = f.extra["extra_latency_ms_x_runs"]
-    out["runs_url"] = _url(flt, (q.from_ns, q.to_ns))
-    urls = [_url(flt, w) for w in q.baseline_windows]
+    out["runs_url"], *urls = _urls(flt, [(q.from_ns, q.to_ns), *q.baseline_windows])
     out["baseline_runs_url"] = urls[-1] if q.baseline == "same-hours" else urls[0]
     if q.baseline == "same-hours":
         out["baseline_runs_urls"] = urls
@@ -466,8 +455,7 @@ def regressions(store: Any, q: RegressionsQuery) -> dict[str, Any]:
     sources, plan = read_sources(store, q)
     hours = (q.to_ns - q.from_ns) / _HOUR_NS
     analysis = analyze(sources, params=q.params, current_hours=hours, metrics=q.metrics, dimensions=q.dimensions)
-    bin_ids = sorted({b for s in sources for cells in (s.current, s.baseline) for st in cells.values()
-                      for b in st.bins})  # fmt: skip
+    bin_ids = analysis.bin_ids
     rows = [_finding(q, f, bin_ids) for f in analysis.findings[: q.limit]]
     # The top findings' attribution: counts from the tag and full cubes, for all of them at once.
     counts = attribution_counts(store, q, analysis.findings[:_ATTRIBUTED], bin_ids)
