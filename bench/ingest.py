@@ -283,7 +283,7 @@ def profile(url: str, evs: list[dict], label: str) -> None:
     """Where the ingest of each 5,000-event batch spends its time (pyinstrument, sampled)."""
     from pyinstrument import Profiler
 
-    from hypermindlabs.ingest import split_body
+    from hypermindlabs.ingest import collector_paused, split_body
 
     store = build_pipeline(Settings(database_url=url)).store
     bodies = [orjson.dumps(evs[i : i + BATCH]) for i in range(0, len(evs), BATCH)]
@@ -291,7 +291,8 @@ def profile(url: str, evs: list[dict], label: str) -> None:
     t = time.perf_counter()
     prof.start()
     for body in bodies:  # what POST /api/v1/events runs on the body, without the HTTP server
-        ingest_objects(store, split_body(body, "application/json"))
+        with collector_paused():
+            ingest_objects(store, split_body(body, "application/json"))
     prof.stop()
     took = time.perf_counter() - t
     store.close()
