@@ -99,10 +99,10 @@ _thread = threading.local()  # this thread's nesting depth (a door pauses around
 def collector_paused() -> Iterator[None]:
     """Run a batch with CPython's cyclic garbage collector paused, and let it run after.
 
-    A 5,000-event batch allocates about a million short-lived containers (decoded objects, rows,
-    rollup and series deltas) that reference counting frees; none is part of a cycle. Yet every
+    A 5,000-event batch allocates hundreds of thousands of short-lived containers (decoded objects,
+    rows, rollup and series deltas) that reference counting frees; none is part of a cycle. Yet every
     700 allocations the collector walks the young objects, and its older passes walk ever more of
-    the heap: 15–30 % of a batch's CPU time (bench/ingest.py, docs/performance.md § Ingest).
+    the heap: about a fifth of a batch's CPU time (bench/ingest.py, docs/performance.md § Ingest).
     Paused while any batch of this process is in flight (threads of one server share the
     collector), resumed when the last one ends (a batch ending while others are in flight runs one
     young-generation pass itself). Re-entrant in one thread (the HTTP door pauses around decoding
