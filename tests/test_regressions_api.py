@@ -343,42 +343,60 @@ def test_attribution_counts_from_the_tag_cube_equal_a_recount_of_the_raw_runs(de
 
 
 def test_the_findings_attribution_counts_equal_those_of_their_raw_runs(demo):
-    # End to end: each attributed finding's selection (its counts and its size) as the raw runs
-    # have it; the demo's first finding (a slice of run dimensions) is read from the tag cube.
+    # End to end: each attributed finding's counts and selection size as the raw runs have them —
+    # slices of run dimensions read from the tag cube (the demo's first finding is one), tool
+    # slices from their failing or slow runs through the indexes of migration 0016.
+    import sqlalchemy as sa
+
     from hypermindlabs.core.sketch import bin_of
     from hypermindlabs.regressions import analyze
     from hypermindlabs.store.regression_facets import tag_cube_answers
+    from hypermindlabs.store.schema import events
     from hypermindlabs.web import regressions as wr
 
     _, store = demo
-    import sqlalchemy as sa
-
-    from hypermindlabs.store.schema import events
-
-    cols = [events.c[k] for k in ("project", "scenario", "model", "status", "failure_class", "cluster_id", "tags",
-                                  "start_ns", "end_ns")]  # fmt: skip
+    cols = [events.c[k] for k in ("run_id", "project", "scenario", "model", "status", "failure_class", "cluster_id",
+                                  "tags", "start_ns", "end_ns")]  # fmt: skip
     with store.engine.connect() as conn:
         runs = conn.execute(sa.select(*cols).where(events.c.kind == "run")).all()
+        tools: dict[str, set[str]] = {}
+        for rid, tool in conn.execute(sa.select(events.c.run_id, events.c.tool).where(events.c.tool.is_not(None))):
+            tools.setdefault(rid, set()).add(tool)
     q = wr.parse_regressions_query({}, now_ns=int(DEMO_END.timestamp()) * 10**9)
     sources, _ = wr.read_sources(store, q)
     analysis = analyze(sources, params=q.params, current_hours=24, metrics=q.metrics, dimensions=q.dimensions)
     bin_ids = analysis.bin_ids
     findings = analysis.findings[:10]
     got = wr.attribution_counts(store, q, findings, bin_ids)
-    cubed = 0
+    kinds = Counter()
     for f, g in zip(findings, got, strict=True):
         sel = wr._selection(f, bin_ids)
-        if sel is None or not tag_cube_answers(q.filters, sel):
+        if sel is None:
+            assert g is None
             continue
+        cubed = tag_cube_answers(q.filters, sel)
+        member = [r for r in runs if sel.member is None or sel.member[1] in tools.get(r.run_id, set())]
+        if cubed:
+            want = (_raw_facet_counts(member, sel, [(q.from_ns, q.to_ns)]),
+                    _raw_facet_counts(member, sel, list(q.baseline_windows)))  # fmt: skip
+        else:  # the raw path selects slow runs by duration beyond the threshold bin's edge
+            min_ns = int(wr._threshold_ms(f, bin_ids) * 1e6) if sel.above_bin is not None else None
+            slow = [r for r in member if min_ns is None or r.end_ns - r.start_ns > min_ns]
+            every_bin = -(2**40) if min_ns is not None else None  # slow runs: every status
+            plain = wr.Selection(sel.dims, None, sel.failed, sel.failure_class, every_bin)
+            want = (_raw_facet_counts(slow, plain, [(q.from_ns, q.to_ns)]),
+                    _raw_facet_counts(slow, plain, list(q.baseline_windows)))  # fmt: skip
         cur, n_c, base, n_b = g
-        assert cur == _raw_facet_counts(runs, sel, [(q.from_ns, q.to_ns)])
-        assert base == _raw_facet_counts(runs, sel, list(q.baseline_windows))
-        selected = [r for r in runs if q.from_ns <= r.start_ns < q.to_ns and all(getattr(r, d) == v for d, v in sel.dims)]
+        assert (cur, base) == want, f
+        selected = [r for r in member if q.from_ns <= r.start_ns < q.to_ns and all(getattr(r, d) == v for d, v in sel.dims)]
         if sel.above_bin is None:
             selected = [r for r in selected if r.status == "error"
                         and sel.failure_class in (None, r.failure_class or "unknown")]  # fmt: skip
-        else:
+        elif cubed:
             selected = [r for r in selected if bin_of((r.end_ns - r.start_ns) / 1e6) > sel.above_bin]
-        assert n_c == len(selected)
-        cubed += 1
-    assert cubed >= 1 and wr._selection(findings[0], bin_ids).member is None
+        else:
+            selected = [r for r in selected if r.end_ns - r.start_ns > min_ns]
+        assert n_c == len(selected), f
+        kinds["cube" if cubed else "runs"] += 1
+    assert kinds["cube"] >= 1 and kinds["runs"] >= 1, kinds
+    assert wr._selection(findings[0], bin_ids).member is None

@@ -20,22 +20,20 @@ one per run (measured no cheaper than the raw runs): those selections are read f
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import and_, func, or_, select, true
 from sqlalchemy.engine import Connection
 
 from hypermindlabs.core.filters import Filters
 from hypermindlabs.core.sketch import add_packed
 from hypermindlabs.store.schema import events, rollup_cells, rollup_slices
 
-__all__ = ["Selection", "CubeRead", "facet_counts", "tag_cube_answers", "cluster_examples", "RUN_DIMS"]
+__all__ = ["Selection", "CubeRead", "facet_counts", "tag_cube_answers", "cluster_examples", "selected_runs", "RUN_DIMS"]
 
 RUN_DIMS: tuple[str, ...] = ("project", "scenario", "model")
-#: Up to this many slices go to the cells query as a list; more are filtered here.
-_MAX_SLICE_LIST = 10000
 
 
 @dataclass(frozen=True)
@@ -109,42 +107,41 @@ def _outcome_ok(sel: Selection, status: str, fclass: str | None) -> bool:
     return status == "error" and (sel.failure_class is None or (fclass or "unknown") == sel.failure_class)
 
 
-def _dims_ok(sel: Selection, dims: dict[str, Any]) -> bool:
-    return all(dims[d] == v for d, v in sel.dims)
+def _matches(sel: Selection, s: Any) -> Any:
+    """SQL: the cube slices (``rollup_slices`` alias ``s``) in a selection (its dimensions and
+    outcome; the latency bins of slow-run selections are read per cell)."""
+    cond = [s.c[d] == v for d, v in sel.dims]
+    if sel.above_bin is None:
+        cond.append(s.c.status == "error")
+        if sel.failure_class is not None:
+            cls = s.c.failure_class == sel.failure_class
+            cond.append(or_(cls, s.c.failure_class.is_(None)) if sel.failure_class == "unknown" else cls)
+    return and_(true(), *cond)
 
 
 def _cells(
-    conn: Connection, cube: CubeRead, slice_ids: Iterable[int], windows: Windows, sketch_ids: set[int]
+    conn: Connection, cube: CubeRead, chosen: Any, slow: Any, windows: Windows
 ) -> tuple[dict[tuple[int, int], int], dict[tuple[int, int], dict[int, int]]]:
-    """Runs per (slice, window group) and, for ``sketch_ids``, the latency bins per (slice, group)."""
-    ids = list(slice_ids)
-    if not ids:
-        return {}, {}
-    wanted = set(ids)
+    """Runs per (slice, window group) of the slices ``chosen`` selects and, of those ``slow``
+    selects (None: none), the latency bins per (slice, group): one statement per bucket range
+    and kind, the slices picked by a subquery (no parameter list)."""
     c = rollup_cells
     n: dict[tuple[int, int], int] = {}
     keys: list[tuple[int, int]] = []
     index: dict[tuple[int, int], int] = {}
     gids: list[int] = []
     blobs: list[bytes] = []
-    listed = len(ids) <= _MAX_SLICE_LIST
     for w, group in enumerate(windows):
         for window in group:
             for tier, a, b in _cover(window, cube.tiers):
                 where = [c.c.part == cube.part, c.c.tier == tier, c.c.bucket_ns >= a, c.c.bucket_ns < b]
-                if listed:
-                    where.append(c.c.slice_id.in_(ids))
-                stmt = select(c.c.slice_id, func.sum(c.c.n)).where(*where).group_by(c.c.slice_id)
-                for sid, k in conn.execute(stmt).cursor.fetchall():
-                    if sid in wanted:
-                        n[sid, w] = n.get((sid, w), 0) + int(k)
-                if not sketch_ids:
+                stmt = select(c.c.slice_id, func.sum(c.c.n)).where(*where, c.c.slice_id.in_(chosen))
+                for sid, k in conn.execute(stmt.group_by(c.c.slice_id)).cursor.fetchall():
+                    n[sid, w] = n.get((sid, w), 0) + int(k)
+                if slow is None:
                     continue
-                where_s = [*where[:4], c.c.slice_id.in_(list(sketch_ids))] if len(sketch_ids) <= _MAX_SLICE_LIST \
-                    else where[:4]  # fmt: skip
-                for sid, blob in conn.execute(select(c.c.slice_id, c.c.sketch).where(*where_s)).cursor.fetchall():
-                    if sid not in sketch_ids:
-                        continue
+                stmt = select(c.c.slice_id, c.c.sketch).where(*where, c.c.slice_id.in_(slow))
+                for sid, blob in conn.execute(stmt).cursor.fetchall():
                     gid = index.get((sid, w))
                     if gid is None:
                         gid = index[sid, w] = len(keys)
@@ -163,34 +160,40 @@ def _above(bins: dict[int, int], above_bin: int) -> int:
 def _from_tag_cube(conn: Connection, todo: list[tuple[int, Selection]], windows: Windows,
                    filters: Filters, cube: CubeRead, out: Counts) -> None:  # fmt: skip
     s = rollup_slices
-    where = [s.c.level == "run", s.c.cube == cube.name]
-    if all(sel.above_bin is None for _, sel in todo):
-        where.append(s.c.status == "error")
+    base = [s.c.level == "run", s.c.cube == cube.name, s.c.mkey.is_not(None)]
     for d in RUN_DIMS:
         if getattr(filters, d):
-            where.append(s.c[d].in_(getattr(filters, d)))
+            base.append(s.c[d].in_(getattr(filters, d)))
+    any_sel = or_(*[_matches(sel, s) for _, sel in todo])
+    slow_sels = [sel for _, sel in todo if sel.above_bin is not None]
     cols = [s.c.slice_id, s.c.project, s.c.scenario, s.c.model, s.c.status, s.c.failure_class, s.c.mkey, s.c.mvalue]
-    # slice -> [(selection index, its facet)]
-    hits: dict[int, list[tuple[int, tuple[str, str, str]]]] = {}
-    slow: set[int] = set()
-    for sid, p, sc, m, status, fclass, mkey, mvalue in conn.execute(select(*cols).where(*where)).cursor.fetchall():
-        facet = _facet(mkey, mvalue) if mkey is not None else None
+    # slice -> (its facet, the selections it is in); selections per distinct slice attributes
+    # once (a slice's attributes repeat for every tag value and cluster).
+    hits: dict[int, tuple[tuple[str, str, str], list[int]]] = {}
+    by_attrs: dict[tuple[Any, ...], list[int]] = {}
+    rows = conn.execute(select(*cols).where(*base, any_sel)).cursor.fetchall()
+    for sid, p, sc, m, status, fclass, mkey, mvalue in rows:
+        facet = _facet(mkey, mvalue)
         if facet is None:
             continue
-        dims = {"project": p, "scenario": sc, "model": m}
-        for i, sel in todo:
-            if _dims_ok(sel, dims) and _outcome_ok(sel, status, fclass):
-                hits.setdefault(sid, []).append((i, facet))
-                if sel.above_bin is not None:
-                    slow.add(sid)
-    n, bins = _cells(conn, cube, hits, windows, slow)
+        attrs = (p, sc, m, status, fclass)
+        sels = by_attrs.get(attrs)
+        if sels is None:
+            dims = {"project": p, "scenario": sc, "model": m}
+            sels = by_attrs[attrs] = [i for i, sel in todo if all(dims[d] == v for d, v in sel.dims)
+                                      and _outcome_ok(sel, status, fclass)]  # fmt: skip
+        if sels:
+            hits[sid] = (facet, sels)
+    chosen = select(s.c.slice_id).where(*base, any_sel)
+    slow = select(s.c.slice_id).where(*base, or_(*[_matches(x, s) for x in slow_sels])) if slow_sels else None
+    n, bins = _cells(conn, cube, chosen, slow, windows)
     sel_of = dict(todo)
-    for sid, targets in hits.items():
+    for sid, (facet, sels) in hits.items():
         for w in range(len(windows)):
             k = n.get((sid, w), 0)
             if not k:
                 continue
-            for i, facet in targets:
+            for i in sels:
                 sel = sel_of[i]
                 got = k if sel.above_bin is None else _above(bins.get((sid, w), {}), sel.above_bin)
                 if got:
@@ -211,4 +214,35 @@ def cluster_examples(
         row = conn.execute(stmt).first()
         if row is not None:
             out[cid] = dict(row._mapping)
+    return out
+
+
+def selected_runs(conn: Connection, filters: Filters, windows: Sequence[tuple[int, int]], *, failure_class: str | None,
+                  failed: bool, min_duration_ns: int | None) -> list[tuple[int, str, str | None]]:  # fmt: skip
+    """(start, tags JSON, cluster) of the runs of ``filters`` started in ``windows`` that failed
+    (with ``failure_class``, if given) or lasted longer than ``min_duration_ns``: a member slice's
+    selection, which the cubes do not keep jointly.
+
+    Index paths (migration 0016): failing runs come from ``ix_runs_failed_start`` (failed runs
+    only, so the read follows the window's failures, not its runs); slow runs from
+    ``ix_runs_start_end`` (the window's runs scanned in the index, only the slow ones looked up).
+    The status is compared with ``=`` and a slow-run query states ``end > start``: SQLite uses a
+    partial index only for a query stating its condition.
+    """
+    from hypermindlabs.store.runs import run_conditions
+
+    r = events.alias("r")
+    base = replace(filters, status=(), error_class=(), from_ns=None, to_ns=None)
+    cond = [r.c.kind == "run", *run_conditions(r, base)]
+    if failed:
+        cond.append(r.c.status == "error")
+        if failure_class is not None:
+            cls = r.c.failure_class == failure_class
+            cond.append(or_(cls, r.c.failure_class.is_(None)) if failure_class == "unknown" else cls)
+    if min_duration_ns is not None:  # (end > start: implied, and the partial index's condition)
+        cond += [r.c.end_ns > r.c.start_ns, r.c.end_ns - r.c.start_ns > max(min_duration_ns, 0)]
+    out: list[tuple[int, str, str | None]] = []
+    for a, b in windows:
+        stmt = select(r.c.start_ns, r.c.tags, r.c.cluster_id).where(*cond, r.c.start_ns >= a, r.c.start_ns < b)
+        out += conn.execute(stmt).cursor.fetchall()
     return out

@@ -70,6 +70,19 @@ _RUN: dict[str, Any] = {"sqlite_where": events.c.kind == "run", "postgresql_wher
 Index("ix_runs_start", events.c.start_ns, events.c.seq, **_RUN)
 for _dim in RUN_DIMENSIONS:
     Index(f"ix_runs_{_dim}_start", events.c[_dim], events.c.start_ns, **_RUN)
+# Migration 0016: regression attribution's selections of a member slice (store/regression_facets):
+# the window's failed runs only, and the window's runs with their end (durations without lookups;
+# partial on end > start, which a slow-run query states, so failed-run queries keep their index).
+Index(
+    "ix_runs_failed_start", events.c.start_ns,
+    sqlite_where=(events.c.kind == "run") & (events.c.status == "error"),
+    postgresql_where=(events.c.kind == "run") & (events.c.status == "error"),
+)  # fmt: skip
+Index(
+    "ix_runs_start_end", events.c.start_ns, events.c.end_ns,
+    sqlite_where=(events.c.kind == "run") & (events.c.end_ns > events.c.start_ns),
+    postgresql_where=(events.c.kind == "run") & (events.c.end_ns > events.c.start_ns),
+)  # fmt: skip
 Index(
     "ix_events_cluster_start", events.c.cluster_id, events.c.start_ns,
     sqlite_where=events.c.cluster_id.is_not(None), postgresql_where=events.c.cluster_id.is_not(None),

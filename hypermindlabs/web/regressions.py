@@ -54,6 +54,7 @@ from hypermindlabs.store.regression_facets import (
     Selection,
     cluster_examples,
     facet_counts,
+    selected_runs,
     tag_cube_answers,
 )
 from hypermindlabs.store.rollup_reads import Agg as GroupAgg
@@ -341,27 +342,28 @@ Got = tuple[Counter, int, Counter, int]  # (current counts, selected runs, basel
 
 
 def _raw_counts(store: Any, q: RegressionsQuery, f: Finding, threshold_ms: float | None) -> Got:
-    """A member slice's attribution counts from its selected raw runs (the cubes keep a tool or
-    tag jointly with the others only per run): the failing or slow runs, current and baseline."""
+    """A member slice's attribution counts from its selected runs (the cubes keep a tool or tag
+    jointly with the other members only per run): the failing or slow runs, current and baseline,
+    read through the failed-run and run-duration indexes."""
     flt = _slice_filters(q, f.slice, f)
     min_ns = None if threshold_ms is None else int(threshold_ms * 1e6)
+    failed = f.metric != "p95_latency_ms"
+    cls = f.failure_class if f.metric == "failure_class_share" else None
 
-    def counts(windows: Sequence[tuple[int, int]]) -> tuple[Counter, int]:
-        # One read over the span of the windows, split by start time here (same-hours windows are
-        # several ranges of one span).
-        rows = store.run_facets(replace(flt, from_ns=windows[0][0], to_ns=windows[-1][1]), min_duration_ns=min_ns)
-        if len(windows) > 1:
-            rows = [r for r in rows if any(a <= r["start_ns"] < b for a, b in windows)]
+    def counts(conn: Any, windows: Sequence[tuple[int, int]]) -> tuple[Counter, int]:
+        rows = selected_runs(conn, flt, windows, failure_class=cls, failed=failed, min_duration_ns=min_ns)
         c: Counter = Counter()
-        for r in rows:
-            for k, v in (r["tags"] or {}).items():
+        for _, tags, cluster in rows:
+            for k, v in (orjson.loads(tags) or {}).items():
                 c["tag", k, str(v)] += 1
-            if r["cluster_id"] is not None:
-                c["cluster", "cluster", r["cluster_id"]] += 1
+            if cluster is not None:
+                c["cluster", "cluster", cluster] += 1
         return c, len(rows)
 
-    cur, n_c = counts([(q.from_ns, q.to_ns)])
-    base, n_b = counts(q.baseline_windows)
+    with store.read() as conn:
+        conn = begin_snapshot(conn)
+        cur, n_c = counts(conn, [(q.from_ns, q.to_ns)])
+        base, n_b = counts(conn, q.baseline_windows)
     return cur, n_c, base, n_b
 
 
