@@ -80,6 +80,18 @@ def test_dimensions_lists_every_value_seen_and_tags_by_key(client) -> None:
     assert d["tags"] == {"env": ["prod", "staging"], "tier": ["pro"]} and d["truncated"] == []
 
 
+def test_dimensions_cut_each_dimension_and_tag_key_at_the_limit_and_say_which(client, app) -> None:
+    _post(client, [
+        {"run_id": f"r{i}", "kind": "run", "start_time": T0 + i * 10**9, "duration_ms": 5, "project": f"p{i}",
+         "model": "m", "scenario": f"s{i % 2}", "tags": {"env": f"e{i}", "tier": "pro"}}
+        for i in range(3)
+    ] + [{"run_id": "r0", "kind": "tool", "start_time": T0 + 1, "duration_ms": 1, "tool": t} for t in ("b", "a", "c")])
+    d = app.extensions["hypermind.store"].dimension_values(limit=2)
+    assert d["project"] == ["p0", "p1"] and d["model"] == ["m"] and d["scenario"] == ["s0", "s1"]
+    assert d["tool"] == ["a", "b"] and d["tags"] == {"env": ["e0", "e1"], "tier": ["pro"]}
+    assert d["truncated"] == ["project", "tool", "tag.env"]
+
+
 def test_run_failures_gives_class_cluster_and_hint_for_each_failed_event(client) -> None:
     _post(client, [
         {"run_id": "f", "kind": "run", "start_time": T0, "duration_ms": 40_000, "status": "error",
