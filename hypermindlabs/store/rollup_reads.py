@@ -94,7 +94,10 @@ def _conditions(q: CellQuery, s: Any) -> list[Any]:
         cond.append(s.c.failure_class.in_(f.error_class))
     keys = list(q.member_keys)
     if q.members in ("tool", "tag"):
-        cond.append(s.c.mkey == keys[0])
+        # Every slice of the tool cube has mkey "tool": no condition there, so its cells are read
+        # without listing all its slices in the cells query.
+        if q.members == "tag":
+            cond.append(s.c.mkey == keys[0])
         if _member_filter(q, keys[0]):
             cond.append(s.c.mvalue.in_(_member_filter(q, keys[0])))
     elif q.members == "all":
@@ -113,6 +116,8 @@ class RollupReader:
 
     def __init__(self, conn: Connection) -> None:
         self._conn = conn
+        # The matching slices per planned read: the tiers of one answer share them.
+        self._slices: dict[str, tuple[dict[int, Any], bool]] = {}
 
     def read(
         self, q: CellQuery, tier: int, window: tuple[int, int], aggs: dict[tuple[Any, ...], Agg], *,
@@ -120,8 +125,13 @@ class RollupReader:
     ) -> None:  # fmt: skip
         """Add the cells of ``q``'s cube at ``tier`` in ``window`` to ``aggs``; with ``step_ns``, per
         point ``(bucket - origin_ns) // step_ns``."""
-        read = _read_joined if q.members == "all" else _read_by_slice
-        read(_Scan(self._conn, q, tier, window, origin_ns, step_ns), aggs)
+        if q.members == "all":
+            _read_joined(_Scan(self._conn, q, tier, window, origin_ns, step_ns), aggs)
+            return
+        key = repr(q)
+        if key not in self._slices:
+            self._slices[key] = _matching_slices(self._conn, q)
+        _read_by_slice(_Scan(self._conn, q, tier, window, origin_ns, step_ns), aggs, self._slices[key])
 
 
 class _Scan(NamedTuple):
@@ -140,40 +150,43 @@ class _Scan(NamedTuple):
 _MAX_SLICE_LIST = 5000
 
 
-def _read_by_slice(scan: _Scan, aggs: dict[tuple[Any, ...], Agg]) -> None:
-    """The small cubes (hundreds to a few thousand slices): pick the matching slices first, then
-    sum the cells per slice id without a join, and group the slices in Python. A join would
-    look a slice up for every cell; this looks each up once."""
-    conn, q, tier, window, origin_ns, step_ns = scan
-    s, c = rollup_slices, rollup_cells
+def _matching_slices(conn: Connection, q: CellQuery) -> tuple[dict[int, Any], bool]:
+    """The slices of ``q``'s cube matching its filters, each with its group key (minus the time)
+    and outcome; and whether the cells query should list them."""
+    s = rollup_slices
     gcols, _ = _group_columns(q, s)
     conditions = _conditions(q, s)
     where = [s.c.level == q.level, s.c.cube == q.cube, *conditions]
     if q.level == "step":
         where.append(s.c.kind.in_(q.kinds))
-    slices = {
-        row[0]: row[1:]
-        for row in _rows(conn, select(s.c.slice_id, *gcols, s.c.status, s.c.failure_class).where(*where))
-    }
-    if not slices:
-        return
     ng = len(gcols)
     want_class = "error_class" in q.group_by
-    # Per slice: its group key (minus the time) and its outcome.
-    keyed = {}
-    for sid, attrs in slices.items():
-        status, fclass = attrs[ng], attrs[ng + 1]
-        keyed[sid] = (attrs[:ng], error_class_of(status, fclass) if want_class else None, status, fclass)
+    keyed: dict[int, Any] = {}
+    for row in _rows(conn, select(s.c.slice_id, *gcols, s.c.status, s.c.failure_class).where(*where)):
+        attrs, status, fclass = row[1 : ng + 1], row[ng + 1], row[ng + 2]
+        keyed[row[0]] = (attrs, error_class_of(status, fclass) if want_class else None, status, fclass)
+    return keyed, bool(conditions) and len(keyed) <= _MAX_SLICE_LIST
+
+
+def _read_by_slice(scan: _Scan, aggs: dict[tuple[Any, ...], Agg], matching: tuple[dict[int, Any], bool]) -> None:
+    """The small cubes (hundreds to a few thousand slices): pick the matching slices first (once
+    per answer, :func:`_matching_slices`), then sum the cells per slice id without a join, and group
+    the slices in Python. A join would look a slice up for every cell; this looks each up once."""
+    conn, q, tier, window, origin_ns, step_ns = scan
+    c = rollup_cells
+    keyed, listed = matching
+    if not keyed:
+        return
+    want_class = "error_class" in q.group_by
     by_slice: list[Any] = [c.c.slice_id]
     if step_ns is not None:
         by_slice.append(literal_column(f"(rollup_cells.bucket_ns - {int(origin_ns or 0)}) / {int(step_ns)}"))
-    listed = bool(conditions) and len(slices) <= _MAX_SLICE_LIST
     sums = [func.sum(c.c[m]) for m in MEASURES]
     for kind in q.kinds if q.level == "step" else (None,):
         cells = [c.c.part == q.parts[kind], c.c.tier == tier, c.c.bucket_ns >= window[0],
                  c.c.bucket_ns < window[1]]  # fmt: skip
         if listed:
-            cells.append(c.c.slice_id.in_(list(slices)))
+            cells.append(c.c.slice_id.in_(list(keyed)))
         nt = len(by_slice)
         for row in _rows(conn, select(*by_slice, *sums).where(*cells).group_by(*by_slice)):
             k = keyed.get(row[0])
