@@ -150,11 +150,23 @@ def provider_of(row: Mapping[str, Any]) -> str | None:
                     return value
     model = row.get("model")
     if model:
+        if model in _PROVIDER_OF_MODEL:
+            return _PROVIDER_OF_MODEL[model]
+        found = None
         lowered = model.lower().rsplit("/", 1)[-1]
         for prefix, provider in c.PROVIDER_BY_MODEL_PREFIX:
             if lowered.startswith(prefix):
-                return provider
+                found = provider
+                break
+        if len(_PROVIDER_OF_MODEL) >= 4096:  # bounded: junk model names cannot grow it
+            _PROVIDER_OF_MODEL.clear()
+        _PROVIDER_OF_MODEL[model] = found
+        return found
     return None
+
+
+# A pure function of the model name, asked once per LLM step: memoized (a batch has few models).
+_PROVIDER_OF_MODEL: dict[str, str | None] = {}
 
 
 def _duration(row: Mapping[str, Any]) -> int:
