@@ -35,7 +35,7 @@ from hypermindlabs.export.telemetry import Telemetry
 from hypermindlabs.export.view import ExportHook
 from hypermindlabs.export.view import rebuild_on as rebuild_export
 from hypermindlabs.rollups.writer import RollupHook, rebuild_on
-from hypermindlabs.store import AppendHook, Enricher, EventStore, migrate_schema, schema_version
+from hypermindlabs.store import AppendHook, Enricher, EventStore, migrate_schema, schema_includes, schema_version
 from hypermindlabs.store.attribution import Attributor
 from hypermindlabs.store.dialect import open_engine
 from hypermindlabs.store.label_admissions import LabelAdmissions
@@ -97,8 +97,8 @@ def build_pipeline(
         migrate_schema(engine)  # before the label caps read their admitted values back
         # Rollups and the exported-series view are derived data: a database upgraded past the
         # revision creating them gets them computed from its stored events, once, below.
-        fill_rollups = before is not None and before < ROLLUPS_REVISION
-        fill_export = before is not None and before < EXPORT_REVISION
+        fill_rollups = before is not None and not schema_includes(before, ROLLUPS_REVISION)
+        fill_export = before is not None and not schema_includes(before, EXPORT_REVISION)
     caps = WindowCaps(parse_budgets(settings.label_budgets), window_s=settings.label_window_s, clock=clock)
     if telemetry is None and export:
         telemetry = Telemetry.from_settings(
@@ -109,7 +109,7 @@ def build_pipeline(
     append_hooks: list[AppendHook] = [hook] if hook is not None else []
     export_hook = None
     # A database deliberately left unmigrated (tests of upgrades) may predate the view's tables.
-    if export and (migrate or (schema_version(engine) or "") >= EXPORT_REVISION):
+    if export and (migrate or schema_includes(schema_version(engine), EXPORT_REVISION)):
         export_hook = ExportHook(caps)
         append_hooks.append(export_hook)
     # After commit only what is left in-process: spans (and the SDK metrics of a telemetry a

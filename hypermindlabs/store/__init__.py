@@ -19,6 +19,7 @@ from hypermindlabs.store.event_store import (
     migrate_schema,
     normalize_url,
     run_conditions,
+    schema_includes,
     schema_version,
 )
 
@@ -35,6 +36,7 @@ __all__ = [
     "Rejection",
     "RunPage",
     "migrate_schema",
+    "schema_includes",
     "normalize_url",
     "run_conditions",
     "schema_version",

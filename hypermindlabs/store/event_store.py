@@ -90,6 +90,20 @@ def migrate_schema(engine: Engine) -> None:
         command.upgrade(cfg, "head")
 
 
+def schema_includes(version: str | None, revision: str) -> bool:
+    """Whether a database at ``version`` has ``revision`` applied, by the migration chain.
+
+    Not by comparing the names: numbers are assigned per area, so a later migration can carry a
+    lower number (0015 revises 0016).
+    """
+    if version is None:
+        return False
+    cfg = Config()
+    cfg.set_main_option("script_location", str(_MIGRATIONS))
+    chain = ScriptDirectory.from_config(cfg).iterate_revisions(version, "base")
+    return any(script.revision == revision for script in chain)
+
+
 def schema_version(engine: Engine) -> str | None:
     """The database's Alembic revision (None before the first migration)."""
     with engine.connect() as conn:
@@ -502,6 +516,10 @@ class EventStore:
         return failures.cluster_rows(
             self.engine, filters, prev_from_ns=prev_from_ns, from_ns=from_ns, to_ns=to_ns, tag_keys=tag_keys
         )
+
+    def failure_texts(self, seqs: Sequence[int]) -> dict[int, tuple[str | None, str | None, str | None]]:
+        """(error_type, error_message, error_class) of stored events by ``seq``."""
+        return failures.failure_texts(self.engine, seqs)
 
     def reattribute_failed_runs(
         self, attribute: Attributor, *, batch: int = 5000, progress: Callable[[int], Any] | None = None

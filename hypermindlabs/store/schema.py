@@ -87,6 +87,14 @@ Index(
     "ix_events_cluster_start", events.c.cluster_id, events.c.start_ns,
     sqlite_where=events.c.cluster_id.is_not(None), postgresql_where=events.c.cluster_id.is_not(None),
 )  # fmt: skip
+# Migration 0015: the failure-clusters report reads runs and failed, clustered events from these alone.
+Index("ix_runs_start_outcome", events.c.start_ns, events.c.status, events.c.run_id, events.c.model,
+      events.c.scenario, **_RUN)  # fmt: skip
+_FAILED_CLUSTERED = (events.c.status == "error") & events.c.cluster_id.is_not(None)
+Index(
+    "ix_events_failed_cluster", events.c.run_id, events.c.kind, events.c.cluster_id, events.c.failure_class,
+    events.c.tool, events.c.model, events.c.seq, sqlite_where=_FAILED_CLUSTERED, postgresql_where=_FAILED_CLUSTERED,
+)  # fmt: skip
 
 run_tags = Table(
     "run_tags",

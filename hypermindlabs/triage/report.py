@@ -134,6 +134,8 @@ class FailureSource(Protocol):
         self, filters: Filters, *, prev_from_ns: int, from_ns: int, to_ns: int, tag_keys: Sequence[str]
     ) -> Any: ...
 
+    def failure_texts(self, seqs: Sequence[int]) -> Mapping[int, tuple[str | None, str | None, str | None]]: ...
+
     def relabel_failures(
         self, relabel: Callable[[Mapping[str, Any]], tuple[str | None, str | None]], *, batch: int,
         progress: Callable[[int], Any] | None,
@@ -199,6 +201,13 @@ def cluster_report(store: FailureSource, q: ClusterQuery) -> dict[str, Any]:
             run_dims[x.run_id] = (x.run_model, x.run_scenario)
         if x.tool and (x.run_status == "ok" or x.run_id in c.failed):
             c.tools[x.tool].add(x.run_id)
+
+    # The rows carry labels only: read the error texts of each cluster's example (one per cluster).
+    texts = store.failure_texts([c.example.seq for c in clusters.values() if c.example is not None])
+    for c in clusters.values():
+        if c.example is not None and c.example.seq in texts:
+            error_type, error_message, error_class = texts[c.example.seq]
+            c.example = c.example._replace(error_type=error_type, error_message=error_message, error_class=error_class)
 
     starts = _buckets(q)
     answer: list[dict[str, Any]] = []
