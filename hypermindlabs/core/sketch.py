@@ -90,24 +90,40 @@ def _rank(q: float, n: int) -> int:
 
 def quantiles(bins: Mapping[int, int], qs: Sequence[float]) -> list[float | None]:
     """Nearest-rank quantiles of a sketch, one per ``q`` (``None`` for an empty sketch)."""
-    items = sorted((k, c) for k, c in bins.items() if c)
-    n = sum(c for _, c in items)
-    if n <= 0:
+    items = sorted(bins.items())
+    counts = [c for _, c in items]
+    n = sum(counts)
+    if n <= 0 or not any(counts):
         return [None for _ in qs]
-    if any(c < 0 for _, c in items):
+    if min(counts) < 0:
         raise ValueError("a sketch cannot have negative counts")
     ranks = sorted((_rank(q, n), i) for i, q in enumerate(qs))
     out: list[float | None] = [None] * len(qs)
     seen = 0
     j = 0
     for key, count in items:
+        if not count:
+            continue
         seen += count
         while j < len(ranks) and ranks[j][0] <= seen:
-            out[ranks[j][1]] = bin_value(key)
+            out[ranks[j][1]] = _value_of(key)
             j += 1
         if j == len(ranks):
             break
     return out
+
+
+_VALUES: dict[int, float] = {}
+
+
+def _value_of(key: int) -> float:
+    """:func:`bin_value`, remembered (answers ask for the same few hundred bins again and again)."""
+    v = _VALUES.get(key)
+    if v is None:
+        v = bin_value(key)
+        if len(_VALUES) < 100_000:
+            _VALUES[key] = v
+    return v
 
 
 def quantile(bins: Mapping[int, int], q: float) -> float | None:
