@@ -62,6 +62,7 @@ MIN_TIME_NS, MAX_TIME_NS = _MIN_NS, _MAX_NS  # every time the product accepts is
 # Epoch units are told apart by magnitude: the 2000–2100 window in each unit does not overlap
 # the window in any other, so the inference is unambiguous.
 _EPOCH_UNITS: tuple[int, ...] = (_NS, 1_000_000, 1_000, 1)  # ns per s, ms, µs, ns
+_EPOCH_UNIT_DIGITS: tuple[tuple[int, int], ...] = tuple((u, len(str(u)) - 1) for u in _EPOCH_UNITS)  # decimals to ns
 
 _ALLOWED_FIELDS = frozenset(
     {
@@ -177,9 +178,9 @@ def parse_timestamp(value: Any, field: str) -> int:
         whole, dot, frac = text.partition(".")
         if dot and "e" not in text and whole.isdigit():
             # Fast exact path for plain decimals: integer arithmetic on the digits.
-            for to_ns in _EPOCH_UNITS:
-                digits = len(str(to_ns)) - 1
-                ns = int(whole) * to_ns + int(frac[:digits].ljust(digits, "0") or 0)
+            secs = int(whole)
+            for to_ns, digits in _EPOCH_UNIT_DIGITS:
+                ns = secs * to_ns + int(frac[:digits].ljust(digits, "0") or 0)
                 if _MIN_NS <= ns < _MAX_NS:
                     return ns
         return _epoch_to_ns(Decimal(text), field)
