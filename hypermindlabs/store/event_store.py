@@ -527,12 +527,6 @@ class EventStore:
         """Attribute every stored failed run again to its root cause; (examined, changed)."""
         return attribution.reattribute_failed_runs(self.engine, attribute, batch=batch, progress=progress)
 
-    def run_facets(
-        self, filters: Filters, *, min_duration_ns: int | None = None, limit: int = 20_000
-    ) -> list[dict[str, Any]]:
-        """Tags, failure class and cluster of the runs matching ``filters`` (regression attribution)."""
-        return runs.run_facets(self.engine, filters, min_duration_ns=min_duration_ns, limit=limit)
-
     def run_ids(self, filters: Filters) -> list[str]:
         """Every run ID matching ``filters`` (for tests and exact drill-down checks)."""
         return runs.run_ids(self.engine, filters)

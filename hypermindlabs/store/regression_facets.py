@@ -13,8 +13,8 @@ baseline), sketches only for slow-run selections. The cost follows slices × buc
 
 A slice with a member (``tool`` or ``tag.<key>``), or a population filtered by tools or tags,
 needs the members jointly; the rollups keep that only in the ``full`` cube, whose cells are about
-one per run (measured no cheaper than the raw runs): those selections are read from the runs
-(:meth:`EventStore.run_facets`) by the caller.
+one per run (measured no cheaper than the raw runs): those selections are read from the runs,
+:func:`selected_runs`.
 """
 
 from __future__ import annotations

@@ -10,7 +10,6 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-import orjson
 from sqlalchemy import and_, func, literal, or_, select, tuple_
 from sqlalchemy.engine import Engine
 
@@ -88,28 +87,6 @@ def list_runs(engine: Engine, filters: Filters, *, limit: int = 50, cursor: str 
         out.append(d)
     nxt = _encode_cursor(out[-1]["start_time_unix_nano"], out[-1]["seq"]) if len(rows) > limit else None
     return RunPage(out, nxt)
-
-
-def run_facets(
-    engine: Engine, filters: Filters, *, min_duration_ns: int | None = None, limit: int = 20_000
-) -> list[dict[str, Any]]:
-    """Start, tags, failure class and cluster (and the error fields that label it) of the runs
-    matching ``filters`` and lasting longer than ``min_duration_ns``: what regression attribution
-    compares. Callers select a small share of runs (the failing or the slow ones of one slice)."""
-    r = events.alias("r")
-    cond = [r.c.kind == "run", *run_conditions(r, filters)]
-    if min_duration_ns is not None:
-        cond.append(r.c.end_ns - r.c.start_ns > min_duration_ns)
-    cols = [r.c.start_ns, r.c.tags, r.c.failure_class, r.c.cluster_id, r.c.error_type, r.c.error_message,
-            r.c.error_class, r.c.tool, r.c.model]  # fmt: skip
-    with engine.connect() as conn:
-        rows = conn.execute(select(*cols).where(*cond).limit(limit)).all()
-    out = []
-    for row in rows:
-        d = dict(row._mapping)
-        d["tags"] = orjson.loads(d["tags"])
-        out.append(d)
-    return out
 
 
 def run_ids(engine: Engine, filters: Filters) -> list[str]:

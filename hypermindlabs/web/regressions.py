@@ -7,8 +7,10 @@ layer that the CLI also uses. Per
 window it makes one rollup read per cube the slices need — runs by (project, scenario, model),
 by (project, scenario, model, tool) when ``tool`` is a dimension, and by (project, scenario,
 model, tag) per tag key — and the analysis derives every single-dimension and pair slice from
-those groups in memory. Attribution then reads the failing (or slow) runs of each reported
-finding through :meth:`EventStore.run_facets`: a small share of the runs.
+those groups in memory. Attribution then counts the tag values and clusters of each top finding's
+failing (or slow) runs: for slices of run dimensions from the tag cube, one read for all of them;
+for tool or tag slices from their selected runs, through the failed-run and run-duration indexes
+(:mod:`hypermindlabs.store.regression_facets`).
 
 Windows are half-open and widened to whole hours (the rollups' hour tier: the current window is
 one read, cut into parts by hour; facts are dated by their run's start), and
