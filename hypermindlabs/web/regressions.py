@@ -21,12 +21,13 @@ current numbers and ``baseline_runs_url`` (or, for ``baseline=same-hours``, the 
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
 import math
 import re
 from collections import Counter
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -267,10 +268,25 @@ def read_sources(store: Any, q: RegressionsQuery) -> tuple[list[Source], list[di
     reads: list[tuple[str, ...]] = [_RUN_DIMS]
     reads += [(*_RUN_DIMS, d) for d in q.dimensions if d == "tool" or d.startswith("tag.")]
     sources, plan = [], []
-    for source, p in _parallel([functools.partial(_read, store, q, group_by) for group_by in reads]):
-        sources.append(source)
-        plan += p
+    # Every read on one reader: one snapshot for the whole analysis, and each cube's matching
+    # slices read once for both windows (the reader keeps them per planned read).
+    with store.rollup_reader() as reader:
+        one = _OneReader(reader)
+        for source, p in _parallel([functools.partial(_read, one, q, group_by) for group_by in reads]):
+            sources.append(source)
+            plan += p
     return sources, plan
+
+
+class _OneReader:
+    """A rollup source whose every ``rollup_reader()`` is one open reader."""
+
+    def __init__(self, reader: Any) -> None:
+        self._reader = reader
+
+    @contextlib.contextmanager
+    def rollup_reader(self) -> Iterator[Any]:
+        yield self._reader
 
 
 # -- the answer ---------------------------------------------------------------------------------
