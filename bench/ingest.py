@@ -26,7 +26,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import uuid
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -35,6 +34,8 @@ import orjson
 import requests
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from databases import fresh_url  # noqa: E402  (bench/databases.py)
 
 from hypermindlabs.config import Settings  # noqa: E402
 from hypermindlabs.core.events import parse_event  # noqa: E402
@@ -57,24 +58,6 @@ def demo_events(n: int) -> list[dict]:
         if len(out) >= n and ev["kind"] == "run":
             break
     return out
-
-
-def fresh_url(kind: str, tmp: Path, pg: str | None) -> tuple[str, callable]:
-    if kind == "sqlite":
-        path = tmp / f"{uuid.uuid4().hex}.db"
-        return f"sqlite:///{path}", lambda: None
-    import psycopg
-
-    schema = f"bench_{uuid.uuid4().hex[:10]}"
-    with psycopg.connect(pg, autocommit=True) as c:
-        c.execute(f'CREATE SCHEMA "{schema}"')
-
-    def drop() -> None:
-        with psycopg.connect(pg, autocommit=True) as c:
-            c.execute(f'DROP SCHEMA "{schema}" CASCADE')
-
-    sep = "&" if "?" in pg else "?"
-    return f"{pg}{sep}options=-csearch_path%3D{schema}", drop
 
 
 def _cpu_s(pid: int) -> float | None:
