@@ -261,13 +261,23 @@ def _conflict_clause(compiled_sql: str) -> str:
     return tail if ret < 0 else tail[:ret]
 
 
+def _binary_arrays(conn: Connection, table: Table, cols: Sequence[str]) -> str:
+    """psycopg binary array parameters, one per column, cast to the column's array type (``unnest``)."""
+    compile_type = conn.dialect.type_compiler_instance.process
+    return ", ".join(f"%b::{compile_type(table.c[c].type)}[]" for c in cols)
+
+
+def _driver_cursor(conn: Connection) -> Any:
+    """A psycopg cursor on the connection's transaction (for statements SQLAlchemy cannot bind as arrays)."""
+    return conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+
+
 def _unnest_insert(
     conn: Connection, table: Table, cols: Sequence[str], rows: Sequence[Sequence[Any]], conflict: str = ""
 ) -> None:
-    compile_type = conn.dialect.type_compiler_instance.process
-    arrays = ", ".join(f"%b::{compile_type(table.c[c].type)}[]" for c in cols)
+    arrays = _binary_arrays(conn, table, cols)
     stmt = f"INSERT INTO {table.name} ({', '.join(cols)}) SELECT * FROM unnest({arrays}){conflict}"
-    cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+    cursor = _driver_cursor(conn)
     try:
         cursor.execute(stmt, [list(col) for col in zip(*rows, strict=True)])
     except psycopg.IntegrityError as exc:
@@ -336,10 +346,9 @@ def rows_by_keys(conn: Connection, table: Table, key_cols: Sequence[str], keys: 
     on = " AND ".join(f"c.{k} = v.k{i}" for i, k in enumerate(key_cols))
     names = ", ".join(f"k{i}" for i in range(len(key_cols)))
     if conn.dialect.name == "postgresql":
-        compile_type = conn.dialect.type_compiler_instance.process
-        arrays = ", ".join(f"%b::{compile_type(table.c[k].type)}[]" for k in key_cols)
+        arrays = _binary_arrays(conn, table, key_cols)
         sql = f"SELECT {sel} FROM unnest({arrays}) AS v({names}) JOIN {table.name} AS c ON {on}"
-        cursor = conn.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        cursor = _driver_cursor(conn)
         try:
             cursor.execute(sql, [list(col) for col in zip(*keys, strict=True)])
             return cursor.fetchall()
