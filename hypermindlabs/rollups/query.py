@@ -15,9 +15,9 @@ so to UTC midnight for days); the answer reports that *effective* window, and ev
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 
+from hypermindlabs.core.buckets import cover
 from hypermindlabs.core.filters import Filters
 from hypermindlabs.core.vocabulary import DIMENSIONS, RUN_DIMENSIONS, STEP_KINDS
 from hypermindlabs.rollups.facts import CUBES, Cube
@@ -118,25 +118,6 @@ def _tier_cubes(q: MetricsQuery) -> dict[int, Cube]:
         if not kept or cost[out[tier].code] <= min(cost[c.code] for c in kept.values()):
             kept[tier] = out[tier]
     return kept
-
-
-def cover(from_ns: int, to_ns: int, tiers: Sequence[int]) -> list[tuple[int, int, int]]:
-    """Whole buckets covering ``[from, to)``: the coarsest tier in the middle, finer ones at the edges.
-
-    >>> h = 3600 * 10**9
-    >>> [(t, a // h, b // h) for t, a, b in cover(0, 30 * h, (86400, 3600))]
-    [(86400, 0, 24), (3600, 24, 30)]
-    """
-    if from_ns >= to_ns:
-        return []
-    if not tiers:
-        raise ValueError("window not aligned to the finest tier")
-    size = tiers[0] * _NS
-    a = -(-from_ns // size) * size
-    b = to_ns - to_ns % size
-    if a >= b:
-        return cover(from_ns, to_ns, tiers[1:])
-    return [*cover(from_ns, a, tiers[1:]), (tiers[0], a, b), *cover(b, to_ns, tiers[1:])]
 
 
 def plan(q: MetricsQuery) -> dict[int, Cube]:

@@ -27,6 +27,7 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select, true
 from sqlalchemy.engine import Connection
 
+from hypermindlabs.core.buckets import cover
 from hypermindlabs.core.filters import Filters
 from hypermindlabs.core.sketch import add_packed
 from hypermindlabs.store.schema import events, rollup_cells, rollup_slices
@@ -75,8 +76,6 @@ def _facet(key: str, value: str) -> tuple[str, str, str] | None:
 
 def _cover(window: tuple[int, int], tiers: Sequence[int]) -> list[tuple[int, int, int]]:
     """Whole buckets covering ``window``, coarsest tier in the middle (windows are whole hours)."""
-    from hypermindlabs.rollups.query import cover
-
     return cover(window[0], window[1], sorted(tiers, reverse=True))
 
 
