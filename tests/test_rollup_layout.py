@@ -13,7 +13,18 @@ from hypermindlabs.core.sketch import add_packed, bin_of, pack, quantiles, sketc
 from hypermindlabs.rollups.facts import DAY as DAY_S
 from hypermindlabs.store import EventStore
 from hypermindlabs.store.schema import rollup_cells, rollup_slices
-from tests.test_rollups import DAY, T0, build_runs, enrich, ingest, rebuild_from_scratch, run_count, snapshot, to_events
+from tests.test_rollups import (
+    DAY,
+    T0,
+    build_runs,
+    downgrade_schema,
+    enrich,
+    ingest,
+    rebuild_from_scratch,
+    run_count,
+    snapshot,
+    to_events,
+)
 
 
 def _run(i: int, start_ns: int, dur_ms: float) -> list[dict]:
@@ -54,20 +65,11 @@ def test_packed_sketches_merge_to_the_sketch_of_all_values() -> None:
 
 
 def test_migration_0011_rebuilds_the_cells_of_an_old_layout_database(backend, make_store) -> None:
-    from alembic import command
-    from alembic.config import Config
-
-    from hypermindlabs.store.event_store import _MIGRATIONS
-
     # Events stored by today's ingest path (it reads tables of later revisions), then the schema
     # taken back to 0009: the layout of a database from before 0011, events kept.
     store = make_store(rollups=False, enricher=enrich)
     ingest(store, to_events(build_runs(5, 30, T0, DAY)))
-    cfg = Config()
-    cfg.set_main_option("script_location", str(_MIGRATIONS))
-    with store.engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.downgrade(cfg, "0009")
+    downgrade_schema(store, "0009")
     with store.engine.begin() as conn:  # a cell of the old layout: a row per latency bin
         conn.exec_driver_sql(
             "INSERT INTO rollup_cells (part, tier, bucket_ns, slice_id, bin, n, duration_us, input_tokens, "
@@ -86,19 +88,11 @@ def test_migration_0011_rebuilds_the_cells_of_an_old_layout_database(backend, ma
 
 
 def test_migration_0013_recomputes_the_step_cells_at_their_new_tiers(backend, make_store) -> None:
-    from alembic import command
-    from alembic.config import Config
-
     from hypermindlabs.rollups.facts import CUBES, MINUTE, part_of
-    from hypermindlabs.store.event_store import _MIGRATIONS
 
     store = make_store(enricher=enrich)
     ingest(store, to_events(build_runs(6, 30, T0, DAY)))
-    cfg = Config()
-    cfg.set_main_option("script_location", str(_MIGRATIONS))
-    with store.engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.downgrade(cfg, "0012")
+    downgrade_schema(store, "0012")
     step_full = next(c for c in CUBES if c.level == "step" and c.name == "full")
     assert MINUTE not in step_full.tiers
     with store.engine.begin() as conn:  # a cell of the old layout: the step ``full`` cube per minute

@@ -94,6 +94,21 @@ class Run:
         }
 
 
+def downgrade_schema(store: EventStore, revision: str) -> None:
+    """Take ``store``'s schema back to ``revision`` with Alembic (the events stay; the tables of later
+    revisions go): the layout of a database from before a migration."""
+    from alembic import command
+    from alembic.config import Config
+
+    from hypermindlabs.store.event_store import _MIGRATIONS
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(_MIGRATIONS))
+    with store.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, revision)
+
+
 def usage_tokens(usage: dict[str, int]) -> tuple[int, int, int, int]:
     if "input_tokens" in usage:
         return usage["input_tokens"], usage["output_tokens"], 0, 0
@@ -314,21 +329,12 @@ def test_the_rebuild_command_recomputes_the_same_rollups(enriched: EventStore, c
 
 
 def test_the_migration_fills_rollups_for_events_stored_before_it(backend, make_store) -> None:
-    from alembic import command
-    from alembic.config import Config
-
-    from hypermindlabs.store.event_store import _MIGRATIONS
-
     # The events are stored by today's ingest path (it reads tables of later revisions, such as
     # the retention watermark), then the schema is taken back to 0002: the events stay, the
     # rollup tables and everything after them go.
     store = make_store(rollups=False, enricher=enrich)
     ingest(store, to_events(build_runs(4, 30, T0, DAY)))
-    cfg = Config()
-    cfg.set_main_option("script_location", str(_MIGRATIONS))
-    with store.engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.downgrade(cfg, "0002")
+    downgrade_schema(store, "0002")
     assert store.schema_version() == "0002"
     # Start-up of the upgraded product: the composition root migrates past 0003 (which creates the
     # rollup tables) and fills them from the events already stored.
