@@ -386,7 +386,8 @@ def test_the_findings_attribution_counts_equal_those_of_their_raw_runs(demo):
             plain = wr.Selection(sel.dims, None, sel.failed, sel.failure_class, every_bin)
             want = (_raw_facet_counts(slow, plain, [(q.from_ns, q.to_ns)]),
                     _raw_facet_counts(slow, plain, list(q.baseline_windows)))  # fmt: skip
-        cur, n_c, base, n_b = g
+        cur, n_c, base = g.cur, g.n_c, g.base
+        assert g.sample is None, f  # the demo's selections are below SAMPLE_RUNS: every run counted
         assert (cur, base) == want, f
         selected = [r for r in member if q.from_ns <= r.start_ns < q.to_ns and all(getattr(r, d) == v for d, v in sel.dims)]
         if sel.above_bin is None:
@@ -400,3 +401,123 @@ def test_the_findings_attribution_counts_equal_those_of_their_raw_runs(demo):
         kinds["cube" if cubed else "runs"] += 1
     assert kinds["cube"] >= 1 and kinds["runs"] >= 1, kinds
     assert wr._selection(findings[0], bin_ids).member is None
+
+
+def _member_runs(store: Any) -> tuple[list[Any], dict[str, set[str]]]:
+    import sqlalchemy as sa
+
+    from hypermindlabs.store.schema import events
+
+    cols = [events.c[k] for k in ("seq", "run_id", "project", "scenario", "model", "status", "failure_class",
+                                  "cluster_id", "tags", "start_ns", "end_ns")]  # fmt: skip
+    with store.engine.connect() as conn:
+        runs = conn.execute(sa.select(*cols).where(events.c.kind == "run")).all()
+        tools: dict[str, set[str]] = {}
+        for rid, tool in conn.execute(sa.select(events.c.run_id, events.c.tool).where(events.c.tool.is_not(None))):
+            tools.setdefault(rid, set()).add(tool)
+    return runs, tools
+
+
+def _member_findings(store: Any) -> tuple[Any, list[Any], Any]:
+    from hypermindlabs.regressions import analyze
+    from hypermindlabs.store.regression_facets import tag_cube_answers
+    from hypermindlabs.web import regressions as wr
+
+    q = wr.parse_regressions_query({}, now_ns=int(DEMO_END.timestamp()) * 10**9)
+    sources, _ = wr.read_sources(store, q)
+    analysis = analyze(sources, params=q.params, current_hours=24, metrics=q.metrics, dimensions=q.dimensions)
+    member = [f for f in analysis.findings[:10] if (s := wr._selection(f, analysis.bin_ids)) is not None
+              and not tag_cube_answers(q.filters, s)]  # fmt: skip
+    return q, member, analysis.bin_ids
+
+
+def test_a_member_slices_sampled_attribution_counts_exactly_the_sampled_runs_and_states_its_margin(demo):
+    # Beyond SAMPLE_RUNS selected runs a window, a member slice's attribution counts a
+    # deterministic sample (the runs whose seq hash is below the threshold): the counts are
+    # exactly those of the sampled runs, recounted here from the raw events, and the answer says
+    # how many were counted of how many selected, with the 95 % margin of a share.
+    import math
+
+    from hypermindlabs.store.regression_facets import sample_hash, sample_keep
+    from hypermindlabs.web import regressions as wr
+
+    _, store = demo
+    runs, tools = _member_runs(store)
+    q, findings, bin_ids = _member_findings(store)
+    assert findings, "the demo has tool findings"
+    sampled = 0
+    for f in findings:
+        sel = wr._selection(f, bin_ids)
+        threshold = wr._threshold_ms(f, bin_ids)
+        min_ns = int(threshold * 1e6) if threshold is not None else None
+        selected = wr._selected(f)
+        target = max(selected) // 3  # below the larger window's selection: at least that one sampled
+        got = wr._raw_counts(store, q, f, threshold, sample_runs=target)
+        assert got.sample is not None, f
+        for windows, total, counted, n, side in (
+            ([(q.from_ns, q.to_ns)], selected[0], got.cur, got.n_c, "current"),
+            (list(q.baseline_windows), selected[1], got.base, got.n_b, "baseline"),
+        ):
+            keep = sample_keep(total, target)
+            chosen = [
+                r for r in runs
+                if sel.member[1] in tools.get(r.run_id, set()) and any(a <= r.start_ns < b for a, b in windows)
+                and all(getattr(r, d) == v for d, v in sel.dims)
+                and (r.status == "error" and sel.failure_class in (None, r.failure_class or "unknown")
+                     if min_ns is None else r.end_ns - r.start_ns > min_ns)
+                and (keep is None or sample_hash(r.seq) < keep)
+            ]  # fmt: skip
+            want: Counter = Counter()
+            for r in chosen:
+                for k, v in json.loads(r.tags).items():
+                    want["tag", k, str(v)] += 1
+                if r.cluster_id is not None:
+                    want["cluster", "cluster", r.cluster_id] += 1
+            assert (counted, n) == (want, len(chosen)), (f, side)
+            stated = got.sample[side]
+            assert stated == {"counted": n, "selected": total, "sampled": keep is not None}, (f, side)
+            if keep is not None:
+                assert 0 < n < total, (f, side)  # a sample, not all and not nothing
+                sampled += 1
+        margins = [1.96 * math.sqrt(0.25 / s["counted"] * (s["selected"] - s["counted"]) / (s["selected"] - 1))
+                   for s in (got.sample["current"], got.sample["baseline"]) if s["sampled"]]  # fmt: skip
+        assert got.sample["share_margin_95"] == pytest.approx(max(margins))
+    assert sampled >= len(findings)
+
+
+def test_the_answer_says_attribution_is_exact_when_every_selected_run_was_counted(demo):
+    client, _ = demo
+    body = client.get("/api/v1/regressions").get_json()
+    assert body["findings"] and all(f["attribution_sample"] is None for f in body["findings"])
+
+
+def test_a_member_slices_selection_reads_its_filters_from_the_covering_indexes(demo):
+    # SQLite plans the failing and slow runs of a tool slice on migration 0017's indexes, which
+    # hold the run dimensions and run_id (not a dimension's index or ix_runs_start, which read
+    # every candidate's row).
+    from sqlalchemy import event
+
+    from hypermindlabs.web import regressions as wr
+
+    _, store = demo
+    q, findings, bin_ids = _member_findings(store)
+    seen: list[tuple[str, Any]] = []
+
+    def record(conn, cursor, statement, params, context, executemany):
+        if "INDEXED BY" in statement or "FROM events AS r" in statement:
+            seen.append((statement, params))
+
+    event.listen(store.engine, "before_cursor_execute", record)
+    try:
+        for f in findings:
+            wr._raw_counts(store, q, f, wr._threshold_ms(f, bin_ids))
+    finally:
+        event.remove(store.engine, "before_cursor_execute", record)
+    plans = set()
+    with store.engine.connect() as conn:
+        for statement, params in seen:
+            plan = " ".join(row[3] for row in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, params))
+            used = [ix for ix in ("ix_runs_failed_cover", "ix_runs_timed_cover") if f"SEARCH r USING INDEX {ix}" in plan]
+            assert used, plan
+            plans.add(used[0])
+    assert plans == {"ix_runs_failed_cover", "ix_runs_timed_cover"}, plans

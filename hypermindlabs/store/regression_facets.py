@@ -24,7 +24,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import and_, func, or_, select, true
+from sqlalchemy import and_, func, literal_column, or_, select, true
 from sqlalchemy.engine import Connection
 
 from hypermindlabs.core.buckets import cover
@@ -32,7 +32,10 @@ from hypermindlabs.core.filters import Filters
 from hypermindlabs.core.sketch import add_packed
 from hypermindlabs.store.schema import events, rollup_cells, rollup_slices
 
-__all__ = ["Selection", "CubeRead", "facet_counts", "tag_cube_answers", "cluster_examples", "selected_runs", "RUN_DIMS"]
+__all__ = [
+    "Selection", "CubeRead", "facet_counts", "tag_cube_answers", "cluster_examples", "selected_runs", "sample_hash",
+    "sample_keep", "RUN_DIMS",
+]  # fmt: skip
 
 RUN_DIMS: tuple[str, ...] = ("project", "scenario", "model")
 
@@ -216,32 +219,89 @@ def cluster_examples(
     return out
 
 
+#: The hash a member slice's sample keeps a run by: the run event's ``seq`` spread over
+#: [0, 2**32) by Fibonacci hashing (multiplying by 2**32 / golden ratio, modulo 2**32: for
+#: consecutive or evenly spaced ``seq`` the values are equidistributed, so the kept runs do not
+#: follow the order or period in which runs were stored). Integer arithmetic within 63 bits, the
+#: same in SQLite, PostgreSQL and :func:`sample_hash`.
+_HASH_MOD, _HASH_MUL, _HASH_RANGE = 2**31, 2654435761, 2**32
+
+
+def sample_hash(seq: int) -> int:
+    """The hash of a run's ``seq`` that :func:`selected_runs` samples by (in [0, 2**32)).
+
+    >>> [sample_hash(s) for s in (0, 1, 2)]
+    [0, 2654435761, 1013904226]
+    """
+    return (seq % _HASH_MOD) * _HASH_MUL % _HASH_RANGE
+
+
+def sample_keep(selected: int, target: int) -> int | None:
+    """The hash threshold that keeps about ``target`` of ``selected`` runs (``None``: keep all).
+
+    >>> sample_keep(900, 1000), sample_keep(8000, 2000) == 2**30
+    (None, True)
+    """
+    if selected <= target:
+        return None
+    return -(-target * _HASH_RANGE // selected)
+
+
+def _hash_sql(seq: Any) -> Any:
+    return (seq % literal_column(str(_HASH_MOD))) * literal_column(str(_HASH_MUL)) % literal_column(str(_HASH_RANGE))
+
+
+# SQLite's planner takes the narrower ix_runs_start or a dimension's index and reads every
+# candidate's table row; the covering indexes of migration 0017 hold the filters (3x fewer row
+# reads at 1M events). SQLAlchemy renders no SQLite index hints, so the compiled text gets one.
+_RUNS_ALIAS = "events AS r"
+
+
+def _execute_indexed(conn: Connection, stmt: Any, index: str | None) -> Any:
+    if index is None or conn.dialect.name != "sqlite":
+        return conn.execute(stmt)
+    compiled = stmt.compile(dialect=conn.dialect, compile_kwargs={"render_postcompile": True})
+    sql = str(compiled)
+    if sql.count(_RUNS_ALIAS) != 1:
+        return conn.execute(stmt)
+    params = tuple(compiled.params[name] for name in compiled.positiontup or ())
+    return conn.exec_driver_sql(sql.replace(_RUNS_ALIAS, f"{_RUNS_ALIAS} INDEXED BY {index}"), params)
+
+
 def selected_runs(conn: Connection, filters: Filters, windows: Sequence[tuple[int, int]], *, failure_class: str | None,
-                  failed: bool, min_duration_ns: int | None) -> list[tuple[int, str, str | None]]:  # fmt: skip
+                  failed: bool, min_duration_ns: int | None,
+                  keep: int | None = None) -> list[tuple[int, str, str | None]]:  # fmt: skip
     """(start, tags JSON, cluster) of the runs of ``filters`` started in ``windows`` that failed
     (with ``failure_class``, if given) or lasted longer than ``min_duration_ns``: a member slice's
-    selection, which the cubes do not keep jointly.
+    selection, which the cubes do not keep jointly. With ``keep`` (:func:`sample_keep`), only the
+    runs whose :func:`sample_hash` is below it: a deterministic sample of about ``keep / 2**32``
+    of the selection, independent of its tags and clusters.
 
-    Index paths (migration 0016): failing runs come from ``ix_runs_failed_start`` (failed runs
+    Index paths (migration 0017): failing runs come from ``ix_runs_failed_cover`` (failed runs
     only, so the read follows the window's failures, not its runs); slow runs from
-    ``ix_runs_start_end`` (the window's runs scanned in the index, only the slow ones looked up).
-    The status is compared with ``=`` and a slow-run query states ``end > start``: SQLite uses a
-    partial index only for a query stating its condition.
+    ``ix_runs_timed_cover`` (the window's runs scanned in the index). Both hold the run
+    dimensions, the failure class (failed) and ``run_id`` (the tool and tag probes), and the
+    sample's hash is of ``seq`` (in every index entry), so a candidate's table row is read only
+    once it is selected and sampled. The kind and status are SQL literals and a slow-run query
+    states ``end > start``: SQLite uses a partial index only for a query stating its condition.
     """
     from hypermindlabs.store.runs import run_conditions
 
     r = events.alias("r")
     base = replace(filters, status=(), error_class=(), from_ns=None, to_ns=None)
-    cond = [r.c.kind == "run", *run_conditions(r, base)]
+    cond = [r.c.kind == literal_column("'run'"), *run_conditions(r, base)]
     if failed:
-        cond.append(r.c.status == "error")
+        cond.append(r.c.status == literal_column("'error'"))
         if failure_class is not None:
             cls = r.c.failure_class == failure_class
             cond.append(or_(cls, r.c.failure_class.is_(None)) if failure_class == "unknown" else cls)
     if min_duration_ns is not None:  # (end > start: implied, and the partial index's condition)
         cond += [r.c.end_ns > r.c.start_ns, r.c.end_ns - r.c.start_ns > max(min_duration_ns, 0)]
+    if keep is not None:
+        cond.append(_hash_sql(r.c.seq) < keep)
+    index = "ix_runs_failed_cover" if failed else "ix_runs_timed_cover" if min_duration_ns is not None else None
     out: list[tuple[int, str, str | None]] = []
     for a, b in windows:
         stmt = select(r.c.start_ns, r.c.tags, r.c.cluster_id).where(*cond, r.c.start_ns >= a, r.c.start_ns < b)
-        out += conn.execute(stmt).cursor.fetchall()
+        out += _execute_indexed(conn, stmt, index).cursor.fetchall()
     return out

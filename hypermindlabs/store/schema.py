@@ -70,18 +70,19 @@ _RUN: dict[str, Any] = {"sqlite_where": events.c.kind == "run", "postgresql_wher
 Index("ix_runs_start", events.c.start_ns, events.c.seq, **_RUN)
 for _dim in RUN_DIMENSIONS:
     Index(f"ix_runs_{_dim}_start", events.c[_dim], events.c.start_ns, **_RUN)
-# Migration 0016: regression attribution's selections of a member slice (store/regression_facets):
-# the window's failed runs only, and the window's runs with their end (durations without lookups;
-# partial on end > start, which a slow-run query states, so failed-run queries keep their index).
+# Migration 0017 (replacing 0016's two): regression attribution's selections of a member slice
+# (store/regression_facets): the window's failed runs only, and the window's runs with their end
+# (partial on end > start, which a slow-run query states, so failed-run queries keep theirs); the
+# run dimensions, failure class and run_id in the index, so only the selected runs' rows are read.
+_FAILED_RUN = (events.c.kind == "run") & (events.c.status == "error")
 Index(
-    "ix_runs_failed_start", events.c.start_ns,
-    sqlite_where=(events.c.kind == "run") & (events.c.status == "error"),
-    postgresql_where=(events.c.kind == "run") & (events.c.status == "error"),
+    "ix_runs_failed_cover", events.c.start_ns, events.c.project, events.c.scenario, events.c.model,
+    events.c.failure_class, events.c.run_id, sqlite_where=_FAILED_RUN, postgresql_where=_FAILED_RUN,
 )  # fmt: skip
+_TIMED_RUN = (events.c.kind == "run") & (events.c.end_ns > events.c.start_ns)
 Index(
-    "ix_runs_start_end", events.c.start_ns, events.c.end_ns,
-    sqlite_where=(events.c.kind == "run") & (events.c.end_ns > events.c.start_ns),
-    postgresql_where=(events.c.kind == "run") & (events.c.end_ns > events.c.start_ns),
+    "ix_runs_timed_cover", events.c.start_ns, events.c.end_ns, events.c.project, events.c.scenario,
+    events.c.model, events.c.run_id, sqlite_where=_TIMED_RUN, postgresql_where=_TIMED_RUN,
 )  # fmt: skip
 Index(
     "ix_events_cluster_start", events.c.cluster_id, events.c.start_ns,

@@ -57,6 +57,7 @@ from hypermindlabs.store.regression_facets import (
     Selection,
     cluster_examples,
     facet_counts,
+    sample_keep,
     selected_runs,
     tag_cube_answers,
 )
@@ -356,39 +357,78 @@ def _cube(name: str) -> CubeRead:
     return CubeRead(cube.name, part_of(cube, None), cube.tiers)
 
 
-Got = tuple[Counter, int, Counter, int]  # (current counts, selected runs, baseline counts, selected runs)
+@dataclass(frozen=True)
+class Got:
+    """A finding's attribution counts: tag values and clusters among the ``n_c`` (current) and
+    ``n_b`` (baseline) selected runs counted. ``sample`` says when those are a sample of a member
+    slice's selection (:data:`SAMPLE_RUNS`): per window, runs counted and selected, and the 95 %
+    margin of any share shown; None when every selected run was counted."""
+
+    cur: Counter
+    n_c: int
+    base: Counter
+    n_b: int
+    sample: dict[str, Any] | None = None
 
 
-def _raw_counts(store: Any, q: RegressionsQuery, f: Finding, threshold_ms: float | None) -> Got:
+#: At most about this many of a member slice's selected runs are read per window (current; the
+#: baseline's windows together) for its attribution: beyond, a deterministic sample of them
+#: (store.regression_facets.sample_keep). A share from n of N runs is then within
+#: ±1.96·√(0.25/n·(N−n)/(N−1)) of the whole selection's, 95 % of the time: ±2.2 points at 2,000
+#: runs; the lift (≥ 0.1 to be shown) ranks, so a sample ranks as the whole selection would.
+SAMPLE_RUNS = 2000
+
+
+def _margin(n: int, total: int) -> float:
+    """The 95 % margin of a share estimated from ``n`` of ``total`` runs (worst case, p = 0.5)."""
+    if n <= 0 or n >= total:
+        return 0.0
+    return 1.96 * math.sqrt(0.25 / n * (total - n) / (total - 1))
+
+
+def _raw_counts(store: Any, q: RegressionsQuery, f: Finding, threshold_ms: float | None, *,
+                sample_runs: int = SAMPLE_RUNS) -> Got:  # fmt: skip
     """A member slice's attribution counts from its selected runs (the cubes keep a tool or tag
     jointly with the other members only per run): the failing or slow runs, current and baseline,
-    read through the failed-run and run-duration indexes."""
+    read through the failed-run and run-duration indexes — each window's a deterministic sample
+    when the analysis counted more than ``sample_runs`` of them."""
     flt = _slice_filters(q, f.slice, f)
     min_ns = None if threshold_ms is None else int(threshold_ms * 1e6)
     failed = f.metric != "p95_latency_ms"
     cls = f.failure_class if f.metric == "failure_class_share" else None
+    selected = _selected(f)
 
-    def counts(conn: Any, windows: Sequence[tuple[int, int]]) -> tuple[Counter, int]:
-        rows = selected_runs(conn, flt, windows, failure_class=cls, failed=failed, min_duration_ns=min_ns)
+    def counts(conn: Any, windows: Sequence[tuple[int, int]], total: int) -> tuple[Counter, int, int | None]:
+        keep = sample_keep(total, sample_runs)
+        rows = selected_runs(conn, flt, windows, failure_class=cls, failed=failed, min_duration_ns=min_ns, keep=keep)
         c: Counter = Counter()
         for _, tags, cluster in rows:
             for k, v in (orjson.loads(tags) or {}).items():
                 c["tag", k, str(v)] += 1
             if cluster is not None:
                 c["cluster", "cluster", cluster] += 1
-        return c, len(rows)
+        return c, len(rows), keep
 
     with store.read() as conn:
         conn = begin_snapshot(conn)
-        cur, n_c = counts(conn, [(q.from_ns, q.to_ns)])
-        base, n_b = counts(conn, q.baseline_windows)
-    return cur, n_c, base, n_b
+        cur, n_c, keep_c = counts(conn, [(q.from_ns, q.to_ns)], selected[0])
+        base, n_b, keep_b = counts(conn, q.baseline_windows, selected[1])
+    sample = None
+    if keep_c is not None or keep_b is not None:
+        sample = {
+            "current": {"counted": n_c, "selected": selected[0], "sampled": keep_c is not None},
+            "baseline": {"counted": n_b, "selected": selected[1], "sampled": keep_b is not None},
+            "share_margin_95": max(_margin(n_c, selected[0]) if keep_c is not None else 0.0,
+                                   _margin(n_b, selected[1]) if keep_b is not None else 0.0),
+        }  # fmt: skip
+    return Got(cur, n_c, base, n_b, sample)
 
 
 def attribution_counts(store: Any, q: RegressionsQuery, findings: Sequence[Finding],
-                       bin_ids: Sequence[int]) -> list[Got | None]:  # fmt: skip
+                       bin_ids: Sequence[int], *, sample_runs: int = SAMPLE_RUNS) -> list[Got | None]:  # fmt: skip
     """Per finding, its attribution's counts (None: a metric without attribution). Slices of run
-    dimensions: from the tag cube, one read for all of them; member slices: from their raw runs."""
+    dimensions: from the tag cube, one read for all of them; member slices: from their raw runs
+    (sampled beyond ``sample_runs`` selected runs a window)."""
     sels = [_selection(f, bin_ids) for f in findings]
     cubed = [i for i, s in enumerate(sels) if s is not None and tag_cube_answers(q.filters, s)]
     out: list[Got | None] = [None] * len(findings)
@@ -400,10 +440,10 @@ def attribution_counts(store: Any, q: RegressionsQuery, findings: Sequence[Findi
                                   tag_cube=_cube("tag"))  # fmt: skip
         for i, (cur, base) in zip(cubed, counts, strict=True):
             n_c, n_b = _selected(findings[i])
-            out[i] = (cur, n_c, base, n_b)
+            out[i] = Got(cur, n_c, base, n_b)
     for i, sel in enumerate(sels):
         if sel is not None and i not in cubed:
-            out[i] = _raw_counts(store, q, findings[i], _threshold_ms(findings[i], bin_ids))
+            out[i] = _raw_counts(store, q, findings[i], _threshold_ms(findings[i], bin_ids), sample_runs=sample_runs)
     return out
 
 
@@ -479,12 +519,14 @@ def regressions(store: Any, q: RegressionsQuery) -> dict[str, Any]:
     rows = [_finding(q, f, bin_ids) for f in analysis.findings[: q.limit]]
     # The top findings' attribution: counts from the tag and full cubes, for all of them at once.
     counts = attribution_counts(store, q, analysis.findings[:_ATTRIBUTED], bin_ids)
-    attributions = [attribute_counts(*c) if c is not None else [] for c in counts]
+    attributions = [attribute_counts(c.cur, c.n_c, c.base, c.n_b) if c is not None else [] for c in counts]
     cluster_ids = sorted({a.value for attr in attributions for a in attr if a.kind == "cluster"})
     labels = _cluster_labels(store, q, cluster_ids)
     findings = []
     for i, (f, row) in enumerate(zip(analysis.findings[: q.limit], rows, strict=True)):
         row["attribution"] = _attribution_rows(attributions[i], labels) if i < len(attributions) else []
+        got = counts[i] if i < len(counts) else None
+        row["attribution_sample"] = got.sample if got is not None else None
         row["folded"] = [
             {k: v for k, v in _finding(q, g, bin_ids).items() if k != "baseline_runs_urls"} for g in f.folded
         ]
