@@ -327,7 +327,10 @@ function renderRegressions(ans) {
   const body = findings.map((f, i) => {
     const m = METRICS[f.metric] || {label: f.metric, fmt: (v) => fmtNum(v)};
     const metric = f.failure_class ? `${m.label}: ${f.failure_class}` : m.label;
-    const attribution = el('ul', {class: 'chips'}, ...(f.attribution || []).slice(0, 3).map((a) =>
+    const sample = f.attribution_sample;
+    const sampled = sample ? {title: `Shares from a sample: ${fmtInt(sample.current.counted)} of ${fmtInt(sample.current.selected)} ` +
+      `current and ${fmtInt(sample.baseline.counted)} of ${fmtInt(sample.baseline.selected)} baseline runs (±${fmtPct(sample.share_margin_95, 1)}, 95 %)`} : {};
+    const attribution = el('ul', {class: 'chips', ...sampled}, ...(f.attribution || []).slice(0, 3).map((a) =>
       el('li', {class: 'chip', text: `${a.label || `${a.key} = ${a.value}`} (${fmtPct(a.current_share, 0)} vs ${fmtPct(a.baseline_share, 0)})`})));
     const rel = f.change_rel === null || f.change_rel === undefined ? '' : ` (${f.change_rel >= 0 ? '+' : ''}${(f.change_rel * 100).toFixed(0)} %)`;
     const folded = (f.folded || []).length ? el('span', {class: 'hint', text: ` explains ${f.folded.length} broader slice(s)`}) : null;
