@@ -521,3 +521,32 @@ def test_a_member_slices_selection_reads_its_filters_from_the_covering_indexes(d
             assert used, plan
             plans.add(used[0])
     assert plans == {"ix_runs_failed_cover", "ix_runs_timed_cover"}, plans
+
+
+def test_the_tag_cube_is_searched_for_its_slices_once_per_answer_not_once_per_cells_statement(demo):
+    # The selections' slices are found by one statement; the cells statements take their ids
+    # (re-evaluating the slices' conditions in every cells statement was most of the cost of
+    # each short bucket range).
+    from sqlalchemy import event
+
+    from hypermindlabs.store.regression_facets import Selection, facet_counts
+    from hypermindlabs.web import regressions as wr
+
+    _, store = demo
+    q = wr.parse_regressions_query({}, now_ns=int(DEMO_END.timestamp()) * 10**9)
+    sels = [Selection((("model", "gpt-4o-mini"),)), Selection((), failed=False, above_bin=0)]
+    seen: list[str] = []
+
+    def record(conn, cursor, statement, params, context, executemany):
+        seen.append(statement)
+
+    event.listen(store.engine, "before_cursor_execute", record)
+    try:
+        with store.read() as conn:
+            got = facet_counts(conn, sels, [[(q.from_ns, q.to_ns)], list(q.baseline_windows)], filters=q.filters,
+                               tag_cube=wr._cube("tag"))  # fmt: skip
+    finally:
+        event.remove(store.engine, "before_cursor_execute", record)
+    cells = [s for s in seen if "FROM rollup_cells" in s]
+    assert len(cells) >= 4 and all(got[i][0] for i in range(2))
+    assert sum("rollup_slices" in s for s in seen) == 1 and not any("rollup_slices" in s for s in cells)

@@ -8,8 +8,9 @@ row per run and tag, and per failed run and its cluster (member ``cluster``), by
 failure class, with a latency sketch.
 
 The cube is read once for all selections: its slices (one statement), then its cells summed per
-slice over each window's whole buckets (one statement per bucket range; day buckets inside the
-baseline), sketches only for slow-run selections. The cost follows slices × buckets, not runs.
+slice over each window's whole buckets (one statement per bucket range, the selected slices' ids
+as a list; day buckets inside the baseline), sketches only for slow-run selections' slices. The
+cost follows slices × buckets, not runs.
 
 A slice with a member (``tool`` or ``tag.<key>``), or a population filtered by tools or tags,
 needs the members jointly; the rollups keep that only in the ``full`` cube, whose cells are about
@@ -121,35 +122,42 @@ def _matches(sel: Selection, s: Any) -> Any:
     return and_(true(), *cond)
 
 
+#: Slice ids per ``IN`` list of a cells statement (well below SQLite's 32,766 variables).
+_ID_CHUNK = 5000
+
+
 def _cells(
-    conn: Connection, cube: CubeRead, chosen: Any, slow: Any, windows: Windows
+    conn: Connection, cube: CubeRead, counted: Sequence[int], slow: Sequence[int], windows: Windows
 ) -> tuple[dict[tuple[int, int], int], dict[tuple[int, int], dict[int, int]]]:
-    """Runs per (slice, window group) of the slices ``chosen`` selects and, of those ``slow``
-    selects (None: none), the latency bins per (slice, group): one statement per bucket range
-    and kind, the slices picked by a subquery (no parameter list)."""
+    """Runs per (slice, window group) of the slices ``counted`` and latency bins per (slice,
+    group) of the slices ``slow``: per bucket range and kind, one statement a chunk of slice ids
+    (the ids the slices read found: a list, not the slices' subquery, which each statement
+    re-evaluated — the cost of every short range)."""
     c = rollup_cells
     n: dict[tuple[int, int], int] = {}
     keys: list[tuple[int, int]] = []
     index: dict[tuple[int, int], int] = {}
     gids: list[int] = []
     blobs: list[bytes] = []
+    counted_chunks = [list(counted[i : i + _ID_CHUNK]) for i in range(0, len(counted), _ID_CHUNK)]
+    slow_chunks = [list(slow[i : i + _ID_CHUNK]) for i in range(0, len(slow), _ID_CHUNK)]
     for w, group in enumerate(windows):
         for window in group:
             for tier, a, b in _cover(window, cube.tiers):
                 where = [c.c.part == cube.part, c.c.tier == tier, c.c.bucket_ns >= a, c.c.bucket_ns < b]
-                stmt = select(c.c.slice_id, func.sum(c.c.n)).where(*where, c.c.slice_id.in_(chosen))
-                for sid, k in conn.execute(stmt.group_by(c.c.slice_id)).cursor.fetchall():
-                    n[sid, w] = n.get((sid, w), 0) + int(k)
-                if slow is None:
-                    continue
-                stmt = select(c.c.slice_id, c.c.sketch).where(*where, c.c.slice_id.in_(slow))
-                for sid, blob in conn.execute(stmt).cursor.fetchall():
-                    gid = index.get((sid, w))
-                    if gid is None:
-                        gid = index[sid, w] = len(keys)
-                        keys.append((sid, w))
-                    gids.append(gid)
-                    blobs.append(blob)
+                for ids in counted_chunks:
+                    stmt = select(c.c.slice_id, func.sum(c.c.n)).where(*where, c.c.slice_id.in_(ids))
+                    for sid, k in conn.execute(stmt.group_by(c.c.slice_id)).cursor.fetchall():
+                        n[sid, w] = n.get((sid, w), 0) + int(k)
+                for ids in slow_chunks:
+                    stmt = select(c.c.slice_id, c.c.sketch).where(*where, c.c.slice_id.in_(ids))
+                    for sid, blob in conn.execute(stmt).cursor.fetchall():
+                        gid = index.get((sid, w))
+                        if gid is None:
+                            gid = index[sid, w] = len(keys)
+                            keys.append((sid, w))
+                        gids.append(gid)
+                        blobs.append(blob)
     bins: list[dict[int, int]] = [{} for _ in keys]
     add_packed(bins, gids, blobs)
     return n, dict(zip(keys, bins, strict=True))
@@ -167,7 +175,6 @@ def _from_tag_cube(conn: Connection, todo: list[tuple[int, Selection]], windows:
         if getattr(filters, d):
             base.append(s.c[d].in_(getattr(filters, d)))
     any_sel = or_(*[_matches(sel, s) for _, sel in todo])
-    slow_sels = [sel for _, sel in todo if sel.above_bin is not None]
     cols = [s.c.slice_id, s.c.project, s.c.scenario, s.c.model, s.c.status, s.c.failure_class, s.c.mkey, s.c.mvalue]
     # slice -> (its facet, the selections it is in); selections per distinct slice attributes
     # once (a slice's attributes repeat for every tag value and cluster).
@@ -186,18 +193,17 @@ def _from_tag_cube(conn: Connection, todo: list[tuple[int, Selection]], windows:
                                       and _outcome_ok(sel, status, fclass)]  # fmt: skip
         if sels:
             hits[sid] = (facet, sels)
-    chosen = select(s.c.slice_id).where(*base, any_sel)
-    slow = select(s.c.slice_id).where(*base, or_(*[_matches(x, s) for x in slow_sels])) if slow_sels else None
-    n, bins = _cells(conn, cube, chosen, slow, windows)
     sel_of = dict(todo)
+    counted = [sid for sid, (_, sels) in hits.items() if any(sel_of[i].above_bin is None for i in sels)]
+    slow = [sid for sid, (_, sels) in hits.items() if any(sel_of[i].above_bin is not None for i in sels)]
+    n, bins = _cells(conn, cube, counted, slow, windows)
     for sid, (facet, sels) in hits.items():
         for w in range(len(windows)):
             k = n.get((sid, w), 0)
-            if not k:
-                continue
+            cell_bins = bins.get((sid, w))
             for i in sels:
                 sel = sel_of[i]
-                got = k if sel.above_bin is None else _above(bins.get((sid, w), {}), sel.above_bin)
+                got = k if sel.above_bin is None else _above(cell_bins, sel.above_bin) if cell_bins else 0
                 if got:
                     out[i][w][facet] += got
 
