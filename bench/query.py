@@ -157,7 +157,9 @@ def time_queries(path: Path, repeat: int, duck: dict[str, dict] | None = None) -
         out[name] = _timed(client, url.format(**fill), max(3, repeat // 4))
     drills = [u for src in DRILL_SOURCES for u in _runs_urls(client.get(src).get_json())]
     medians = [statistics.median(_timed(client, u, 3)) for u in drills]
-    print(f"  following {len(drills)} runs_urls (drill-downs)", flush=True)
+    print(f"  following {len(drills)} runs_urls (drill-downs); the slowest:", flush=True)
+    for ms, u in sorted(zip(medians, drills, strict=True), reverse=True)[:3]:
+        print(f"    {ms:8.1f} ms  {u}", flush=True)
     out["drill-downs: median runs_url"] = [statistics.median(medians)] if medians else [0.0]
     out["drill-downs: slowest runs_url"] = [max(medians)] if medians else [0.0]
     if duck is not None:

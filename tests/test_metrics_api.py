@@ -477,6 +477,23 @@ def test_unaligned_windows_widen_to_whole_minutes_and_say_so(world) -> None:
     assert "from=1766966820000" in body["rows"][0]["runs_url"]
 
 
+def test_a_query_on_two_tags_reads_tag_sets_by_hour_and_day_and_minutes_only_at_the_edges(world) -> None:
+    # The ``full`` cube (about one minute cell per run) served every bucket of a two-tag query;
+    # the ``tags`` cube (whole tag sets, no tools) serves its hours and days (migration 0018). The
+    # numbers are the raw runs' (test_summary_rows_match_the_raw_runs_for_every_filter).
+    client, runs, _ = world
+    window = {"from": str(FROM_NS // MS), "to": str(TO_NS // MS)}
+    for extra in ({"tag.env": "staging", "tag.tier": "pro"}, {"tag.env": "prod", "group_by": "tag.tier"}):
+        body = _get(client, "/api/v1/metrics/summary", {**window, **extra})
+        assert body["source"] == [
+            {"cube": "tags", "tier_seconds": 86400, "buckets": 1},
+            {"cube": "tags", "tier_seconds": 3600, "buckets": 24},
+            {"cube": "full", "tier_seconds": 60, "buckets": 53 + 11},
+        ], extra
+    body = _get(client, "/api/v1/metrics/summary", {**window, "tag.env": "prod", "tool": "fetch"})
+    assert [s["cube"] for s in body["source"]] == ["full"]  # tools are not in a tag set
+
+
 def test_step_answers_widen_to_whole_quarters_or_hours_and_say_so(world) -> None:
     # Step facts are kept per quarter (core) and per hour (full): finer would be a cell per step.
     client, _, _ = world

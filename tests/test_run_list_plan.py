@@ -4,7 +4,8 @@ SQLite's plan is deterministic without statistics, so it is asserted exactly: ev
 ``events`` is an index SEARCH, the tool-call count is answered from the listed run's own
 entries of ``ix_events_run_kind_tool`` and the ``tool`` filter by one seek of ``(tool, run_id)``
 (both covering, no table read), and the
-``cluster`` filter starts from the cluster's events. PostgreSQL's planner is cost-based (its plan
+``cluster`` filter picks its page from the cluster's failed runs and clustered steps first; an
+error class walks that class's runs (``ix_runs_class_start``). PostgreSQL's planner is cost-based (its plan
 on a demo-size database is in docs/performance.md); on both databases keyset pages with the
 tool and cluster filters list exactly the runs the raw events say, newest first.
 """
@@ -84,6 +85,7 @@ def test_every_run_list_filter_reads_events_through_an_index_and_counts_tool_cal
         "project": Filters(from_ns=T0, project=("a",)),
         "tag": Filters(from_ns=T0, tags=(("env", ("prod",)),)),
         "status and class": Filters(from_ns=T0, status=("error",), error_class=("tool_error",)),
+        "class and tag": Filters(from_ns=T0, error_class=("tool_error",), tags=(("env", ("prod",)),)),
     }
     for name, f in cases.items():
         plan = _plan(loaded, f, limit=10)
@@ -94,11 +96,20 @@ def test_every_run_list_filter_reads_events_through_an_index_and_counts_tool_cal
                 p.startswith("SEARCH s USING COVERING INDEX ix_events_tool_run (tool=? AND run_id=?)") for p in plan
             ), plan
         if f.cluster:
-            assert "SEARCH s USING INDEX ix_events_cluster_start (cluster_id=?)" in plan, plan
+            # The page's (start, seq) from the clustered events' indexes alone (migration 0018),
+            # then only its rows read and their tool calls counted, not every candidate's.
+            assert plan[:2] == ["SEARCH r USING INTEGER PRIMARY KEY (rowid=?)", "LIST SUBQUERY 3"], plan
+            assert "SEARCH p USING INDEX ix_runs_cluster_failed (cluster_id=? AND start_ns>?)" in plan, plan
+            assert "SEARCH s USING COVERING INDEX ix_steps_cluster_run (cluster_id=?)" in plan, plan
+            inner_sort = plan.index("USE TEMP B-TREE FOR ORDER BY")
+            assert plan.index("CORRELATED SCALAR SUBQUERY 1") > inner_sort, plan
         if f.project:
             assert plan[0] == "SEARCH r USING INDEX ix_runs_project_start (project=? AND start_ns>?)", plan
-        if name in ("plain", "tag", "status and class"):
+        if name in ("plain", "tag"):
             assert plan[0] == "SEARCH r USING INDEX ix_runs_start (start_ns>?)", plan
+        if f.error_class:  # that class's runs only, newest first (migration 0018), no sort
+            assert plan[0] == "SEARCH r USING INDEX ix_runs_class_start (failure_class=? AND start_ns>?)", plan
+            assert not [p for p in plan if "TEMP B-TREE" in p], plan
     cursor = loaded.list_runs(Filters(), limit=10).next_cursor
     plan = _plan(loaded, Filters(), limit=10, cursor=cursor)
     assert plan[0] == "SEARCH r USING INDEX ix_runs_start (start_ns<?)", plan  # the row value (start_ns, seq) < (?, ?)

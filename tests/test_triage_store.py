@@ -275,6 +275,7 @@ def test_a_revision_numbered_lower_than_the_one_it_revises_counts_as_applied() -
     from hypermindlabs.store import schema_includes
     from hypermindlabs.wiring import EXPORT_REVISION, ROLLUPS_REVISION
 
-    assert schema_includes("0015", ROLLUPS_REVISION) and schema_includes("0015", EXPORT_REVISION)
+    assert schema_includes("0015", "0016") and schema_includes("0015", EXPORT_REVISION)
+    assert schema_includes("0018", ROLLUPS_REVISION) and not schema_includes("0016", "0015")
     assert not schema_includes("0013", ROLLUPS_REVISION) and schema_includes("0013", "0013")
     assert not schema_includes(None, "0001")

@@ -100,6 +100,9 @@ def _capable(cube: Cube, q: MetricsQuery) -> bool:
     if cube.members == "tag":
         # One row per tag: exact for one tag key (a run has one value per key).
         return len(keys) == 1 and keys[0].startswith("tag.")
+    if cube.members == "tags":
+        # The whole tag set: exact for any tag keys, not for tools.
+        return all(k.startswith("tag.") for k in keys)
     return True
 
 

@@ -36,7 +36,7 @@ class CellQuery:
     group_by: tuple[str, ...]
     filters: Filters
     cube: str  # the cube's name (rollup_slices.cube)
-    members: str  # how the cube keeps members: none | tool | tag | all
+    members: str  # how the cube keeps members: none | tool | tag | tags | all
     member_keys: tuple[str, ...]  # member keys the query filters or groups by (tool, tag.<key>)
     parts: Mapping[str | None, int]  # the cells' part per step kind (None at run level)
 
@@ -100,7 +100,7 @@ def _conditions(q: CellQuery, s: Any) -> list[Any]:
             cond.append(s.c.mkey == keys[0])
         if _member_filter(q, keys[0]):
             cond.append(s.c.mvalue.in_(_member_filter(q, keys[0])))
-    elif q.members == "all":
+    elif q.members in ("tags", "all"):
         for key in keys:
             values = _member_filter(q, key)
             if values and key not in q.group_by:  # a grouped key filters in its join
@@ -125,7 +125,7 @@ class RollupReader:
     ) -> None:  # fmt: skip
         """Add the cells of ``q``'s cube at ``tier`` in ``window`` to ``aggs``; with ``step_ns``, per
         point ``(bucket - origin_ns) // step_ns``."""
-        if q.members == "all":
+        if q.members in ("tags", "all"):
             _read_joined(_Scan(self._conn, q, tier, window, origin_ns, step_ns), aggs)
             return
         key = repr(q)
@@ -226,7 +226,8 @@ def _read_by_slice(scan: _Scan, aggs: dict[tuple[Any, ...], Agg], matching: tupl
 
 
 def _read_joined(scan: _Scan, aggs: dict[tuple[Any, ...], Agg]) -> None:
-    """The ``full`` cube (slices are many, cells few per slice): join each cell to its slice."""
+    """The cubes of member sets (``tags``, ``full``: slices are many, cells few per slice): join
+    each cell to its slice."""
     conn, q, tier, window, origin_ns, step_ns = scan
     s, c = rollup_slices, rollup_cells
     gcols, joins = _group_columns(q, s)

@@ -29,6 +29,7 @@ __all__ = ["RunPage", "get_run", "list_runs", "run_ids", "run_conditions"]
 # walk over every tool event.
 _LISTED = events.alias("r")
 _CALLS = events.alias("c")
+_PAGED = events.alias("p")  # the page's runs picked by (start, seq) first, when the filter sorts
 _TOOL_CALLS = select(func.count()).where(_CALLS.c.run_id == _LISTED.c.run_id, _CALLS.c.kind == "tool").scalar_subquery()
 
 
@@ -60,11 +61,18 @@ def list_runs(engine: Engine, filters: Filters, *, limit: int = 50, cursor: str 
     if not 1 <= limit <= PAGE_LIMIT_MAX:
         raise QueryError("limit", f"must be between 1 and {PAGE_LIMIT_MAX}")
     r = _LISTED
-    cond = [r.c.kind == "run", *run_conditions(r, filters, per_run=True)]
-    if cursor:
-        start, seq = _decode_cursor(cursor)
-        # A row-value comparison is one index range on both dialects (an OR of two is a filter).
-        cond.append(tuple_(r.c.start_ns, r.c.seq) < tuple_(literal(start), literal(seq)))
+    after = _decode_cursor(cursor) if cursor else None
+    if filters.cluster:
+        # The cluster's runs come from two index paths (its failed runs, the recovered runs of its
+        # steps) and are sorted: the page's (start, seq) are picked first, then only its rows are
+        # read and counted. Sorted whole, every candidate's row and tool-call count went through
+        # the sort (7,000 for 1,000 listed at 10M events).
+        p = _PAGED
+        picked = select(p.c.seq).where(*_page_conditions(p, filters, after))
+        picked = picked.order_by(p.c.start_ns.desc(), p.c.seq.desc()).limit(limit + 1)
+        cond = [r.c.seq.in_(picked.scalar_subquery())]
+    else:
+        cond = _page_conditions(r, filters, after)
     q = (
         select(r, _TOOL_CALLS.label("tool_calls"))
         .where(*cond)
@@ -89,6 +97,14 @@ def list_runs(engine: Engine, filters: Filters, *, limit: int = 50, cursor: str 
     return RunPage(out, nxt)
 
 
+def _page_conditions(r: Any, filters: Filters, after: tuple[int, int] | None) -> list[Any]:
+    cond = [r.c.kind == "run", *run_conditions(r, filters, per_run=True)]
+    if after is not None:
+        # A row-value comparison is one index range on both dialects (an OR of two is a filter).
+        cond.append(tuple_(r.c.start_ns, r.c.seq) < tuple_(literal(after[0]), literal(after[1])))
+    return cond
+
+
 def run_ids(engine: Engine, filters: Filters) -> list[str]:
     """Every run ID matching ``filters`` (for tests and exact drill-down checks)."""
     r = events.alias("r")
@@ -111,8 +127,10 @@ def run_conditions(r: Any, f: Filters, *, per_run: bool = False) -> list[Any]:
 
     Index paths (docs/performance.md): runs by time and run dimensions come from the partial
     ``ix_runs_*`` indexes; ``tool`` probes the run's own entries of ``ix_events_run_kind_tool``;
-    tags the ``run_tags`` primary key; ``cluster`` starts from the clustered events
-    (``ix_events_cluster_start``, failed events only) and looks their runs up.
+    tags the ``run_tags`` primary key; ``error_class`` walks that class's runs
+    (``ix_runs_class_start``); ``cluster`` reads the cluster's failed runs
+    (``ix_runs_cluster_failed``) and its steps' runs (``ix_steps_cluster_run``), from the
+    clustered events only.
     """
     cond: list[Any] = []
     for dim in RUN_DIMENSIONS:

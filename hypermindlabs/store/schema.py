@@ -88,6 +88,23 @@ Index(
     "ix_events_cluster_start", events.c.cluster_id, events.c.start_ns,
     sqlite_where=events.c.cluster_id.is_not(None), postgresql_where=events.c.cluster_id.is_not(None),
 )  # fmt: skip
+# Migration 0018: a drill-down by error class walks that class's runs only (newest first).
+Index(
+    "ix_runs_class_start", events.c.failure_class, events.c.start_ns,
+    sqlite_where=(events.c.kind == "run") & events.c.failure_class.is_not(None),
+    postgresql_where=(events.c.kind == "run") & events.c.failure_class.is_not(None),
+)  # fmt: skip
+# Migration 0018: the run list's cluster filter: the cluster's failed runs, its steps' run ids.
+Index(
+    "ix_runs_cluster_failed", events.c.cluster_id, events.c.start_ns,
+    sqlite_where=(events.c.kind == "run") & (events.c.status == "error"),
+    postgresql_where=(events.c.kind == "run") & (events.c.status == "error"),
+)  # fmt: skip
+Index(
+    "ix_steps_cluster_run", events.c.cluster_id, events.c.run_id, events.c.kind,
+    sqlite_where=(events.c.kind != "run") & events.c.cluster_id.is_not(None),
+    postgresql_where=(events.c.kind != "run") & events.c.cluster_id.is_not(None),
+)  # fmt: skip
 # Migration 0015: the failure-clusters report reads runs and failed, clustered events from these alone.
 Index("ix_runs_start_outcome", events.c.start_ns, events.c.status, events.c.run_id, events.c.model,
       events.c.scenario, **_RUN)  # fmt: skip
