@@ -18,7 +18,7 @@
   status and run).
 
 Revision ID: 0018
-Revises: 0015
+Revises: 0017
 """
 
 from typing import Any
@@ -27,7 +27,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0018"
-down_revision = "0015"
+down_revision = "0017"
 branch_labels = None
 depends_on = None
 
