@@ -210,6 +210,31 @@ def test_every_read_connection_is_cut_at_the_statement_timeout(pipeline) -> None
     post(app_with(pipeline).test_client(), [run(1)])
 
 
+def test_postgresql_sets_the_read_timeout_once_per_transaction_not_per_statement(make_pipeline, backend) -> None:
+    # Each SET LOCAL is a server round trip; a 24 h summary is seven statements of 0.2 ms each.
+    if backend != "postgres":
+        pytest.skip("SQLite's deadline is a progress handler, no statement")
+    from sqlalchemy import text
+
+    from hypermindlabs.store import EventStore
+
+    store = EventStore(make_pipeline().store.engine, read_timeout_ms=60_000)
+    q = text("SELECT setting::int FROM pg_settings WHERE name = 'statement_timeout'")  # ms
+    with store.read() as conn:
+        with conn.begin():
+            first = conn.execute(q).scalar()
+            time.sleep(0.01)
+            again = conn.execute(q).scalar()  # kept: it may overrun the deadline by 10 ms at most
+            time.sleep(0.08)
+            later = conn.execute(q).scalar()  # past 50 ms: set afresh to what is left
+        with conn.begin():
+            fresh = conn.execute(q).scalar()  # SET LOCAL ended with the transaction: set again
+    assert 0 < first <= 60_000 and again == first
+    assert later <= first - 80 and 0 < fresh <= later
+    with store.engine.connect() as conn:  # outside a read deadline: the server's default
+        assert conn.execute(q).scalar() == 0
+
+
 def test_a_read_past_the_statement_timeout_answers_503_quickly_and_the_server_stays_up(pipeline) -> None:
     client = app_with(pipeline, query_max_tag_filters=64, query_timeout_ms=20).test_client()
     tags = {f"k{j}": "v" for j in range(60)}

@@ -326,6 +326,33 @@ def test_a_rollup_reader_sees_one_snapshot_while_a_writer_commits(make_store):
         assert reader._conn.execute(count).scalar_one() > before
 
 
+def test_rollup_sums_are_integers_on_both_databases_and_overflow_fails_alike(make_store):
+    """PostgreSQL's sum(bigint) is numeric: Decimal rows, slow to build and add in Python. The
+    summed measures come back as ints on both; past 64 bits both refuse instead of answering."""
+    import sqlalchemy as sa
+
+    from hypermindlabs.rollups.answers import cell_query, grouped
+    from hypermindlabs.rollups.query import MetricsQuery, plan
+    from hypermindlabs.store.dialect import int_sum
+
+    store = make_store()
+    assert ingest_objects(store, [_run_event(i) for i in range(6)]).accepted == 6
+    t0, t1 = 1_767_261_600 * 10**9, 1_767_265_200 * 10**9  # 2026-01-01 10:00 to 11:00
+    q = MetricsQuery(filters=Filters(), kinds=("run",), group_by=(), from_ns=t0, to_ns=t1,
+                     requested_from_ns=t0, requested_to_ns=t1)  # fmt: skip
+    with store.rollup_reader() as reader:  # the slice-first path (the joined one reads no sums)
+        reader.read(cell_query(q, plan(q)[900]), 900, (t0, t1), aggs := {})
+    assert {type(v) for agg in aggs.values() for v in agg.sums} == {int}
+    assert sum(agg.sums[0] for agg in aggs.values()) == 6
+    aggs, _ = grouped(store, q, [(t0, t1)])
+    assert aggs[()].sums[0] == 6
+    big = sa.select(int_sum(sa.literal_column("v"))).select_from(
+        sa.text("(SELECT 9223372036854775807 AS v UNION ALL SELECT 1) AS t")
+    )
+    with store.engine.connect() as conn, pytest.raises(sa.exc.DBAPIError, match="(?i)out of range|overflow"):
+        conn.execute(big).scalar()
+
+
 def test_postgresql_writers_of_stores_in_other_schemas_do_not_wait_on_each_other():
     """The writers' advisory lock is per store (schema), not per database: while one store's
     writer holds it, a store in another schema of the same database appends at once, and a second

@@ -13,13 +13,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from sqlalchemy import and_, exists, func, literal_column, select
+from sqlalchemy import and_, exists, literal_column, select
 from sqlalchemy.engine import Connection
 
 from hypermindlabs.core.filters import Filters
 from hypermindlabs.core.sketch import add_packed
 from hypermindlabs.core.vocabulary import INHERITED
 from hypermindlabs.core.vocabulary import ROLLUP_MEASURES as MEASURES
+from hypermindlabs.store.dialect import int_sum
 from hypermindlabs.store.schema import rollup_cells, rollup_slice_members, rollup_slices
 
 __all__ = ["Agg", "CellQuery", "RollupReader", "error_class_of"]
@@ -181,7 +182,7 @@ def _read_by_slice(scan: _Scan, aggs: dict[tuple[Any, ...], Agg], matching: tupl
     by_slice: list[Any] = [c.c.slice_id]
     if step_ns is not None:
         by_slice.append(literal_column(f"(rollup_cells.bucket_ns - {int(origin_ns or 0)}) / {int(step_ns)}"))
-    sums = [func.sum(c.c[m]) for m in MEASURES]
+    sums = [int_sum(c.c[m]) for m in MEASURES]
     for kind in q.kinds if q.level == "step" else (None,):
         cells = [c.c.part == q.parts[kind], c.c.tier == tier, c.c.bucket_ns >= window[0],
                  c.c.bucket_ns < window[1]]  # fmt: skip
@@ -276,7 +277,7 @@ def _add_outcomes(aggs: dict[tuple[Any, ...], Agg], rows: list[tuple[Any, ...]],
         if agg is None:
             agg = aggs[key] = Agg()
         vals = row[ng + 2 :]
-        agg.sums = list(map(_plus, agg.sums, vals))  # PostgreSQL sums are numeric: int() at the end
+        agg.sums = list(map(_plus, agg.sums, vals))
         n = int(vals[0])
         if status == "error":
             agg.errors += n
