@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -86,17 +87,21 @@ def events_per_run() -> float:
     return len(sample) / sum(e["kind"] == "run" for e in sample)
 
 
-def build(path: Path, n: int) -> dict:
-    """Load about ``n`` demo events (14 days) through the ingest path, with rollups."""
+def build(path: Path, n: int, url: str | None = None) -> dict:
+    """Load about ``n`` demo events (14 days) through the ingest path, with rollups.
+
+    Into the SQLite file ``path``, or into the PostgreSQL database ``url`` (then ``path`` names
+    only the ``.json`` marker that says the build is complete)."""
     marker = path.with_suffix(".json")
-    if path.exists() and marker.exists():
+    if (url or path.exists()) and marker.exists():
         return json.loads(marker.read_text())
     runs_per_day = max(1, round(n / DAYS / events_per_run()))
-    store = build_pipeline(Settings(database_url=f"sqlite:///{path}"), export=False).store
-    # A 1 GiB page cache for the build only (the default 2 MB makes every index insert of a
-    # multi-GB database a read); queries are timed with the store's own settings.
-    sa.event.listen(store.engine, "connect", lambda dbapi, _: dbapi.execute("PRAGMA cache_size=-1048576"))
-    store.engine.dispose()
+    store = build_pipeline(Settings(database_url=url or f"sqlite:///{path}"), export=False).store
+    if url is None:
+        # A 1 GiB page cache for the build only (the default 2 MB makes every index insert of a
+        # multi-GB database a read); queries are timed with the store's own settings.
+        sa.event.listen(store.engine, "connect", lambda dbapi, _: dbapi.execute("PRAGMA cache_size=-1048576"))
+        store.engine.dispose()
     # An interrupted build resumes: batches are transactions and the generator is deterministic.
     skip = stored = first = store.count_events()
     batch: list[dict] = []
@@ -118,11 +123,29 @@ def build(path: Path, n: int) -> dict:
     if batch:
         stored += ingest_objects(store, batch).accepted
     took = time.perf_counter() - started
+    if url is not None:  # fresh statistics for the planner, and the visibility map for index-only scans
+        with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("VACUUM ANALYZE")
     store.close()
     info = {"events": stored, "runs_per_day": runs_per_day, "load_seconds": round(took, 1),
             "events_per_second": round((stored - first) / took), "resumed_after_events": first}  # fmt: skip
     marker.write_text(json.dumps(info))
     return info
+
+
+def pg_database(server: str, n: int) -> str:
+    """The URL of this size's own bench database on the PostgreSQL server ``server`` (created if missing).
+
+    One database per size (``hm_bench_1m`` …), kept between runs like the SQLite files; nothing
+    else on the server is touched."""
+    import psycopg
+    from sqlalchemy.engine import make_url
+
+    name = f"hm_bench_{label(n).lower()}"
+    with psycopg.connect(server, autocommit=True) as c:
+        if c.execute("SELECT 1 FROM pg_database WHERE datname = %s", (name,)).fetchone() is None:
+            c.execute(f'CREATE DATABASE "{name}"')
+    return make_url(server).set(database=name).render_as_string(hide_password=False)
 
 
 def time_queries(path: Path, repeat: int, duck: dict[str, dict] | None = None) -> dict[str, list[float]]:
@@ -215,6 +238,99 @@ def bytes_per_event(path: Path, events: int) -> dict[str, float]:
     return summary
 
 
+def time_postgres(server: str, cache: Path, n: int, sqlite_info: dict, repeat: int) -> dict[str, dict[str, float]]:
+    """The same workload at size ``n`` built (cached, resumable) on PostgreSQL, then every query
+    timed on both databases in turns (SQLite, PostgreSQL, PostgreSQL, SQLite …), so both see the
+    same machine load; each answer compared between the two."""
+    from hypermindlabs.web import create_app
+
+    url = pg_database(server, n)
+    info = build(cache / f"pg-demo-{label(n)}-seed{SEED}.db", n, url)
+    if info["events"] != sqlite_info["events"]:
+        raise SystemExit(f"PostgreSQL holds {info['events']:,} events, SQLite {sqlite_info['events']:,}")
+    pipes = {kind: build_pipeline(Settings(database_url=u, query_timeout_ms=600_000))
+             for kind, u in (("sqlite", f"sqlite:///{cache / f'demo-{label(n)}-seed{SEED}.db'}"), ("pg", url))}  # fmt: skip
+    # CPU time of a PostgreSQL answer: this process's and its server backends' (/proc schedstat, ns).
+    backends: list[int] = []
+    sa.event.listen(pipes["pg"].store.engine, "connect", lambda dbapi, _: backends.append(dbapi.info.backend_pid))
+    pipes["pg"].store.engine.dispose()
+    with pipes["pg"].store.engine.connect() as conn:
+        mb = conn.exec_driver_sql("SELECT pg_database_size(current_database())").scalar_one() / 1e6
+    print(f"[{label(n)} PostgreSQL] {url}: {info['events']:,} events, {mb:,.0f} MB, loaded in "
+          f"{info['load_seconds']} s ({info['events_per_second']:,} events/s with rollups)", flush=True)  # fmt: skip
+
+    def server_ns() -> int:
+        total = 0
+        for pid in backends:
+            try:
+                total += int(Path(f"/proc/{pid}/schedstat").read_text().split()[0])
+            except (OSError, ValueError, IndexError):  # another host, or no schedstat
+                pass
+        return total
+
+    now_ns = int(END.timestamp()) * 10**9
+    clients = {kind: create_app(Settings(database_url="unused", query_timeout_ms=600_000), pipeline=p,
+                                clock=lambda: now_ns).test_client() for kind, p in pipes.items()}  # fmt: skip
+    samples: dict[str, dict[str, list[float]]] = {}
+    mismatched: list[str] = []
+
+    def measure(name: str, target: str, times: int) -> None:
+        answers = {k: c.get(target) for k, c in clients.items()}  # warm-up, and the two answers
+        for kind, r in answers.items():
+            if r.status_code != 200:
+                raise SystemExit(f"{kind} {name}: {r.status_code} {r.get_json()}")
+        if answers["sqlite"].get_json() != answers["pg"].get_json():
+            mismatched.append(name)
+        got = samples.setdefault(name, {"sqlite": [], "pg": [], "sqlite_cpu": [], "pg_cpu": []})
+        for i in range(times):
+            for kind in ("sqlite", "pg") if i % 2 == 0 else ("pg", "sqlite"):
+                w, c, srv = time.perf_counter(), time.process_time(), server_ns()
+                clients[kind].get(target)
+                got[kind].append((time.perf_counter() - w) * 1000)
+                got[f"{kind}_cpu"].append((time.process_time() - c) * 1000 + (server_ns() - srv) / 1e6)
+
+    for name, target in QUERIES:
+        measure(name, target, repeat)
+    clusters = clients["sqlite"].get("/api/v1/failures/clusters?from=now-7d").get_json()["clusters"]
+    fill = {"cluster": clusters[0]["cluster_id"] if clusters else "none"}
+    for name, target in RUN_QUERIES:
+        measure(name, target.format(**fill), max(3, repeat // 4))
+    drills = [u for src in DRILL_SOURCES for u in _runs_urls(clients["sqlite"].get(src).get_json())]
+    per_drill = {}
+    for u in drills:
+        measure(u, u, 3)
+        per_drill[u] = samples.pop(u)
+    out = {name: {k: statistics.median(v) for k, v in got.items()} for name, got in samples.items()}
+    if per_drill:
+        ranked = sorted(per_drill.values(), key=lambda g: statistics.median(g["sqlite"]))
+        for label_, g in (("median", ranked[len(ranked) // 2]), ("slowest", ranked[-1])):
+            out[f"drill-downs: {label_} runs_url (by SQLite)"] = {k: statistics.median(v) for k, v in g.items()}
+        ratios = sorted(statistics.median(g["pg"]) / statistics.median(g["sqlite"]) for g in per_drill.values())
+        print(f"  {len(drills)} drill-downs: PG/SQLite median {ratios[len(ratios) // 2]:.2f}, worst {ratios[-1]:.2f}")
+    print(f"  answers equal on both databases: {len(QUERIES) + len(RUN_QUERIES) + len(drills) - len(mismatched)} "
+          f"of {len(QUERIES) + len(RUN_QUERIES) + len(drills)}" + (f"; differ: {mismatched}" if mismatched else ""))  # fmt: skip
+    for p in pipes.values():
+        p.store.close()
+    return out
+
+
+def print_postgres(n: int, pg: dict[str, dict[str, float]], repeat: int) -> None:
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"\n[{label(n)}] PostgreSQL vs SQLite, p50 ms of {repeat} turns each (the run list and drill-downs "
+          f"fewer); CPU = this process + the PostgreSQL backends; load average {load}")  # fmt: skip
+    print(f"{'query':<44}{'SQLite':>9}{'PG':>9}{'PG/SQLite':>11}{'CPU SQLite':>12}{'CPU PG':>9}{'CPU PG/SQLite':>15}")
+    within = within_cpu = 0
+    for name, m in pg.items():
+        wall, cpu = m["pg"] / m["sqlite"], m["pg_cpu"] / m["sqlite_cpu"]
+        if any(name == q for q, _ in QUERIES):
+            within += wall <= 2
+            within_cpu += cpu <= 2
+        print(f"{name[:43]:<44}{m['sqlite']:>9.1f}{m['pg']:>9.1f}{wall:>11.2f}{m['sqlite_cpu']:>12.1f}"
+              f"{m['pg_cpu']:>9.1f}{cpu:>15.2f}")  # fmt: skip
+    print(f"{within} of {len(QUERIES)} dashboard queries ≤ 2× SQLite on PostgreSQL by wall time, "
+          f"{within_cpu} by CPU time")  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--sizes", default="100k,1M", help="comma-separated event counts (100k, 1M, 10M …)")
@@ -222,6 +338,9 @@ def main() -> None:
                     help="where built databases are cached (default: %(default)s)")  # fmt: skip
     ap.add_argument("--repeat", type=int, default=20, help="timed runs per query (after one warm-up)")
     ap.add_argument("--duckdb", action="store_true", help="also answer the comparable queries with DuckDB (.[bench])")
+    ap.add_argument("--postgres", metavar="URL",
+                    help="also build each size into its own database on this PostgreSQL server "
+                    "(hm_bench_100k, hm_bench_1m …) and time the same queries there")  # fmt: skip
     args = ap.parse_args()
 
     sizes = [parse_size(s) for s in args.sizes.split(",")]
@@ -229,6 +348,7 @@ def main() -> None:
     cache.mkdir(parents=True, exist_ok=True)
     results: dict[int, dict[str, list[float]]] = {}
     ducks: dict[int, dict[str, dict] | None] = {}
+    pg: dict[int, dict[str, dict[str, float]]] = {}
     for n in sizes:
         path = cache / f"demo-{label(n)}-seed{SEED}.db"
         info = build(path, n)
@@ -242,6 +362,8 @@ def main() -> None:
         results[n] = time_queries(path, args.repeat, ducks[n])
         for name, times in results[n].items():
             print(f"  {name:<40}{statistics.median(times):>10.1f} ms", flush=True)
+        if args.postgres:
+            pg[n] = time_postgres(args.postgres, cache, n, info, args.repeat)
         for name, d in (ducks[n] or {}).items():
             print(f"  duckdb {name:<33}{d['duckdb_ms']:>10.1f} ms  q error {d['quantile_error']:.2%}  "
                   f"counts {'equal' if d['counts_equal'] else 'DIFFER'}", flush=True)  # fmt: skip
@@ -264,6 +386,8 @@ def main() -> None:
             api = statistics.median(results[n][name])
             print(f"{name:<40}{api:>10.1f}{d['duckdb_ms']:>10.1f}{d['duckdb_ms'] / api:>12.2f}"
                   f"{d['quantile_error']:>9.2%}{'equal' if d['counts_equal'] else 'DIFFER':>8}{d['groups']:>8}")  # fmt: skip
+    for n in pg:
+        print_postgres(n, pg[n], args.repeat)
     if len(sizes) > 1:
         growth = [statistics.median(results[sizes[-1]][name]) / statistics.median(results[sizes[-2]][name])
                   for name, _ in QUERIES]  # fmt: skip
