@@ -353,6 +353,52 @@ def test_rollup_sums_are_integers_on_both_databases_and_overflow_fails_alike(mak
         conn.execute(big).scalar()
 
 
+def test_reads_keep_the_drivers_prepared_statements_between_answers(make_store):
+    """psycopg forgets a connection's prepared statements at every ROLLBACK; a read ends with a
+    COMMIT on PostgreSQL, so the statements of repeated answers are parsed and planned once."""
+    import sqlalchemy as sa
+
+    store = make_store()
+    if store.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite keeps its compiled statements in the driver's own cache")
+    q = sa.text("SELECT count(*) FROM rollup_slices WHERE level = :level  -- prepared-marker")
+    for _ in range(7):  # psycopg prepares a statement at its fifth run on a connection
+        with store.read() as conn:
+            assert conn.execute(q, {"level": "run"}).scalar() == 0
+    with store.read() as conn:
+        kept = sa.text("SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE '%prepared-marker%'")
+        assert conn.execute(kept).scalar() == 1
+    with store.engine.connect() as conn:  # a pooled connection is left without a transaction
+        assert not conn.in_transaction()
+
+
+def test_the_slice_list_of_a_cell_read_is_written_into_postgresql_statements(make_store):
+    """A prepared statement's generic plan rebuilt ``ARRAY[$5, …]`` for every row it scanned: on
+    PostgreSQL the slice ids (ints the store read) are in the statement text; SQLite binds them."""
+    import sqlalchemy as sa
+
+    from hypermindlabs.rollups.answers import grouped
+    from hypermindlabs.rollups.query import MetricsQuery
+
+    store = make_store()
+    assert ingest_objects(store, [_run_event(i) for i in range(6)]).accepted == 6
+    t0, t1 = 1_767_261_600 * 10**9, 1_767_265_200 * 10**9
+    q = MetricsQuery(filters=Filters(project=("support",)), kinds=("run",), group_by=("model",), from_ns=t0,
+                     to_ns=t1, requested_from_ns=t0, requested_to_ns=t1)  # fmt: skip
+    seen: list[tuple[str, object]] = []
+    sa.event.listen(store.engine, "before_cursor_execute", lambda c, cur, stmt, params, *a: seen.append((stmt, params)))
+    aggs, _ = grouped(store, q, [(t0, t1)])
+    assert {k: a.sums[0] for k, a in aggs.items()} == {("gpt-4o",): 6}
+    listed = [stmt for stmt, _ in seen if "rollup_cells.slice_id IN" in stmt]
+    assert listed
+    for stmt in listed:
+        in_list = stmt.split("rollup_cells.slice_id IN", 1)[1].split(")", 1)[0]
+        if store.engine.dialect.name == "postgresql":
+            assert "%(" not in in_list and any(ch.isdigit() for ch in in_list), in_list
+        else:
+            assert "?" in in_list, in_list
+
+
 def test_postgresql_writers_of_stores_in_other_schemas_do_not_wait_on_each_other():
     """The writers' advisory lock is per store (schema), not per database: while one store's
     writer holds it, a store in another schema of the same database appends at once, and a second

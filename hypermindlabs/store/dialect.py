@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import psycopg
-from sqlalchemy import BigInteger, Table, and_, case, create_engine, event, or_, text
+from sqlalchemy import BigInteger, Table, and_, bindparam, case, create_engine, event, or_, text
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import Connection, Engine, make_url
 from sqlalchemy.ext.compiler import compiles
@@ -51,6 +51,7 @@ __all__ = [
     "keyed_reads_only",
     "rows_by_keys",
     "int_sum",
+    "in_ids",
 ]
 
 Conflict = Literal["error", "ignore", "add", "add_latest", "replace"]
@@ -112,6 +113,18 @@ def begin_snapshot(conn: Connection) -> Connection:
         return conn.execution_options(isolation_level="REPEATABLE READ", postgresql_readonly=True)
     conn.exec_driver_sql("BEGIN")
     return conn
+
+
+def end_read(conn: Connection) -> None:
+    """End the read transaction of ``conn`` (it wrote nothing) after its last statement.
+
+    PostgreSQL: COMMIT it. A ROLLBACK (what closing the connection sends) ends it just the same,
+    but psycopg forgets every prepared statement of the connection at a ROLLBACK: each statement
+    of each answer was then parsed and planned afresh, where SQLite reuses its compiled
+    statements. SQLite: nothing (closing rolls back as before).
+    """
+    if conn.dialect.name == "postgresql" and conn.in_transaction():
+        conn.commit()
 
 
 def write_lock_free(engine: Engine, *, wait_ms: int = 200) -> str | None:
@@ -435,6 +448,18 @@ def _int_sum(element: Any, compiler: Any, **kw: Any) -> str:
 @compiles(int_sum, "postgresql")
 def _int_sum_pg(element: Any, compiler: Any, **kw: Any) -> str:
     return f"CAST(sum({compiler.process(element.clauses, **kw)}) AS BIGINT)"
+
+
+def in_ids(bind: Engine | Connection, column: Any, ids: Sequence[int]) -> Any:
+    """``column IN (ids)`` for a list of integer ids the store read itself (slice ids).
+
+    PostgreSQL: the ids are written into the statement when it runs (one cached compilation
+    still). As parameters, the plan PostgreSQL keeps for a prepared statement (its generic plan,
+    after five runs) builds ``ARRAY[$5, …, $166]`` again for every row and searches it from the
+    start: a 0.5 ms cell read took 2.5 ms. Written in, the list is a constant the executor
+    hashes once. SQLite: parameters, as before.
+    """
+    return column.in_(bindparam(None, list(ids), expanding=True, literal_execute=is_postgresql(bind)))
 
 
 # -- read deadlines -----------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from hypermindlabs.store.attribution import Attributor, Reattribution, attribute
 from hypermindlabs.store.deadline import ReadTimeout, read_deadline
 from hypermindlabs.store.dialect import (
     begin_snapshot,
+    end_read,
     insert_new,
     install_read_deadlines,
     is_read_timeout,
@@ -210,6 +211,7 @@ class EventStore:
         with read_deadline(self.read_timeout_ms), self.engine.connect() as conn:
             try:
                 yield conn
+                end_read(conn)
             except ReadTimeout:
                 raise
             except Exception as exc:

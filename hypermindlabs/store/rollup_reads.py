@@ -20,7 +20,7 @@ from hypermindlabs.core.filters import Filters
 from hypermindlabs.core.sketch import add_packed
 from hypermindlabs.core.vocabulary import INHERITED
 from hypermindlabs.core.vocabulary import ROLLUP_MEASURES as MEASURES
-from hypermindlabs.store.dialect import int_sum
+from hypermindlabs.store.dialect import in_ids, int_sum
 from hypermindlabs.store.schema import rollup_cells, rollup_slice_members, rollup_slices
 
 __all__ = ["Agg", "CellQuery", "RollupReader", "error_class_of"]
@@ -187,7 +187,7 @@ def _read_by_slice(scan: _Scan, aggs: dict[tuple[Any, ...], Agg], matching: tupl
         cells = [c.c.part == q.parts[kind], c.c.tier == tier, c.c.bucket_ns >= window[0],
                  c.c.bucket_ns < window[1]]  # fmt: skip
         if listed:
-            cells.append(c.c.slice_id.in_(list(keyed)))
+            cells.append(in_ids(conn, c.c.slice_id, list(keyed)))
         nt = len(by_slice)
         for row in _rows(conn, select(*by_slice, *sums).where(*cells).group_by(*by_slice)):
             k = keyed.get(row[0])
