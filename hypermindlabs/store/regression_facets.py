@@ -31,6 +31,7 @@ from sqlalchemy.engine import Connection
 from hypermindlabs.core.buckets import cover
 from hypermindlabs.core.filters import Filters
 from hypermindlabs.core.sketch import add_packed
+from hypermindlabs.store.dialect import in_ids
 from hypermindlabs.store.schema import events, rollup_cells, rollup_slices
 
 __all__ = [
@@ -146,11 +147,11 @@ def _cells(
             for tier, a, b in _cover(window, cube.tiers):
                 where = [c.c.part == cube.part, c.c.tier == tier, c.c.bucket_ns >= a, c.c.bucket_ns < b]
                 for ids in counted_chunks:
-                    stmt = select(c.c.slice_id, func.sum(c.c.n)).where(*where, c.c.slice_id.in_(ids))
+                    stmt = select(c.c.slice_id, func.sum(c.c.n)).where(*where, in_ids(conn, c.c.slice_id, ids))
                     for sid, k in conn.execute(stmt.group_by(c.c.slice_id)).cursor.fetchall():
                         n[sid, w] = n.get((sid, w), 0) + int(k)
                 for ids in slow_chunks:
-                    stmt = select(c.c.slice_id, c.c.sketch).where(*where, c.c.slice_id.in_(ids))
+                    stmt = select(c.c.slice_id, c.c.sketch).where(*where, in_ids(conn, c.c.slice_id, ids))
                     for sid, blob in conn.execute(stmt).cursor.fetchall():
                         gid = index.get((sid, w))
                         if gid is None:
