@@ -8,6 +8,8 @@ the tool, cluster and tag filters) and every drill-down (each runs_url of a few 
     .venv/bin/python bench/query.py                          # 100k and 1M events
     .venv/bin/python bench/query.py --sizes 100k,1M,10M      # 10M: about half an hour to build
     .venv/bin/python bench/query.py --dir /var/tmp/hm-bench --repeat 50
+    .venv/bin/python bench/query.py --sizes 1M --postgres postgresql://postgres@127.0.0.1/test
+        # also builds hm_bench_1m on that server and times every query on both, in turns: PG/SQLite
 
 Figures only, no timed asserts: this machine is shared and noisy.
 """
@@ -254,7 +256,10 @@ def time_postgres(server: str, cache: Path, n: int, sqlite_info: dict, repeat: i
     backends: list[int] = []
     sa.event.listen(pipes["pg"].store.engine, "connect", lambda dbapi, _: backends.append(dbapi.info.backend_pid))
     pipes["pg"].store.engine.dispose()
-    with pipes["pg"].store.engine.connect() as conn:
+    # Opening the pipeline migrated the database (a layout change recomputes every rollup cell):
+    # fresh statistics and visibility map before timing, as after the build.
+    with pipes["pg"].store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.exec_driver_sql("VACUUM ANALYZE")
         mb = conn.exec_driver_sql("SELECT pg_database_size(current_database())").scalar_one() / 1e6
     print(f"[{label(n)} PostgreSQL] {url}: {info['events']:,} events, {mb:,.0f} MB, loaded in "
           f"{info['load_seconds']} s ({info['events_per_second']:,} events/s with rollups)", flush=True)  # fmt: skip
