@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import and_, func, literal_column, or_, select, true
+from sqlalchemy import and_, case, func, literal_column, or_, select, true
 from sqlalchemy.engine import Connection
 
 from hypermindlabs.core.buckets import cover
@@ -35,7 +35,8 @@ from hypermindlabs.store.dialect import in_ids
 from hypermindlabs.store.schema import events, rollup_cells, rollup_slices
 
 __all__ = [
-    "Selection", "CubeRead", "facet_counts", "tag_cube_answers", "cluster_examples", "selected_runs", "sample_hash",
+    "Selection", "CubeRead", "facet_counts", "tag_cube_answers", "cluster_examples", "selected_runs", "RunSelection",
+    "selected_runs_of", "sample_hash",
     "sample_keep", "RUN_DIMS",
 ]  # fmt: skip
 
@@ -275,14 +276,49 @@ def _execute_indexed(conn: Connection, stmt: Any, index: str | None) -> Any:
     return conn.exec_driver_sql(sql.replace(_RUNS_ALIAS, f"{_RUNS_ALIAS} INDEXED BY {index}"), params)
 
 
-def selected_runs(conn: Connection, filters: Filters, windows: Sequence[tuple[int, int]], *, failure_class: str | None,
-                  failed: bool, min_duration_ns: int | None,
-                  keep: int | None = None) -> list[tuple[int, str, str | None]]:  # fmt: skip
-    """(start, tags JSON, cluster) of the runs of ``filters`` started in ``windows`` that failed
-    (with ``failure_class``, if given) or lasted longer than ``min_duration_ns``: a member slice's
-    selection, which the cubes do not keep jointly. With ``keep`` (:func:`sample_keep`), only the
-    runs whose :func:`sample_hash` is below it: a deterministic sample of about ``keep / 2**32``
-    of the selection, independent of its tags and clusters.
+@dataclass(frozen=True)
+class RunSelection:
+    """A member slice's selection as :func:`selected_runs` reads it: the runs of ``filters`` that
+    failed (with ``failure_class``, if given) or lasted longer than ``min_duration_ns``."""
+
+    filters: Filters
+    failed: bool = True
+    failure_class: str | None = None
+    min_duration_ns: int | None = None
+
+
+Row = tuple[int, str, str | None]  # (start, tags JSON, cluster)
+
+
+def _selection_sql(r: Any, sel: RunSelection, keep: int | None) -> Any:
+    from hypermindlabs.store.runs import run_conditions
+
+    # Cheap conditions first: inside a disjunction the database evaluates them in order, and the
+    # dimensions, outcome, duration and hash are read from the index, the tool and tag probes
+    # (last in run_conditions) are index seeks.
+    base = replace(sel.filters, status=(), error_class=(), from_ns=None, to_ns=None)
+    cond: list[Any] = []
+    if sel.failed:
+        cond.append(r.c.status == literal_column("'error'"))
+        if sel.failure_class is not None:
+            cls = r.c.failure_class == sel.failure_class
+            cond.append(or_(cls, r.c.failure_class.is_(None)) if sel.failure_class == "unknown" else cls)
+    if sel.min_duration_ns is not None:
+        cond.append(r.c.end_ns - r.c.start_ns > max(sel.min_duration_ns, 0))
+    if keep is not None:
+        cond.append(_hash_sql(r.c.seq) < keep)
+    return and_(true(), *cond, *run_conditions(r, base))
+
+
+def selected_runs_of(conn: Connection, selections: Sequence[RunSelection], windows: Sequence[tuple[int, int]],
+                     keeps: Sequence[int | None]) -> list[list[Row]]:  # fmt: skip
+    """Per selection, its runs started in ``windows``; with a ``keeps`` threshold
+    (:func:`sample_keep`), only the runs whose :func:`sample_hash` is below it: a deterministic
+    sample of about ``keep / 2**32`` of the selection, independent of its tags and clusters.
+
+    Selections of failing runs are read together, in one statement per window (each selection's
+    conditions a column, their disjunction the filter), and so are those of slow runs: the index
+    range of a window is scanned once for every finding, not once per finding.
 
     Index paths (migration 0017): failing runs come from ``ix_runs_failed_cover`` (failed runs
     only, so the read follows the window's failures, not its runs); slow runs from
@@ -292,23 +328,38 @@ def selected_runs(conn: Connection, filters: Filters, windows: Sequence[tuple[in
     once it is selected and sampled. The kind and status are SQL literals and a slow-run query
     states ``end > start``: SQLite uses a partial index only for a query stating its condition.
     """
-    from hypermindlabs.store.runs import run_conditions
-
     r = events.alias("r")
-    base = replace(filters, status=(), error_class=(), from_ns=None, to_ns=None)
-    cond = [r.c.kind == literal_column("'run'"), *run_conditions(r, base)]
-    if failed:
-        cond.append(r.c.status == literal_column("'error'"))
-        if failure_class is not None:
-            cls = r.c.failure_class == failure_class
-            cond.append(or_(cls, r.c.failure_class.is_(None)) if failure_class == "unknown" else cls)
-    if min_duration_ns is not None:  # (end > start: implied, and the partial index's condition)
-        cond += [r.c.end_ns > r.c.start_ns, r.c.end_ns - r.c.start_ns > max(min_duration_ns, 0)]
-    if keep is not None:
-        cond.append(_hash_sql(r.c.seq) < keep)
-    index = "ix_runs_failed_cover" if failed else "ix_runs_timed_cover" if min_duration_ns is not None else None
-    out: list[tuple[int, str, str | None]] = []
-    for a, b in windows:
-        stmt = select(r.c.start_ns, r.c.tags, r.c.cluster_id).where(*cond, r.c.start_ns >= a, r.c.start_ns < b)
-        out += _execute_indexed(conn, stmt, index).cursor.fetchall()
+    out: list[list[Row]] = [[] for _ in selections]
+    # Per index, the selections it serves (any other selection on its own, unhinted).
+    groups: dict[str, list[int]] = {}
+    for i, sel in enumerate(selections):
+        timed = "ix_runs_timed_cover" if sel.min_duration_ns is not None else f"#{i}"
+        groups.setdefault("ix_runs_failed_cover" if sel.failed else timed, []).append(i)
+    for key, members in groups.items():
+        hinted = None if key.startswith("#") else key
+        base = [r.c.kind == literal_column("'run'")]
+        if hinted == "ix_runs_failed_cover":
+            base.append(r.c.status == literal_column("'error'"))
+        elif hinted == "ix_runs_timed_cover":
+            base.append(r.c.end_ns > r.c.start_ns)  # implied by a duration bound; the index's condition
+        conds = [_selection_sql(r, selections[i], keeps[i]) for i in members]
+        flags = [case((c, 1), else_=0) for c in conds] if len(members) > 1 else []
+        for a, b in windows:
+            stmt = select(r.c.start_ns, r.c.tags, r.c.cluster_id, *flags).where(
+                *base, r.c.start_ns >= a, r.c.start_ns < b, or_(*conds)
+            )
+            for row in _execute_indexed(conn, stmt, hinted).cursor.fetchall():
+                if not flags:
+                    out[members[0]].append(row)
+                    continue
+                for i, flag in zip(members, row[3:], strict=True):
+                    if flag:
+                        out[i].append(row[:3])
     return out
+
+
+def selected_runs(conn: Connection, filters: Filters, windows: Sequence[tuple[int, int]], *, failure_class: str | None,
+                  failed: bool, min_duration_ns: int | None, keep: int | None = None) -> list[Row]:  # fmt: skip
+    """One selection's runs (:func:`selected_runs_of`)."""
+    sel = RunSelection(filters, failed=failed, failure_class=failure_class, min_duration_ns=min_duration_ns)
+    return selected_runs_of(conn, [sel], windows, [keep])[0]

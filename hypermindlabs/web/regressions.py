@@ -54,11 +54,12 @@ from hypermindlabs.rollups.query import MetricsQuery, plan
 from hypermindlabs.store.dialect import begin_snapshot
 from hypermindlabs.store.regression_facets import (
     CubeRead,
+    RunSelection,
     Selection,
     cluster_examples,
     facet_counts,
     sample_keep,
-    selected_runs,
+    selected_runs_of,
     tag_cube_answers,
 )
 from hypermindlabs.store.rollup_reads import Agg as GroupAgg
@@ -386,49 +387,59 @@ def _margin(n: int, total: int) -> float:
     return 1.96 * math.sqrt(0.25 / n * (total - n) / (total - 1))
 
 
-def _raw_counts(store: Any, q: RegressionsQuery, f: Finding, threshold_ms: float | None, *,
-                sample_runs: int = SAMPLE_RUNS) -> Got:  # fmt: skip
-    """A member slice's attribution counts from its selected runs (the cubes keep a tool or tag
+def _raw_counts(store: Any, q: RegressionsQuery, findings: Sequence[Finding], bin_ids: Sequence[int], *,
+                sample_runs: int = SAMPLE_RUNS) -> list[Got]:  # fmt: skip
+    """Member slices' attribution counts from their selected runs (the cubes keep a tool or tag
     jointly with the other members only per run): the failing or slow runs, current and baseline,
-    read through the failed-run and run-duration indexes — each window's a deterministic sample
-    when the analysis counted more than ``sample_runs`` of them."""
-    flt = _slice_filters(q, f.slice, f)
-    min_ns = None if threshold_ms is None else int(threshold_ms * 1e6)
-    failed = f.metric != "p95_latency_ms"
-    cls = f.failure_class if f.metric == "failure_class_share" else None
-    selected = _selected(f)
+    read through the failed-run and run-duration indexes — all findings' in one statement per
+    window and index — and each window's a deterministic sample when the analysis counted more
+    than ``sample_runs`` of them."""
+    sels, selected = [], []
+    for f in findings:
+        threshold_ms = _threshold_ms(f, bin_ids)
+        sels.append(RunSelection(
+            _slice_filters(q, f.slice, f), failed=f.metric != "p95_latency_ms",
+            failure_class=f.failure_class if f.metric == "failure_class_share" else None,
+            min_duration_ns=None if threshold_ms is None else int(threshold_ms * 1e6),
+        ))  # fmt: skip
+        selected.append(_selected(f))
+    keeps_c = [sample_keep(n_c, sample_runs) for n_c, _ in selected]
+    keeps_b = [sample_keep(n_b, sample_runs) for _, n_b in selected]
+    with store.read() as conn:
+        conn = begin_snapshot(conn)
+        cur_rows = selected_runs_of(conn, sels, [(q.from_ns, q.to_ns)], keeps_c)
+        base_rows = selected_runs_of(conn, sels, q.baseline_windows, keeps_b)
 
-    def counts(conn: Any, windows: Sequence[tuple[int, int]], total: int) -> tuple[Counter, int, int | None]:
-        keep = sample_keep(total, sample_runs)
-        rows = selected_runs(conn, flt, windows, failure_class=cls, failed=failed, min_duration_ns=min_ns, keep=keep)
+    def counts(rows: Sequence[tuple[int, str, str | None]]) -> Counter:
         c: Counter = Counter()
         for _, tags, cluster in rows:
             for k, v in (orjson.loads(tags) or {}).items():
                 c["tag", k, str(v)] += 1
             if cluster is not None:
                 c["cluster", "cluster", cluster] += 1
-        return c, len(rows), keep
+        return c
 
-    with store.read() as conn:
-        conn = begin_snapshot(conn)
-        cur, n_c, keep_c = counts(conn, [(q.from_ns, q.to_ns)], selected[0])
-        base, n_b, keep_b = counts(conn, q.baseline_windows, selected[1])
-    sample = None
-    if keep_c is not None or keep_b is not None:
-        sample = {
-            "current": {"counted": n_c, "selected": selected[0], "sampled": keep_c is not None},
-            "baseline": {"counted": n_b, "selected": selected[1], "sampled": keep_b is not None},
-            "share_margin_95": max(_margin(n_c, selected[0]) if keep_c is not None else 0.0,
-                                   _margin(n_b, selected[1]) if keep_b is not None else 0.0),
-        }  # fmt: skip
-    return Got(cur, n_c, base, n_b, sample)
+    out = []
+    for i, (n_sel_c, n_sel_b) in enumerate(selected):
+        n_c, n_b = len(cur_rows[i]), len(base_rows[i])
+        sample = None
+        if keeps_c[i] is not None or keeps_b[i] is not None:
+            sample = {
+                "current": {"counted": n_c, "selected": n_sel_c, "sampled": keeps_c[i] is not None},
+                "baseline": {"counted": n_b, "selected": n_sel_b, "sampled": keeps_b[i] is not None},
+                "share_margin_95": max(_margin(n_c, n_sel_c) if keeps_c[i] is not None else 0.0,
+                                       _margin(n_b, n_sel_b) if keeps_b[i] is not None else 0.0),
+            }  # fmt: skip
+        out.append(Got(counts(cur_rows[i]), n_c, counts(base_rows[i]), n_b, sample))
+    return out
 
 
 def attribution_counts(store: Any, q: RegressionsQuery, findings: Sequence[Finding],
                        bin_ids: Sequence[int], *, sample_runs: int = SAMPLE_RUNS) -> list[Got | None]:  # fmt: skip
     """Per finding, its attribution's counts (None: a metric without attribution). Slices of run
-    dimensions: from the tag cube, one read for all of them; member slices: from their raw runs
-    (sampled beyond ``sample_runs`` selected runs a window)."""
+    dimensions: from the tag cube, one read for all of them; member slices: from their raw runs,
+    one read per window and index for all of them (sampled beyond ``sample_runs`` selected runs
+    a window)."""
     sels = [_selection(f, bin_ids) for f in findings]
     cubed = [i for i, s in enumerate(sels) if s is not None and tag_cube_answers(q.filters, s)]
     out: list[Got | None] = [None] * len(findings)
@@ -441,9 +452,11 @@ def attribution_counts(store: Any, q: RegressionsQuery, findings: Sequence[Findi
         for i, (cur, base) in zip(cubed, counts, strict=True):
             n_c, n_b = _selected(findings[i])
             out[i] = Got(cur, n_c, base, n_b)
-    for i, sel in enumerate(sels):
-        if sel is not None and i not in cubed:
-            out[i] = _raw_counts(store, q, findings[i], _threshold_ms(findings[i], bin_ids), sample_runs=sample_runs)
+    raw = [i for i, sel in enumerate(sels) if sel is not None and i not in cubed]
+    if raw:
+        got = _raw_counts(store, q, [findings[i] for i in raw], bin_ids, sample_runs=sample_runs)
+        for i, g in zip(raw, got, strict=True):
+            out[i] = g
     return out
 
 
