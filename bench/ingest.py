@@ -19,6 +19,7 @@ and duplicate handling, rollup writes, export-view writes, commit; and how much 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import os
 import socket
 import statistics
@@ -32,6 +33,7 @@ from typing import Any
 
 import orjson
 import requests
+import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -45,6 +47,7 @@ from hypermindlabs.demo import demo_spec, generate_events  # noqa: E402
 from hypermindlabs.ingest import ingest_objects  # noqa: E402
 from hypermindlabs.sdk.run_manager import RunManager  # noqa: E402
 from hypermindlabs.store.schema import events as events_table  # noqa: E402
+from hypermindlabs.store.schema import tag_sets  # noqa: E402
 from hypermindlabs.wiring import build_pipeline  # noqa: E402
 
 BATCH = 5000
@@ -75,6 +78,12 @@ def raw_insert(url: str, rows: list[dict], cpu: list[float] | None = None) -> fl
     ``cpu`` gets the CPU seconds of the inserts: this process's (on SQLite all of the database's
     work), plus on PostgreSQL the database's backends'."""
     store = build_pipeline(Settings(database_url=url), export=False).store
+    # The rows as the table holds them: tags as their set's id (store/tag_sets.py), the sets stored first.
+    texts = sorted({r["tags"] for r in rows} - {"{}"})
+    with store.engine.begin() as conn:
+        conn.execute(tag_sets.insert(), [{"digest": hashlib.sha256(t.encode()).hexdigest(), "tags": t} for t in texts])
+        ids = dict(conn.execute(sa.select(tag_sets.c.tags, tag_sets.c.id)).all())
+    rows = [{**{k: v for k, v in r.items() if k != "tags"}, "tag_set": ids.get(r["tags"])} for r in rows]
     cols = list(rows[0].keys())
     sql = str(events_table.insert().compile(dialect=store.engine.dialect, column_keys=cols))
     params = [tuple(r[c] for c in cols) for r in rows] if store.dialect == "sqlite" else rows

@@ -311,11 +311,12 @@ def test_attribution_counts_from_the_tag_cube_equal_a_recount_of_the_raw_runs(de
     from hypermindlabs.core.sketch import bin_of
     from hypermindlabs.store.regression_facets import Selection, facet_counts
     from hypermindlabs.store.schema import events
+    from hypermindlabs.store.tag_sets import event_column
     from hypermindlabs.web import regressions as wr
 
     _, store = demo
-    cols = [events.c[k] for k in ("project", "scenario", "model", "status", "failure_class", "cluster_id", "tags",
-                                  "start_ns", "end_ns")]  # fmt: skip
+    cols = [event_column(events, k) for k in ("project", "scenario", "model", "status", "failure_class",
+                                              "cluster_id", "tags", "start_ns", "end_ns")]  # fmt: skip
     with store.engine.connect() as conn:
         runs = conn.execute(sa.select(*cols).where(events.c.kind == "run")).all()
     classes = Counter(r.failure_class for r in runs if r.status == "error")
@@ -352,11 +353,12 @@ def test_the_findings_attribution_counts_equal_those_of_their_raw_runs(demo):
     from hypermindlabs.regressions import analyze
     from hypermindlabs.store.regression_facets import tag_cube_answers
     from hypermindlabs.store.schema import events
+    from hypermindlabs.store.tag_sets import event_column
     from hypermindlabs.web import regressions as wr
 
     _, store = demo
-    cols = [events.c[k] for k in ("run_id", "project", "scenario", "model", "status", "failure_class", "cluster_id",
-                                  "tags", "start_ns", "end_ns")]  # fmt: skip
+    cols = [event_column(events, k) for k in ("run_id", "project", "scenario", "model", "status", "failure_class",
+                                              "cluster_id", "tags", "start_ns", "end_ns")]  # fmt: skip
     with store.engine.connect() as conn:
         runs = conn.execute(sa.select(*cols).where(events.c.kind == "run")).all()
         tools: dict[str, set[str]] = {}

@@ -15,8 +15,19 @@ from hypermindlabs.store.schema import metadata
 
 
 def _diff(engine, target: MetaData) -> list:
+    dialect = engine.dialect.name
+
+    def declared_here(obj, name, type_, reflected, compare_to) -> bool:  # noqa: ANN001
+        # An index declared for another dialect only (``Index.ddl_if``) is not expected here.
+        # (looked up in the declared schema: Table.to_metadata does not copy it)
+        declared = {i.name: i for i in metadata.tables[obj.table.name].indexes} if type_ == "index" else {}
+        cond = getattr(declared.get(name), "_ddl_if", None) if not reflected else None
+        return cond is None or cond.dialect is None or dialect in (
+            (cond.dialect,) if isinstance(cond.dialect, str) else tuple(cond.dialect)
+        )
+
     with engine.connect() as conn:
-        context = MigrationContext.configure(conn, opts={"compare_type": True})
+        context = MigrationContext.configure(conn, opts={"compare_type": True, "include_object": declared_here})
         return compare_metadata(context, target)
 
 

@@ -49,6 +49,8 @@ from hypermindlabs.store.rollup_cells import lock_writers
 from hypermindlabs.store.rollup_reads import RollupReader
 from hypermindlabs.store.runs import RunPage, run_conditions
 from hypermindlabs.store.schema import events, run_tags
+from hypermindlabs.store.tag_sets import EMPTY as EMPTY_TAGS
+from hypermindlabs.store.tag_sets import TagSets, event_columns
 
 __all__ = ["EventStore", "AppendResult", "AppendHook", "CommitHook", "Enricher", "Rejection", "RunPage",
            "migrate_schema", "normalize_url", "run_conditions", "schema_version"]  # fmt: skip
@@ -147,6 +149,7 @@ class EventStore:
         install_read_deadlines(engine)
         self._write_lock = threading.Lock() if single_writer(engine) else None
         self.label_admissions = LabelAdmissions(engine)
+        self._tag_sets = TagSets()
         self.append_hooks: list[AppendHook] = list(append_hooks)
         self.commit_hooks: list[CommitHook] = list(commit_hooks)
 
@@ -235,13 +238,14 @@ class EventStore:
         # retries and conflicts are told apart. A batch of new events costs no lookup at all.
         probe: _Probe | None = None
         for _attempt in range(_ATTEMPTS):
+            learnt: dict[str, int] = {}  # tag set ids this transaction read or added
             try:
                 if self._write_lock is not None:
                     with self._write_lock, self.engine.begin() as conn:
-                        result, rows = self._append(conn, batch, idx, probe)
+                        result, rows = self._append(conn, batch, idx, probe, learnt)
                 else:
                     with self.engine.begin() as conn:
-                        result, rows = self._append(conn, batch, idx, probe)
+                        result, rows = self._append(conn, batch, idx, probe, learnt)
             except _Collision as hit:
                 # Some events are stored already (a retry, a conflict, or a concurrent writer
                 # storing the same events or runs between our attempts): check those and redo.
@@ -251,6 +255,7 @@ class EventStore:
                 # Another unique row (a run's tags) stored concurrently: check everything and redo.
                 probe = _Probe(None, None)
                 continue
+            self._tag_sets.commit(learnt)
             self._after_commit(rows)
             return result
         raise IntegrityError("append", None, RuntimeError(f"batch still colliding after {_ATTEMPTS} attempts"))
@@ -267,7 +272,8 @@ class EventStore:
                 log.exception("event store: commit hook %r failed", hook)
 
     def _append(
-        self, conn: Connection, batch: Sequence[RunEvent], idx: list[int], probe: _Probe | None
+        self, conn: Connection, batch: Sequence[RunEvent], idx: list[int], probe: _Probe | None,
+        learnt: dict[str, int],
     ) -> tuple[AppendResult, list[StoredEvent]]:
         result = AppendResult()
         keyed_reads_only(conn)  # every read below is by a batch's keys: flat as the table grows
@@ -366,7 +372,7 @@ class EventStore:
             rows.append(row)
         # Root causes once the children's classes are settled (re-enriched above), before insert.
         reattributed = attribute_batch(conn, rows, self.attributor) if self.attributor is not None else {}
-        self._insert_events(conn, rows)
+        self._insert_events(conn, rows, learnt)
         tag_rows = [{"run_id": e.run_id, "key": k, "value": v} for e in batch_runs.values() for k, v in e.tags]
         if tag_rows:
             conn.execute(run_tags.insert(), tag_rows)
@@ -378,11 +384,19 @@ class EventStore:
         result.accepted = len(rows)
         return result, rows
 
-    def _insert_events(self, conn: Connection, rows: list[StoredEvent]) -> None:
+    def _insert_events(self, conn: Connection, rows: list[StoredEvent], learnt: dict[str, int]) -> None:
         # The hot path of ingest: one bulk statement per batch (see store.dialect), skipping rows a
         # unique index already holds; any skipped row means the batch must be checked and redone.
-        cols = list(rows[0])
-        skipped = insert_new(conn, events, cols, [tuple(r.values()) for r in rows], "event_id")
+        # The tags JSON is stored as its set's id (store/tag_sets.py); the rows keep the text.
+        cols = ["tag_set" if c == "tags" else c for c in rows[0]]
+        at = cols.index("tag_set")
+        ids = self._tag_sets.ids(conn, (r["tags"] for r in rows if r["tags"] != EMPTY_TAGS), learnt)
+        values = []
+        for r in rows:
+            v: list[Any] = list(r.values())
+            v[at] = ids.get(v[at])  # None for {}
+            values.append(v)
+        skipped = insert_new(conn, events, cols, values, "event_id")
         if skipped is None:  # SQLite cannot say which: check them all
             raise _Collision(_Probe(None, None))
         if skipped:
@@ -393,7 +407,7 @@ class EventStore:
         """The stored rows of those of ``event_ids`` already stored (usually none: retries are rare)."""
         found: dict[str, Any] = {}
         for chunk in chunks(event_ids):
-            rows = conn.execute(select(events).where(events.c.event_id.in_(chunk)))
+            rows = conn.execute(select(*event_columns()).where(events.c.event_id.in_(chunk)))
             found.update((r.event_id, r._mapping) for r in rows)
         return found
 

@@ -33,6 +33,7 @@ from hypermindlabs.core.filters import Filters
 from hypermindlabs.core.sketch import add_packed
 from hypermindlabs.store.dialect import in_ids
 from hypermindlabs.store.schema import events, rollup_cells, rollup_slices
+from hypermindlabs.store.tag_sets import tags_json
 
 __all__ = [
     "Selection", "CubeRead", "facet_counts", "tag_cube_answers", "cluster_examples", "selected_runs", "RunSelection",
@@ -345,7 +346,7 @@ def selected_runs_of(conn: Connection, selections: Sequence[RunSelection], windo
         conds = [_selection_sql(r, selections[i], keeps[i]) for i in members]
         flags = [case((c, 1), else_=0) for c in conds] if len(members) > 1 else []
         for a, b in windows:
-            stmt = select(r.c.start_ns, r.c.tags, r.c.cluster_id, *flags).where(
+            stmt = select(r.c.start_ns, tags_json(r), r.c.cluster_id, *flags).where(
                 *base, r.c.start_ns >= a, r.c.start_ns < b, or_(*conds)
             )
             for row in _execute_indexed(conn, stmt, hinted).cursor.fetchall():

@@ -18,6 +18,7 @@ from hypermindlabs.core.vocabulary import ROLLUP_MEASURES as MEASURES
 from hypermindlabs.core.vocabulary import SQL_CHUNK, chunks
 from hypermindlabs.store.dialect import advisory_xact_lock, bulk_write, lock_tables_exclusive, rows_by_keys
 from hypermindlabs.store.schema import events, rollup_cells, rollup_slice_members, rollup_slices
+from hypermindlabs.store.tag_sets import event_column
 
 __all__ = [
     "EVENT_FIELDS",
@@ -91,7 +92,7 @@ def fetch_runs(
     """Every stored event (its EVENT_FIELDS) of ``run_ids``, by run, minus ``exclude`` event ids
     (and, with ``max_seq``, only the events stored up to that sequence number)."""
     out: dict[str, list[dict[str, Any]]] = {}
-    cols = [events.c[k] for k in EVENT_FIELDS]
+    cols = [event_column(events, k) for k in EVENT_FIELDS]
     for chunk in chunks(list(run_ids)):
         q = select(*cols).where(events.c.run_id.in_(chunk))
         if max_seq is not None:

@@ -19,6 +19,7 @@ from sqlalchemy.engine import Connection
 from hypermindlabs.core.vocabulary import chunks
 from hypermindlabs.store import export_series, rollup_cells
 from hypermindlabs.store.schema import events
+from hypermindlabs.store.tag_sets import event_column
 
 __all__ = ["RunChange", "touched_runs", "forget", "FIELDS"]
 
@@ -79,7 +80,7 @@ def forget(conn: Connection) -> None:
 
 def _fetch(conn: Connection, run_ids: list[str], exclude: set[str]) -> dict[str, list[dict[str, Any]]]:
     out: dict[str, list[dict[str, Any]]] = {}
-    cols = [events.c[k] for k in FIELDS]
+    cols = [event_column(events, k) for k in FIELDS]
     for chunk in chunks(run_ids):
         for row in conn.execute(select(*cols).where(events.c.run_id.in_(chunk))):
             m = row._mapping

@@ -19,6 +19,7 @@ from hypermindlabs.core.filters import Filters
 from hypermindlabs.core.record import event_json
 from hypermindlabs.core.vocabulary import PAGE_LIMIT_MAX, RUN_DIMENSIONS
 from hypermindlabs.store.schema import events, run_tags
+from hypermindlabs.store.tag_sets import event_columns
 
 __all__ = ["RunPage", "get_run", "list_runs", "run_ids", "run_conditions"]
 
@@ -30,6 +31,7 @@ __all__ = ["RunPage", "get_run", "list_runs", "run_ids", "run_conditions"]
 _LISTED = events.alias("r")
 _CALLS = events.alias("c")
 _PAGED = events.alias("p")  # the page's runs picked by (start, seq) first, when the filter sorts
+_LISTED_COLUMNS = event_columns(_LISTED)
 _TOOL_CALLS = select(func.count()).where(_CALLS.c.run_id == _LISTED.c.run_id, _CALLS.c.kind == "tool").scalar_subquery()
 
 
@@ -43,7 +45,7 @@ def get_run(engine: Engine, run_id: str) -> dict[str, Any] | None:
     """The run (its run event, or a placeholder while it is still open) and its trace, in order."""
     with engine.connect() as conn:
         result = conn.execute(
-            select(events)
+            select(*event_columns(events))
             .where(events.c.run_id == run_id)
             .order_by(events.c.start_ns, (events.c.kind == "run").desc(), events.c.end_ns.desc(), events.c.seq)
         )
@@ -74,7 +76,7 @@ def list_runs(engine: Engine, filters: Filters, *, limit: int = 50, cursor: str 
     else:
         cond = _page_conditions(r, filters, after)
     q = (
-        select(r, _TOOL_CALLS.label("tool_calls"))
+        select(*_LISTED_COLUMNS, _TOOL_CALLS.label("tool_calls"))
         .where(*cond)
         .order_by(r.c.start_ns.desc(), r.c.seq.desc())
         .limit(limit + 1)

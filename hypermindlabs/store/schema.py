@@ -53,8 +53,10 @@ events = Table(
     Column("error_class", String(64)),
     Column("failure_class", String(64)),
     Column("cluster_id", String(32)),
-    Column("tags", Text, nullable=False),
     Column("attributes", Text, nullable=False),
+    # Migration 0020: the event's tags as the id of their set in ``tag_sets`` (NULL: no tags);
+    # store/tag_sets.py reads them back as the JSON text ``tags``.
+    Column("tag_set", Integer),
 )
 
 # The indexes the migrations create, declared here too, so tests/test_schema.py can prove the
@@ -114,19 +116,32 @@ Index(
     events.c.tool, events.c.model, events.c.seq, sqlite_where=_FAILED_CLUSTERED, postgresql_where=_FAILED_CLUSTERED,
 )  # fmt: skip
 
+# Migration 0020: on SQLite the table is its primary key (WITHOUT ROWID): no second b-tree of rowids.
 run_tags = Table(
     "run_tags",
     metadata,
     Column("run_id", String(128), primary_key=True),
     Column("key", String(64), primary_key=True),
     Column("value", String(256), nullable=False),
+    sqlite_with_rowid=False,
 )
 # Migration 0007: for PostgreSQL's semi-joins of the tool= and tag filters (docs/performance.md).
-Index("ix_run_tags_key_value", run_tags.c.key, run_tags.c.value, run_tags.c.run_id)
+# PostgreSQL only since 0020: SQLite reads a run's tags by its primary key alone.
+Index("ix_run_tags_key_value", run_tags.c.key, run_tags.c.value, run_tags.c.run_id).ddl_if(dialect="postgresql")
 Index(
     "ix_events_tool_run", events.c.tool, events.c.run_id,
     sqlite_where=events.c.tool.is_not(None), postgresql_where=events.c.tool.is_not(None),
 )  # fmt: skip
+
+# Migration 0020: each distinct tag set of events once (JSON object text, sorted keys, as the API
+# returns it), found by the SHA-256 of its text (hex). Written in the append transaction.
+tag_sets = Table(
+    "tag_sets",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("digest", String(64), nullable=False, unique=True),
+    Column("tags", Text, nullable=False),
+)
 
 
 label_admissions = Table(
