@@ -407,7 +407,7 @@ class EventStore:
         """The stored rows of those of ``event_ids`` already stored (usually none: retries are rare)."""
         found: dict[str, Any] = {}
         for chunk in chunks(event_ids):
-            rows = conn.execute(select(*event_columns()).where(events.c.event_id.in_(chunk)))
+            rows = conn.execute(select(*_EVENT_COLUMNS).where(events.c.event_id.in_(chunk)))
             found.update((r.event_id, r._mapping) for r in rows)
         return found
 
@@ -557,6 +557,7 @@ class EventStore:
 
 
 _DERIVED_COLUMNS = frozenset({"failure_class", "cluster_id"})
+_EVENT_COLUMNS = event_columns()  # every stored column, tags as JSON text (built once)
 
 
 def _same_content(stored: Any, ev: RunEvent) -> bool:

@@ -37,6 +37,7 @@ EVENT_FIELDS: tuple[str, ...] = (
     "input_tokens", "output_tokens", "input_chars", "output_chars", "tokens_estimated", "failure_class",
     "cluster_id", "tags",
 )  # fmt: skip
+_EVENT_COLUMNS = [event_column(events, k) for k in EVENT_FIELDS]  # built once: a statement per call
 # Serializes rollup maintenance between PostgreSQL writers (see lock_writers).
 _PG_LOCK_KEY = 0x68_6D_72_6F_6C_6C  # "hmroll"
 _CELL_KEY = ("part", "tier", "bucket_ns", "slice_id")
@@ -92,7 +93,7 @@ def fetch_runs(
     """Every stored event (its EVENT_FIELDS) of ``run_ids``, by run, minus ``exclude`` event ids
     (and, with ``max_seq``, only the events stored up to that sequence number)."""
     out: dict[str, list[dict[str, Any]]] = {}
-    cols = [event_column(events, k) for k in EVENT_FIELDS]
+    cols = _EVENT_COLUMNS
     for chunk in chunks(list(run_ids)):
         q = select(*cols).where(events.c.run_id.in_(chunk))
         if max_seq is not None:

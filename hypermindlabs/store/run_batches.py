@@ -25,6 +25,7 @@ __all__ = ["RunChange", "touched_runs", "forget", "FIELDS"]
 
 #: The event columns the derived views compute from (the rollups' and the exported series').
 FIELDS: tuple[str, ...] = tuple(dict.fromkeys(rollup_cells.EVENT_FIELDS + export_series.EXPORT_FIELDS))
+_COLUMNS = [event_column(events, k) for k in FIELDS]
 _MEMO = "hypermind.touched_runs"
 
 
@@ -80,7 +81,7 @@ def forget(conn: Connection) -> None:
 
 def _fetch(conn: Connection, run_ids: list[str], exclude: set[str]) -> dict[str, list[dict[str, Any]]]:
     out: dict[str, list[dict[str, Any]]] = {}
-    cols = [event_column(events, k) for k in FIELDS]
+    cols = _COLUMNS
     for chunk in chunks(run_ids):
         for row in conn.execute(select(*cols).where(events.c.run_id.in_(chunk))):
             m = row._mapping

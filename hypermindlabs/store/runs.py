@@ -32,6 +32,7 @@ _LISTED = events.alias("r")
 _CALLS = events.alias("c")
 _PAGED = events.alias("p")  # the page's runs picked by (start, seq) first, when the filter sorts
 _LISTED_COLUMNS = event_columns(_LISTED)
+_TRACE_COLUMNS = event_columns(events)
 _TOOL_CALLS = select(func.count()).where(_CALLS.c.run_id == _LISTED.c.run_id, _CALLS.c.kind == "tool").scalar_subquery()
 
 
@@ -45,7 +46,7 @@ def get_run(engine: Engine, run_id: str) -> dict[str, Any] | None:
     """The run (its run event, or a placeholder while it is still open) and its trace, in order."""
     with engine.connect() as conn:
         result = conn.execute(
-            select(*event_columns(events))
+            select(*_TRACE_COLUMNS)
             .where(events.c.run_id == run_id)
             .order_by(events.c.start_ns, (events.c.kind == "run").desc(), events.c.end_ns.desc(), events.c.seq)
         )
