@@ -409,9 +409,10 @@ def _member_runs(store: Any) -> tuple[list[Any], dict[str, set[str]]]:
     import sqlalchemy as sa
 
     from hypermindlabs.store.schema import events
+    from hypermindlabs.store.tag_sets import event_column
 
-    cols = [events.c[k] for k in ("seq", "run_id", "project", "scenario", "model", "status", "failure_class",
-                                  "cluster_id", "tags", "start_ns", "end_ns")]  # fmt: skip
+    cols = [event_column(events, k) for k in ("seq", "run_id", "project", "scenario", "model", "status",
+                                              "failure_class", "cluster_id", "tags", "start_ns", "end_ns")]  # fmt: skip
     with store.engine.connect() as conn:
         runs = conn.execute(sa.select(*cols).where(events.c.kind == "run")).all()
         tools: dict[str, set[str]] = {}
