@@ -90,7 +90,7 @@ class Cube:
 # days, so a one-tag query reads ``full`` minutes only within the hour edges of its window; step
 # ``core`` skips hours (step queries read quarters where run queries read hours). ``tags``
 # (migration 0018) keeps a run's whole tag set without its tools at hours and days: a query on
-# two or more tags read ``full`` minutes, about one cell per run (90,000 for 24 h at 10M events,
+# two or more tags read ``full`` minutes, about one cell per run (103,000 for 24 h at 10M events,
 # 330 ms); its tag combinations are few (4,000 slices at 1M against 15,000 for ``full``), so it
 # reads ``full`` minutes only within the hour edges of its window, as a one-tag query does.
 CUBES: tuple[Cube, ...] = (
