@@ -139,3 +139,30 @@ def test_a_sketch_packs_small_counts_in_three_bytes_a_bin_and_every_form_reads_b
     merged: list[dict[int, int]] = [{}]
     add_packed(merged, [0, 0, 0, 0], [legacy, pack(small), pack(large), pack(wide)])
     assert merged[0] == {ZERO_BIN: 1, -690: 2, 5: 100_129, 6: -1, 9: 2, 1100: -3, 40_000: 2}
+
+
+def test_a_one_bin_sketch_packs_to_the_same_bytes_each_time_and_is_packed_once() -> None:
+    import struct
+
+    import pytest
+
+    from hypermindlabs.core.sketch import ZERO_BIN
+
+    # Most cells a batch writes hold one bin; their stored form is remembered, byte for byte the
+    # general form's (narrow, medium, wide, the zero bin, an emptied bin).
+    cases = {
+        (5, 1): struct.pack("<Bhb", 1, 5, 1),
+        (-690, -3): struct.pack("<Bhb", 1, -690, -3),
+        (1100, 200): struct.pack("<Bhi", 2, 1100, 200),
+        (40_000, 2): struct.pack("<2i", 40_000, 2),
+        (ZERO_BIN, 4): struct.pack("<Bhb", 1, -(2**15), 4),
+        (9, 0): b"",
+    }
+    for (k, c), expected in cases.items():
+        for _ in range(2):
+            assert pack({k: c}) == expected
+            assert unpack(pack({k: c})) == ({k: c} if c else {})
+    assert pack({5: 1}) is pack({5: 1})  # packed once, then remembered
+    for _ in range(2):  # an out-of-range count is refused every time, never remembered
+        with pytest.raises(ValueError, match="int32"):
+            pack({5: 2**31})

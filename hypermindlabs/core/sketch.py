@@ -166,6 +166,23 @@ def pack(bins: Mapping[int, int]) -> bytes:
     >>> len(pack({3: 2, -5: 1})), len(pack({3: 200})), len(pack({70_000: 1})), pack({})
     (7, 7, 8, b'')
     """
+    if len(bins) == 1:
+        # Most cells a batch writes hold one bin (a new cell, one fact): their few distinct forms
+        # are remembered (same bytes as below; a count out of range still raises, never cached).
+        (item,) = bins.items()
+        got = _SINGLE.get(item)
+        if got is None:
+            got = _pack(bins)
+            if len(_SINGLE) < 100_000:
+                _SINGLE[item] = got
+        return got
+    return _pack(bins)
+
+
+_SINGLE: dict[tuple[int, int], bytes] = {}
+
+
+def _pack(bins: Mapping[int, int]) -> bytes:
     flat = list(chain.from_iterable(sorted(bins.items())))
     if 0 in flat[1::2]:
         flat = [x for k, c in zip(flat[::2], flat[1::2], strict=True) if c for x in (k, c)]

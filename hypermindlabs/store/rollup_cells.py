@@ -122,13 +122,18 @@ def write_cells(
     """
     _ensure_slices(conn, slices, known)
     _hold_write_lock(conn)
-    stored = _stored_cells(conn, [r[:4] for r in rows])
+    keys = [r[:4] for r in rows]
+    stored = _stored_cells(conn, keys)
     out: list[tuple[Any, ...]] = []
     emptied: list[tuple[Any, ...]] = []
     nm = len(MEASURES)
-    for key4, measures, delta in ((r[:4], r[4], r[5]) for r in rows):
-        old = stored.get(key4)
+    for key4, r in zip(keys, rows, strict=True):
+        measures, delta = r[4], r[5]
+        old = stored.get(key4) if stored else None
         if old is None:
+            if measures[0] > 0:  # a new cell with facts (the count): nothing to merge or delete
+                out.append((*key4, *measures, pack(delta)))
+                continue
             sums, bins = measures, delta
         else:
             sums = [a + b for a, b in zip(old[:nm], measures, strict=True)]
