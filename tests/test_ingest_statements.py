@@ -51,3 +51,29 @@ def test_a_batch_of_many_new_label_values_admits_them_in_a_few_statements_per_la
         assert many < 20
     finally:
         store.close()
+
+
+
+def test_a_batch_stores_every_run_tag_and_a_tag_row_stored_meanwhile_is_an_integrity_error(store) -> None:
+    # The run tags go in as one driver-level statement (store.dialect.bulk_write), like the events;
+    # a unique clash must still surface as SQLAlchemy's IntegrityError, which the append redoes.
+    import pytest
+    from sqlalchemy import insert, select
+    from sqlalchemy.exc import IntegrityError
+
+    from hypermindlabs.store.schema import run_tags
+
+    evs = [
+        parse_event({"run_id": f"tagged-{i}", "kind": "run", "start_time": T0 + i * S, "duration_ms": 5,
+                     "project": "acme", "tags": {"env": "prod", "shard": f"s{i % 7}"}})  # fmt: skip
+        for i in range(1_200)
+    ]
+    assert store.append(evs).accepted == 1_200
+    with store.engine.connect() as conn:
+        stored = set(conn.execute(select(run_tags.c.run_id, run_tags.c.key, run_tags.c.value)).all())
+    assert stored == {(f"tagged-{i}", k, v) for i in range(1_200) for k, v in (("env", "prod"), ("shard", f"s{i % 7}"))}
+    with store.engine.begin() as conn:  # a tag row of a run whose run event is not stored
+        conn.execute(insert(run_tags).values(run_id="orphan", key="env", value="prod"))
+    orphan = parse_event({"run_id": "orphan", "kind": "run", "start_time": T0, "duration_ms": 5, "tags": {"env": "prod"}})
+    with pytest.raises(IntegrityError):
+        store.append([orphan])

@@ -32,6 +32,7 @@ from hypermindlabs.store.attribution import Attributor, Reattribution, attribute
 from hypermindlabs.store.deadline import ReadTimeout, read_deadline
 from hypermindlabs.store.dialect import (
     begin_snapshot,
+    bulk_write,
     end_read,
     insert_new,
     install_read_deadlines,
@@ -373,9 +374,10 @@ class EventStore:
         # Root causes once the children's classes are settled (re-enriched above), before insert.
         reattributed = attribute_batch(conn, rows, self.attributor) if self.attributor is not None else {}
         self._insert_events(conn, rows, learnt)
-        tag_rows = [{"run_id": e.run_id, "key": k, "value": v} for e in batch_runs.values() for k, v in e.tags]
-        if tag_rows:
-            conn.execute(run_tags.insert(), tag_rows)
+        # One driver-level statement (as the events'), not SQLAlchemy's per-row parameter processing;
+        # a tag row stored concurrently still raises IntegrityError (the redo below).
+        tag_rows = [(e.run_id, k, v) for e in batch_runs.values() for k, v in e.tags]
+        bulk_write(conn, run_tags, ("run_id", "key", "value"), tag_rows)
         try:
             for hook in self.append_hooks:
                 hook(conn, rows, reattributed)
