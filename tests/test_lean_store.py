@@ -117,9 +117,9 @@ def test_tag_set_ids_of_a_rolled_back_batch_are_never_used(backend, make_store) 
     assert store.get_run("rolled-back") is None
 
 
+# SQLite only: PostgreSQL keeps its heap and the key-led index for its semi-joins.
+@pytest.mark.parametrize("backend", ["sqlite"], indirect=True)
 def test_sqlite_keeps_run_tags_in_their_primary_key_alone(make_store, backend) -> None:
-    if backend != "sqlite":
-        pytest.skip("PostgreSQL keeps its heap and the key-led index for its semi-joins")
     store = make_store()
     ingest(store, to_events(build_runs(23, 5, T0, DAY)))
     with store.engine.connect() as conn:

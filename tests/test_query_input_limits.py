@@ -210,12 +210,12 @@ def test_every_read_connection_is_cut_at_the_statement_timeout(pipeline) -> None
     post(app_with(pipeline).test_client(), [run(1)])
 
 
+# PostgreSQL only: SQLite's deadline is a progress handler, no statement.
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
 def test_postgresql_sets_the_read_timeout_once_per_transaction_not_per_statement(
     make_pipeline, backend, monkeypatch
 ) -> None:
     # Each SET LOCAL is a server round trip; a 24 h summary is seven statements of 0.2 ms each.
-    if backend != "postgres":
-        pytest.skip("SQLite's deadline is a progress handler, no statement")
     from sqlalchemy import text
 
     from hypermindlabs.store import EventStore, dialect

@@ -353,14 +353,14 @@ def test_rollup_sums_are_integers_on_both_databases_and_overflow_fails_alike(mak
         conn.execute(big).scalar()
 
 
-def test_reads_keep_the_drivers_prepared_statements_between_answers(make_store):
+# PostgreSQL only: SQLite keeps its compiled statements in the driver's own cache.
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+def test_reads_keep_the_drivers_prepared_statements_between_answers(make_store, backend):
     """psycopg forgets a connection's prepared statements at every ROLLBACK; a read ends with a
     COMMIT on PostgreSQL, so the statements of repeated answers are parsed and planned once."""
     import sqlalchemy as sa
 
     store = make_store()
-    if store.engine.dialect.name != "postgresql":
-        pytest.skip("SQLite keeps its compiled statements in the driver's own cache")
     q = sa.text("SELECT count(*) FROM rollup_slices WHERE level = :level  -- prepared-marker")
     for _ in range(24):  # psycopg prepares a statement at its fifth run on a connection (of a few pooled)
         with store.read() as conn:
