@@ -191,3 +191,45 @@ def test_attribution_names_the_tag_values_and_clusters_whose_share_rose_most():
     assert out[0].baseline_share == 0.0 and out[0].current_share == 0.8
     # a value every run has (env=prod) has no lift and is not named
     assert all(a.value != "prod" for a in out)
+
+
+def test_a_rate_at_or_below_its_expected_count_gets_p_1_without_the_tail_and_the_rest_scipys_tail():
+    # P(X >= k) is at least 0.5 when k is at most the expected count: at alpha < 0.5 its exact
+    # value changes nothing, so it is not computed (the bulk of the tail, the analysis' main cost
+    # at 10M events); an excess is tested exactly, and alpha = 0.5 computes every tail.
+    cur = _scalars([[100, 3, 0, 0, 0, 0], [100, 5, 0, 0, 0, 0], [120, 30, 0, 0, 0, 0]])
+    base = _scalars([[1000, 50, 0, 0, 0, 0], [1000, 50, 0, 0, 0, 0], [900, 72, 0, 0, 0, 0]])
+    res = sig.failure_rate(cur, base, Params(), hours=24)
+    full = sig.failure_rate(cur, base, Params(alpha=0.5), hours=24)
+    for i in range(3):
+        table = [[cur[i, 1], cur[i, 0] - cur[i, 1]], [base[i, 1], base[i, 0] - base[i, 1]]]
+        exact = sps.fisher_exact(table, alternative="greater").pvalue
+        assert full.p_value[i] == pytest.approx(exact, rel=1e-9)
+        if i < 2:  # 3 % and 5 % against 5 %: at most the expected count
+            assert res.p_value[i] == 1.0 and exact >= 0.5
+        else:
+            assert res.p_value[i] == full.p_value[i]
+
+
+def test_findings_and_their_q_values_are_those_of_every_tail_computed(monkeypatch):
+    # The skipped tails are all >= 0.5: BH's q-values below 0.5 come from p-values below it, whose
+    # ranks they keep, so every finding, its p and q, and every residual test stay as they were.
+    import dataclasses
+
+    real = sig._rate_test
+
+    def every_tail(cur_k, cur_n, base_k, base_n, p, hours, unit, with_p=True):
+        return real(cur_k, cur_n, base_k, base_n, dataclasses.replace(p, fold_alpha=0.5), hours, unit, with_p)
+
+    found = 0
+    for seed, inj in ((2, Injection(fail_group=("faq", "m-mini"), fail_rate=0.30)), (5, None), (11, None)):
+        src = sources(seed, inj=inj) if inj is not None else sources(seed)
+        skipped = analyze(src, current_hours=24)
+
+        monkeypatch.setattr(sig, "_rate_test", every_tail)
+        full = analyze(src, current_hours=24)
+        monkeypatch.setattr(sig, "_rate_test", real)
+        assert skipped.tests == full.tests
+        assert skipped.findings == full.findings
+        found += len(full.findings)
+    assert found  # the injected regression was found, with its folded marginals
