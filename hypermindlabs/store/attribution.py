@@ -19,6 +19,7 @@ from sqlalchemy import bindparam, select, update
 from sqlalchemy.engine import Connection, Engine
 
 from hypermindlabs.core.record import StoredEvent
+from hypermindlabs.core.vocabulary import chunks
 from hypermindlabs.store.rollup_cells import lock_writers
 from hypermindlabs.store.schema import events
 
@@ -35,7 +36,6 @@ ATTRIBUTION_FIELDS: tuple[str, ...] = (
     "event_id", "run_id", "kind", "span_id", "parent_span_id", "status", "start_ns", "end_ns", "tool",
     "model", "error_type", "error_message", "error_class", "failure_class", "cluster_id",
 )  # fmt: skip
-_CHUNK = 500
 
 
 @dataclass(frozen=True)
@@ -68,14 +68,14 @@ def attribute_batch(conn: Connection, rows: Sequence[StoredEvent], attribute: At
     cols = [events.c[k] for k in ATTRIBUTION_FIELDS]
     stored_runs: dict[str, dict[str, Any]] = {}
     late = [rid for rid in children if rid not in new_runs]
-    for chunk in _chunks(late):
+    for chunk in chunks(late):
         q = select(*cols).where(events.c.kind == "run", events.c.status == "error", events.c.run_id.in_(chunk))
         stored_runs.update({m["run_id"]: dict(m) for m in (row._mapping for row in conn.execute(q))})
     targets = [rid for rid, r in new_runs.items() if r["status"] == "error"] + list(stored_runs)
     if not targets:
         return {}
     earlier: dict[str, list[Mapping[str, Any]]] = {}
-    for chunk in _chunks(targets):
+    for chunk in chunks(targets):
         q = select(*cols).where(events.c.kind != "run", events.c.run_id.in_(chunk))
         for row in conn.execute(q):
             earlier.setdefault(row.run_id, []).append(dict(row._mapping))
@@ -126,7 +126,7 @@ def reattribute_failed_runs(
                 break
             last = runs[-1]["seq"]
             kids: dict[str, list[dict[str, Any]]] = {}
-            for chunk in _chunks([r["run_id"] for r in runs]):
+            for chunk in chunks([r["run_id"] for r in runs]):
                 q = select(*(events.c[k] for k in ATTRIBUTION_FIELDS)).where(
                     events.c.kind != "run", events.c.run_id.in_(chunk)
                 )
@@ -144,8 +144,3 @@ def reattribute_failed_runs(
         if progress is not None:
             progress(len(runs))
     return examined, changed
-
-
-def _chunks(values: list[Any], size: int = _CHUNK) -> Iterable[list[Any]]:
-    for i in range(0, len(values), size):
-        yield values[i : i + size]

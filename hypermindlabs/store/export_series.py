@@ -14,6 +14,7 @@ from typing import Any
 from sqlalchemy import and_, bindparam, delete, or_, select, update
 from sqlalchemy.engine import Connection
 
+from hypermindlabs.core.vocabulary import chunks
 from hypermindlabs.store.dialect import advisory_xact_lock, bulk_write, lock_tables_exclusive
 from hypermindlabs.store.schema import events, export_labels, export_series
 
@@ -34,16 +35,10 @@ EXPORT_FIELDS: tuple[str, ...] = (
 SERIES_COLUMNS: tuple[str, ...] = (
     "series_id", "slot", "metric", "labels", "value", "ex_ts_ns", "ex_run_id", "ex_trace_id", "ex_value",
 )  # fmt: skip
-_CHUNK = 500
 
 
 def lock_writers(conn: Connection) -> None:
     advisory_xact_lock(conn, WRITER_LOCK_KEY)
-
-
-def _chunks(values: list[Any], size: int = _CHUNK) -> Iterable[list[Any]]:
-    for i in range(0, len(values), size):
-        yield values[i : i + size]
 
 
 def fetch_runs(
@@ -52,7 +47,7 @@ def fetch_runs(
     """Every stored event of ``run_ids`` (but ``exclude``), by run."""
     out: dict[str, list[dict[str, Any]]] = {}
     cols = [events.c[k] for k in EXPORT_FIELDS]
-    for chunk in _chunks(list(run_ids)):
+    for chunk in chunks(list(run_ids)):
         for row in conn.execute(select(*cols).where(events.c.run_id.in_(chunk))):
             m = row._mapping
             if m["event_id"] not in exclude:

@@ -9,7 +9,7 @@ calls, so no layer above the store opens a transaction itself.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import orjson
@@ -17,13 +17,12 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 
+from hypermindlabs.core.vocabulary import chunks
 from hypermindlabs.store.schema import events, otlp_held_spans, otlp_traces
 
 __all__ = [
     "OtlpTraces", "TraceContext", "load_states", "load_held", "step_models", "record", "due", "mark", "release_held",
 ]  # fmt: skip
-
-_CHUNK = 500
 
 
 class TraceContext:
@@ -86,11 +85,6 @@ class OtlpTraces:
             release_held(conn, [trace_id])
 
 
-def _chunks(values: Sequence[Any]) -> Iterable[Sequence[Any]]:
-    for i in range(0, len(values), _CHUNK):
-        yield values[i : i + _CHUNK]
-
-
 def _insert(conn: Connection, table: Any) -> Any:
     return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
 
@@ -98,7 +92,7 @@ def _insert(conn: Connection, table: Any) -> Any:
 def load_states(conn: Connection, trace_ids: Sequence[str]) -> dict[str, tuple[str, str]]:
     """trace id → (run id, state) for the traces already seen."""
     out: dict[str, tuple[str, str]] = {}
-    for chunk in _chunks(list(trace_ids)):
+    for chunk in chunks(list(trace_ids)):
         q = select(otlp_traces.c.trace_id, otlp_traces.c.run_id, otlp_traces.c.state).where(
             otlp_traces.c.trace_id.in_(chunk)
         )
@@ -108,7 +102,7 @@ def load_states(conn: Connection, trace_ids: Sequence[str]) -> dict[str, tuple[s
 
 def load_held(conn: Connection, trace_ids: Sequence[str]) -> dict[str, list[dict[str, Any]]]:
     out: dict[str, list[dict[str, Any]]] = {}
-    for chunk in _chunks(list(trace_ids)):
+    for chunk in chunks(list(trace_ids)):
         q = select(otlp_held_spans.c.trace_id, otlp_held_spans.c.summary).where(otlp_held_spans.c.trace_id.in_(chunk))
         for r in conn.execute(q):
             out.setdefault(r.trace_id, []).append(orjson.loads(r.summary))
@@ -118,7 +112,7 @@ def load_held(conn: Connection, trace_ids: Sequence[str]) -> dict[str, list[dict
 def step_models(conn: Connection, run_ids: Sequence[str]) -> dict[str, set[str]]:
     """Models of the llm steps already stored for these runs (a run without its own model takes the one)."""
     out: dict[str, set[str]] = {}
-    for chunk in _chunks(list(run_ids)):
+    for chunk in chunks(list(run_ids)):
         q = (
             select(events.c.run_id, events.c.model)
             .distinct()
@@ -163,7 +157,7 @@ def record(
 
 
 def release_held(conn: Connection, trace_ids: Sequence[str]) -> None:
-    for chunk in _chunks(list(trace_ids)):
+    for chunk in chunks(list(trace_ids)):
         conn.execute(delete(otlp_held_spans).where(otlp_held_spans.c.trace_id.in_(chunk)))
 
 

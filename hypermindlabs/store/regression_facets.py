@@ -31,6 +31,7 @@ from sqlalchemy.engine import Connection
 from hypermindlabs.core.buckets import cover
 from hypermindlabs.core.filters import Filters
 from hypermindlabs.core.sketch import add_packed
+from hypermindlabs.core.vocabulary import chunks
 from hypermindlabs.store.dialect import in_ids
 from hypermindlabs.store.schema import events, rollup_cells, rollup_slices
 from hypermindlabs.store.tag_sets import tags_json
@@ -142,8 +143,8 @@ def _cells(
     index: dict[tuple[int, int], int] = {}
     gids: list[int] = []
     blobs: list[bytes] = []
-    counted_chunks = [list(counted[i : i + _ID_CHUNK]) for i in range(0, len(counted), _ID_CHUNK)]
-    slow_chunks = [list(slow[i : i + _ID_CHUNK]) for i in range(0, len(slow), _ID_CHUNK)]
+    counted_chunks = [list(ids) for ids in chunks(counted, _ID_CHUNK)]
+    slow_chunks = [list(ids) for ids in chunks(slow, _ID_CHUNK)]
     for w, group in enumerate(windows):
         for window in group:
             for tier, a, b in _cover(window, cube.tiers):
