@@ -28,6 +28,7 @@ requires ``hypermind-obs rebuild-rollups``.
 
 from __future__ import annotations
 
+import functools
 import math
 import struct
 from collections.abc import Iterable, Mapping, Sequence
@@ -113,17 +114,8 @@ def quantiles(bins: Mapping[int, int], qs: Sequence[float]) -> list[float | None
     return out
 
 
-_VALUES: dict[int, float] = {}
-
-
-def _value_of(key: int) -> float:
-    """:func:`bin_value`, remembered (answers ask for the same few hundred bins again and again)."""
-    v = _VALUES.get(key)
-    if v is None:
-        v = bin_value(key)
-        if len(_VALUES) < 100_000:
-            _VALUES[key] = v
-    return v
+#: :func:`bin_value`, remembered (answers ask for the same few hundred bins again and again).
+_value_of = functools.lru_cache(maxsize=100_000)(bin_value)
 
 
 def quantile(bins: Mapping[int, int], q: float) -> float | None:
@@ -169,17 +161,14 @@ def pack(bins: Mapping[int, int]) -> bytes:
     if len(bins) == 1:
         # Most cells a batch writes hold one bin (a new cell, one fact): their few distinct forms
         # are remembered (same bytes as below; a count out of range still raises, never cached).
-        (item,) = bins.items()
-        got = _SINGLE.get(item)
-        if got is None:
-            got = _pack(bins)
-            if len(_SINGLE) < 100_000:
-                _SINGLE[item] = got
-        return got
+        ((key, count),) = bins.items()
+        return _pack_one(key, count)
     return _pack(bins)
 
 
-_SINGLE: dict[tuple[int, int], bytes] = {}
+@functools.lru_cache(maxsize=100_000)
+def _pack_one(key: int, count: int) -> bytes:
+    return _pack({key: count})
 
 
 def _pack(bins: Mapping[int, int]) -> bytes:
