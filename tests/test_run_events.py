@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from hypermindlabs.core.events import (
     EventValidationError,
+    RunEvent,
     format_timestamp,
     parse_epoch_text,
     parse_event,
@@ -209,3 +210,16 @@ def test_leap_days_are_valid_only_in_leap_years():
     assert parse_timestamp("2024-02-29T00:00:00Z", "t") == 1_709_164_800 * 10**9
     with pytest.raises(EventValidationError):
         parse_timestamp("2023-02-29T00:00:00Z", "t")
+
+
+def test_a_parsed_event_is_the_same_frozen_record_as_the_dataclass_builds() -> None:
+    # Internal: parse_event builds its RunEvent through the slots' descriptors, not __init__.
+    import dataclasses
+
+    ev = parse_event({"run_id": "r1", "kind": "llm", "start_time": 1700000000, "duration_ms": 12.5,
+                      "model": "m", "tags": {"env": "prod"}, "usage": {"input_chars": 9}})  # fmt: skip
+    twin = RunEvent(**{f.name: getattr(ev, f.name) for f in dataclasses.fields(RunEvent)})
+    assert type(ev) is RunEvent and ev == twin and hash(ev) == hash(twin) and repr(ev) == repr(twin)
+    assert ev.tags == (("env", "prod"),) and ev.input_tokens == 3 and ev.tokens_estimated
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        ev.run_id = "changed"  # type: ignore[misc]

@@ -16,7 +16,7 @@ import hashlib
 import math
 import re
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
@@ -124,6 +124,10 @@ class RunEvent:
     def attributes(self) -> dict[str, Any]:
         return orjson.loads(self.attributes_json)
 
+
+_NEW = object.__new__
+#: The slot setters of every RunEvent field, in declaration order (what parse_event builds with).
+_SETTERS = tuple(RunEvent.__dict__[f.name].__set__ for f in fields(RunEvent))
 
 _EPOCH = datetime(1970, 1, 1)
 
@@ -505,29 +509,13 @@ def parse_event(obj: Any) -> RunEvent:
     if span_id is None:
         span_id = _digest("span", run_id)[:16] if kind == "run" else _digest("span", event_id)[:16]
 
-    return RunEvent(
-        event_id=event_id,
-        run_id=run_id,
-        trace_id=trace_id,
-        span_id=span_id,
-        parent_span_id=parent_span_id,
-        kind=kind,
-        name=name,
-        start_time_unix_nano=start_ns,
-        end_time_unix_nano=end_ns,
-        status=status,
-        project=dims["project"],
-        model=dims["model"],
-        tool=dims["tool"],
-        scenario=dims["scenario"],
-        tags=tags,
-        input_tokens=in_tok,
-        output_tokens=out_tok,
-        input_chars=in_chars,
-        output_chars=out_chars,
-        tokens_estimated=estimated,
-        error_type=error_type,
-        error_message=error_message,
-        error_class=error_class,
-        attributes_json=attributes_json,
-    )
+    # Built through the slots' descriptors (_SETTERS), not the frozen dataclass's __init__ (one
+    # object.__setattr__ a field): the same frozen RunEvent, ~1 µs less an event.
+    ev: RunEvent = _NEW(RunEvent)
+    for setter, value in zip(_SETTERS, (
+        event_id, run_id, trace_id, span_id, parent_span_id, kind, name, start_ns,
+        end_ns, status, dims["project"], dims["model"], dims["tool"], dims["scenario"], tags,
+        in_tok, out_tok, in_chars, out_chars, estimated, error_type, error_message, error_class, attributes_json,
+    ), strict=True):  # fmt: skip
+        setter(ev, value)
+    return ev
