@@ -206,9 +206,22 @@ def _decode(blob: bytes) -> tuple[np.ndarray, np.ndarray]:
 
 
 def unpack(blob: bytes) -> dict[int, int]:
-    """The bins of a packed sketch."""
-    keys, counts = _decode(blob)
-    return dict(zip(keys.tolist(), counts.tolist(), strict=True))
+    """The bins of a packed sketch, in stored (key) order.
+
+    One ``struct`` call, not :func:`_decode`'s arrays: the ingest path unpacks one cell at a
+    time, mostly a few bins, where NumPy's per-call overhead is ~5 µs and this ~1 µs.
+    """
+    size = len(blob)
+    if size % 8 == 0:
+        flat: Sequence[int] = struct.unpack(f"<{size // 4}i", blob)
+    else:
+        tag = blob[0]
+        pairs = (size - 1) // _PAIRS[tag].itemsize  # a padding byte, if any, is no pair
+        flat = struct.unpack_from("<" + ("hb" if tag == _NARROW else "hi") * pairs, blob, 1)
+        if flat and flat[0] == _SHORT_ZERO:  # sorted: the zero bin comes first
+            flat = [ZERO_BIN, *flat[1:]]
+    it = iter(flat)
+    return dict(zip(it, it, strict=True))
 
 
 def _decode_many(blobs: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
