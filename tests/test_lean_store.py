@@ -14,12 +14,23 @@ import pytest
 import sqlalchemy as sa
 
 from hypermindlabs.core.filters import Filters
+from hypermindlabs.core.vocabulary import ROLLUP_MEASURES
 from hypermindlabs.ingest import ingest_objects
-from hypermindlabs.store import EventStore, schema_includes
-from hypermindlabs.store.schema import events, tag_sets
+from hypermindlabs.store import EventStore
+from hypermindlabs.store.schema import events, rollup_cells, tag_sets
 from hypermindlabs.wiring import ROLLUPS_REVISION
 from tests.conftest import FIXED_NOW_NS
-from tests.test_rollups import DAY, T0, build_runs, downgrade_schema, enrich, ingest, snapshot, to_events
+from tests.test_rollups import (
+    DAY,
+    T0,
+    build_runs,
+    downgrade_schema,
+    enrich,
+    ingest,
+    snapshot,
+    to_events,
+    upgrade_schema,
+)
 
 BEFORE = "0018"  # the revision 0020 revises: the old layout
 
@@ -59,11 +70,18 @@ def test_the_migration_keeps_every_answer_and_the_rollups(backend, make_store) -
     downgrade_schema(store, BEFORE)
     old = _tags_column(store)
     assert len(old) > 100 and {t for _, t in old} >= {"{}", '{"env":"prod"}'}
-    store = make_store(enricher=enrich)  # start-up of the upgraded product: migrates to 0020
+    # 0020 alone touches no rollup cell (0021's downgrade above emptied them): a cell put there stays.
+    sentinel = {"part": 16, "tier": 86400, "bucket_ns": 0, "slice_id": 1, "n": 1, "sketch": b"",
+                **{m: 0 for m in ROLLUP_MEASURES if m != "n"}}  # fmt: skip
+    with store.engine.begin() as conn:
+        conn.execute(sa.insert(rollup_cells).values(sentinel))
+    upgrade_schema(store, "0020")
+    assert [tuple(r) for r in snapshot(store)[0]] == [tuple(sentinel[c.name] for c in rollup_cells.columns)]
+    assert ROLLUPS_REVISION != "0020"
+    store = make_store(enricher=enrich)  # start-up of the upgraded product: migrates to the head
     assert store.schema_version() == store.head_version()
     assert _answers(store) == answers
-    assert snapshot(store) == cells  # nothing recomputed, nothing changed
-    assert ROLLUPS_REVISION != "0020" and schema_includes(BEFORE, ROLLUPS_REVISION)
+    assert snapshot(store) == cells  # recomputed by later layouts (0021), the same cells
     with store.engine.connect() as conn:
         stored = dict(conn.execute(sa.select(tag_sets.c.tags, tag_sets.c.id)).all())
         ids = dict(conn.execute(sa.select(events.c.event_id, events.c.tag_set)).all())

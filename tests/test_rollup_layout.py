@@ -113,6 +113,44 @@ def test_migration_0013_recomputes_the_step_cells_at_their_new_tiers(backend, ma
     assert snapshot(store) == filled
 
 
+def test_minute_edges_without_tags_or_tools_read_the_small_cubes() -> None:
+    # Migration 0021: a window's minute edges (and 1-minute timeseries) were read from the run
+    # ``full`` cube, about a cell per run; without tag or tool conditions ``total`` and ``core``
+    # answer them with a cell per slice and minute.
+    from hypermindlabs.core.filters import Filters
+    from hypermindlabs.rollups.facts import MINUTE
+    from hypermindlabs.rollups.query import MetricsQuery, plan
+
+    def at_minute(filters: Filters, group_by: tuple[str, ...] = ()) -> str:
+        q = MetricsQuery(filters=filters, kinds=("run",), group_by=group_by, from_ns=0, to_ns=0,
+                         requested_from_ns=0, requested_to_ns=0)  # fmt: skip
+        return plan(q)[MINUTE].name
+
+    assert at_minute(Filters()) == "total"
+    assert at_minute(Filters(status=("error",)), ("error_class",)) == "total"
+    assert at_minute(Filters(project=("p",)), ("model",)) == "core"
+    assert at_minute(Filters(), ("scenario",)) == "core"
+    assert at_minute(Filters(tags=(("env", ("prod",)),))) == "full"
+    assert at_minute(Filters(), ("tool",)) == "full"
+
+
+def test_migration_0021_recomputes_the_cells_with_minutes_of_total_and_core(backend, make_store) -> None:
+    from hypermindlabs.rollups.facts import CUBES, MINUTE, part_of
+
+    store = make_store(enricher=enrich)
+    ingest(store, to_events(build_runs(7, 40, T0, DAY)))
+    filled = snapshot(store)
+    small = {part_of(c, None) for c in CUBES if c.level == "run" and c.name in ("total", "core")}
+    assert {cell[0] for cell in filled[0] if cell[1] == MINUTE} >= small
+    downgrade_schema(store, "0020")  # the layout before: no such cells (recomputed by that release)
+    with store.engine.connect() as conn:
+        assert conn.execute(sa.select(sa.func.count()).select_from(rollup_cells)).scalar_one() == 0
+    store = make_store(enricher=enrich)
+    assert store.schema_version() == store.head_version()
+    assert snapshot(store) == filled
+    assert run_count(store) == 40
+
+
 def test_packed_sketches_merge_signed_counts_and_the_zero_bin_alike() -> None:
     from hypermindlabs.core.sketch import ZERO_BIN
 

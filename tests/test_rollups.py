@@ -109,6 +109,21 @@ def downgrade_schema(store: EventStore, revision: str) -> None:
         command.downgrade(cfg, revision)
 
 
+def upgrade_schema(store: EventStore, revision: str) -> None:
+    """Apply the migrations up to ``revision`` only (what a release of that revision did at start-up,
+    before the composition root's recompute of derived data)."""
+    from alembic import command
+    from alembic.config import Config
+
+    from hypermindlabs.store.event_store import _MIGRATIONS
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(_MIGRATIONS))
+    with store.engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, revision)
+
+
 def usage_tokens(usage: dict[str, int]) -> tuple[int, int, int, int]:
     if "input_tokens" in usage:
         return usage["input_tokens"], usage["output_tokens"], 0, 0

@@ -78,24 +78,28 @@ class Cube:
 
 
 # Which cube at which tiers trades ingest work (each fact writes one cell per cube and tier)
-# for query work (rows read per bucket). Minute cells cannot compress at busy traffic anyway
-# (a minute holds few facts per slice, about one cell per fact whatever the cube), so the
-# minute tier keeps only the run level's ``full``: it answers every run query exactly and
-# covers window edges. Step facts are 7× the runs: at minutes they were 42 % of all cells at
-# 1M events, so the step level stops at quarters — step answers are widened to whole quarters
-# (or whole hours when only the step ``full`` cube answers them, see rollups.query.resolution),
-# and their timeseries steps are multiples of that. The quarter tier serves windows up to
-# about two days at 50–200 points, hours serve weeks, days serve long summaries. Tools (a
-# dashboard variable) get every tier; tags (up to 64 per run, each a cell per tier) hours and
-# days, so a one-tag query reads ``full`` minutes only within the hour edges of its window; step
-# ``core`` skips hours (step queries read quarters where run queries read hours). ``tags``
-# (migration 0018) keeps a run's whole tag set without its tools at hours and days: a query on
-# two or more tags read ``full`` minutes, about one cell per run (103,000 for 24 h at 10M events,
-# 330 ms); its tag combinations are few (4,000 slices at 1M against 15,000 for ``full``), so it
-# reads ``full`` minutes only within the hour edges of its window, as a one-tag query does.
+# for query work (rows read per bucket). The minute tier keeps the run level's ``full``: it
+# answers every run query exactly and covers window edges, but a minute holds few facts per
+# slice there (about one cell per run), so reading it costs what the runs of those minutes
+# number. ``total`` and ``core`` (migration 0021) keep minutes too: their slices are few
+# (status × class, × project/scenario/model), so a window's minute edges (a summary's "last
+# 24 h" starts mid-quarter) and a 1-minute timeseries read a cell per slice and minute, not a
+# cell per run; at 10M events an hour of ``full`` minutes is ~3,700 cells. Step facts are 7×
+# the runs: at minutes they were 42 % of all cells at 1M events, so the step level stops at
+# quarters — step answers are widened to whole quarters (or whole hours when only the step
+# ``full`` cube answers them, see rollups.query.resolution), and their timeseries steps are
+# multiples of that. The quarter tier serves windows up to about two days at 50–200 points,
+# hours serve weeks, days serve long summaries. Tools (a dashboard variable) get quarters,
+# hours and days; tags (up to 64 per run, each a cell per tier) hours and days, so a one-tag
+# query reads ``full`` minutes only within the hour edges of its window; step ``core`` skips
+# hours (step queries read quarters where run queries read hours). ``tags`` (migration 0018)
+# keeps a run's whole tag set without its tools at hours and days: a query on two or more tags
+# read ``full`` minutes, about one cell per run (103,000 for 24 h at 10M events, 330 ms); its tag
+# combinations are few (4,000 slices at 1M against 15,000 for ``full``), so it reads ``full``
+# minutes only within the hour edges of its window, as a one-tag query does.
 CUBES: tuple[Cube, ...] = (
-    Cube(1, "total", "run", (), "none", (QUARTER, HOUR, DAY)),
-    Cube(2, "core", "run", ("project", "scenario", "model"), "none", (QUARTER, HOUR, DAY)),
+    Cube(1, "total", "run", (), "none", (MINUTE, QUARTER, HOUR, DAY)),
+    Cube(2, "core", "run", ("project", "scenario", "model"), "none", (MINUTE, QUARTER, HOUR, DAY)),
     Cube(7, "tool", "run", ("project", "scenario", "model"), "tool", (QUARTER, HOUR, DAY)),
     Cube(3, "tag", "run", ("project", "scenario", "model"), "tag", (HOUR, DAY)),
     Cube(8, "tags", "run", ("project", "scenario", "model"), "tags", (HOUR, DAY)),
