@@ -121,3 +121,44 @@ def test_a_quantile_outside_zero_to_one_is_refused() -> None:
 )
 def test_any_values_any_percentile_stays_within_one_percent(values: list[float], q: float) -> None:
     assert _rel(quantile(sketch_of(values), q), nearest_rank(values, q)) <= TOLERANCE
+
+
+def _reference_quantiles(bins: dict[int, int], qs: list[float]) -> list[float | None]:
+    # Walk the bins in key order to each rank, one value at a time: the definition, not the code.
+    values = [bin_value(k) for k in sorted(bins) for _ in range(bins[k])]
+    return [nearest_rank(values, q) if values else None for q in qs]
+
+
+_BINS = st.dictionaries(
+    st.one_of(st.just(ZERO_BIN), st.integers(-700, 2500)), st.integers(0, 40), max_size=60
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_BINS, st.lists(st.floats(0.0, 1.0), min_size=1, max_size=5))
+def test_quantiles_equal_the_bin_by_bin_walk(bins: dict[int, int], qs: list[float]) -> None:
+    # quantiles() finds each rank by bisecting the cumulative counts (zero counts included).
+    assert quantiles(bins, qs) == _reference_quantiles(bins, qs)
+
+
+def test_quantiles_refuse_negative_counts_but_an_empty_total_has_none() -> None:
+    with pytest.raises(ValueError, match="negative"):
+        quantiles({3: 2, 4: -1}, [0.5])
+    assert quantiles({3: -1, 4: 1}, [0.5]) == [None]  # nothing counted: no quantile, as before
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.integers(0, 4), st.dictionaries(
+    st.one_of(st.just(ZERO_BIN), st.integers(-700, 40_000)), st.integers(-3, 200), max_size=30)), max_size=25),
+    st.lists(st.dictionaries(st.integers(-700, 2500), st.integers(1, 5), max_size=5), min_size=5, max_size=5))
+def test_add_packed_adds_each_blob_into_its_group_as_dicts_would(cells, start) -> None:  # noqa: ANN001
+    from hypermindlabs.core.sketch import add_packed, pack
+
+    groups = [dict(s) for s in start]
+    expected = [dict(s) for s in start]
+    for g, bins in cells:
+        for k, c in bins.items():
+            expected[g][k] = expected[g].get(k, 0) + c
+    add_packed(groups, [g for g, _ in cells], [pack(b) for _, b in cells])
+    # A key a merge brings to zero may stay as a zero entry; every other count is equal.
+    assert [{k: v for k, v in g.items() if v} for g in groups] == [{k: v for k, v in e.items() if v} for e in expected]

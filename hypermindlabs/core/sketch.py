@@ -31,8 +31,9 @@ from __future__ import annotations
 import functools
 import math
 import struct
+from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
-from itertools import chain
+from itertools import accumulate, chain
 
 import numpy as np
 from ddsketch.mapping import LogarithmicMapping
@@ -91,27 +92,16 @@ def _rank(q: float, n: int) -> int:
 
 def quantiles(bins: Mapping[int, int], qs: Sequence[float]) -> list[float | None]:
     """Nearest-rank quantiles of a sketch, one per ``q`` (``None`` for an empty sketch)."""
-    items = sorted(bins.items())
-    counts = [c for _, c in items]
-    n = sum(counts)
-    if n <= 0 or not any(counts):
+    keys = sorted(bins)
+    counts = [bins[k] for k in keys]
+    cum = list(accumulate(counts))
+    if not cum or cum[-1] <= 0 or not any(counts):
         return [None for _ in qs]
     if min(counts) < 0:
         raise ValueError("a sketch cannot have negative counts")
-    ranks = sorted((_rank(q, n), i) for i, q in enumerate(qs))
-    out: list[float | None] = [None] * len(qs)
-    seen = 0
-    j = 0
-    for key, count in items:
-        if not count:
-            continue
-        seen += count
-        while j < len(ranks) and ranks[j][0] <= seen:
-            out[ranks[j][1]] = _value_of(key)
-            j += 1
-        if j == len(ranks):
-            break
-    return out
+    # Cumulative counts never decrease: the first bin whose count reaches a rank holds it.
+    n = cum[-1]
+    return [_value_of(keys[bisect_left(cum, _rank(q, n))]) for q in qs]
 
 
 #: :func:`bin_value`, remembered (answers ask for the same few hundred bins again and again).
@@ -132,6 +122,7 @@ def nearest_rank(values: Sequence[float], q: float) -> float:
 
 
 _PAIR = np.dtype("<i4")
+_BARE = np.dtype([("k", "<i4"), ("c", "<i4")])  # the untagged form's (int32 key, int32 count) pairs
 _INT32 = (-(2**31), 2**31 - 1)
 # The compact forms: a tag byte, then (int16 key, int8 or int32 count) pairs; the zero bin's key
 # is stored as the int16 minimum (real keys lie within about ±1,100 for 1 ns to 10^9 ms).
@@ -225,28 +216,42 @@ def unpack(blob: bytes) -> dict[int, int]:
 
 
 def _decode_many(blobs: Sequence[bytes]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(keys, counts, index of the blob) of many packed sketches, one vectorized decode per form."""
-    by_form: dict[int, list[int]] = {}
-    for i, b in enumerate(blobs):
-        by_form.setdefault(0 if len(b) % 8 == 0 else b[0], []).append(i)
+    """(keys, counts, index of the blob) of many packed sketches, one vectorized decode per form.
+
+    The blobs are joined once; per form, a mask of that form's bytes without tag and padding
+    bytes leaves its pairs back to back, so no blob is sliced or looked at one by one in Python.
+    """
+    lens = np.fromiter(map(len, blobs), dtype=np.int64, count=len(blobs))
+    buf = np.frombuffer(b"".join(blobs), dtype=np.uint8)
+    starts = np.cumsum(lens) - lens
+    forms = np.zeros(len(blobs), dtype=np.int64)
+    tagged = lens % 8 != 0  # a tagged form's first byte names it; bare pairs fill whole 8 bytes
+    forms[tagged] = buf[starts[tagged]]
     keys, counts, owner = [], [], []
-    for form, idx in by_form.items():
-        if form == 0:
-            parts = [blobs[i] for i in idx]
-            pairs = np.frombuffer(b"".join(parts), dtype=_PAIR).reshape(-1, 2)
-            lengths = np.fromiter((len(b) // 8 for b in parts), dtype=np.int64, count=len(parts))
-            k, c = pairs[:, 0].astype(np.int64), pairs[:, 1].astype(np.int64)
-        else:
-            dt = _PAIRS[form]
-            size = dt.itemsize
-            lengths = np.fromiter(((len(blobs[i]) - 1) // size for i in idx), dtype=np.int64, count=len(idx))
-            body = b"".join(blobs[i][1 : 1 + n * size] for i, n in zip(idx, lengths.tolist(), strict=True))
-            arr = np.frombuffer(body, dtype=dt)
-            k, c = arr["k"].astype(np.int64), arr["c"].astype(np.int64)
+    for form in np.unique(forms).tolist():
+        mine = forms == form
+        idx = np.flatnonzero(mine)
+        dt, head = (_BARE, 0) if form == 0 else (_PAIRS[form], 1)
+        n = (lens[idx] - head) // dt.itemsize
+        keep = np.repeat(mine, lens)
+        if head:
+            keep[starts[idx]] = False  # the tag byte
+        pad = lens[idx] - head - n * dt.itemsize  # pack's trailing zero byte
+        ends = starts[idx] + lens[idx]
+        for j in range(int(pad.max(initial=0))):
+            keep[(ends - 1 - j)[pad > j]] = False
+        pairs = buf[keep].view(dt)
+        if not len(pairs):
+            continue
+        k, c = pairs["k"].astype(np.int64), pairs["c"].astype(np.int64)
+        if form:
             k[k == _SHORT_ZERO] = ZERO_BIN
         keys.append(k)
         counts.append(c)
-        owner.append(np.repeat(np.asarray(idx, dtype=np.int64), lengths))
+        owner.append(np.repeat(idx, n))
+    if not keys:
+        empty = np.zeros(0, dtype=np.int64)
+        return empty, empty, empty
     return np.concatenate(keys), np.concatenate(counts), np.concatenate(owner)
 
 
@@ -272,11 +277,22 @@ def add_packed(groups: Sequence[dict[int, int]], gids: Sequence[int], blobs: Seq
         return
     slot = np.where(real, keys - lo, 0)
     sums = np.bincount(gid * width + slot, weights=counts, minlength=n_groups * width)
-    for cell in np.flatnonzero(sums).tolist():
-        g, k = divmod(cell, width)
-        key = k + lo if k else ZERO_BIN
-        bins = groups[g]
-        bins[key] = bins.get(key, 0) + int(sums[cell])
+    # The nonzero (group, bin) sums as plain lists, group by group (flat indexes are sorted).
+    cells = np.flatnonzero(sums)
+    owners = cells // width
+    offsets = cells - owners * width
+    bin_keys = np.where(offsets > 0, offsets + lo, ZERO_BIN).tolist()
+    totals = sums[cells].astype(np.int64).tolist()
+    bounds = np.searchsorted(owners, np.arange(n_groups + 1)).tolist()
+    for g, bins in enumerate(groups):
+        a, b = bounds[g], bounds[g + 1]
+        if a == b:
+            continue
+        if not bins:
+            bins.update(zip(bin_keys[a:b], totals[a:b], strict=True))
+            continue
+        for key, total in zip(bin_keys[a:b], totals[a:b], strict=True):
+            bins[key] = bins.get(key, 0) + total
 
 
 def _add_sorted(groups: Sequence[dict[int, int]], gid: np.ndarray, keys: np.ndarray, counts: np.ndarray) -> None:
