@@ -162,3 +162,15 @@ def test_add_packed_adds_each_blob_into_its_group_as_dicts_would(cells, start) -
     add_packed(groups, [g for g, _ in cells], [pack(b) for _, b in cells])
     # A key a merge brings to zero may stay as a zero entry; every other count is equal.
     assert [{k: v for k, v in g.items() if v} for g in groups] == [{k: v for k, v in e.items() if v} for e in expected]
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.dictionaries(st.one_of(st.just(ZERO_BIN), st.integers(-40_000, 40_000)), st.integers(-(2**31) + 1, 2**31 - 1),
+                       max_size=40))
+def test_both_decoders_read_every_form_alike(bins: dict[int, int]) -> None:
+    from hypermindlabs.core.sketch import _decode_many, _pairs, pack
+
+    blob = pack(bins)
+    keys, counts, owner = _decode_many([blob])
+    assert list(zip(keys.tolist(), counts.tolist(), strict=True)) == _pairs(blob) == sorted((k, c) for k, c in bins.items() if c)
+    assert set(owner.tolist()) <= {0}
