@@ -53,21 +53,37 @@ def series_id(metric: str, labels_json: str) -> int:
     return int.from_bytes(digest[:8], "big") >> 1
 
 
+Labels = tuple[tuple[str, str | None], ...]
+
+
 class Deltas:
     """Changes to the view from one batch: (metric, labels) × slot → value delta, latest exemplar.
 
-    Observations are keyed by the labels as given (a tuple of the call's pairs, cheap to hash);
-    :meth:`rows` turns each distinct label set into its Prometheus names and canonical JSON once,
-    merging label sets that differ only in order or in labels left off (None).
+    Observations are keyed by the labels as given (a tuple of the call's pairs), interned to a
+    small int per distinct label set: a key then hashes its pairs once, not at each of the three
+    or four lookups an observation makes. :meth:`rows` turns each distinct label set into its
+    Prometheus names and canonical JSON once, merging label sets that differ only in order or in
+    labels left off (None).
     """
 
     def __init__(self) -> None:
-        self.values: dict[tuple[str, tuple[tuple[str, str | None], ...], int], int] = {}
-        self.exemplars: dict[tuple[str, tuple[tuple[str, str | None], ...], int], Exemplar] = {}
+        # (metric, label set, slot) → value delta; the latest exemplar of the bucket slots.
+        self.values: dict[tuple[str, int, int], int] = {}
+        self.exemplars: dict[tuple[str, int, int], Exemplar] = {}
         self.retracted = False
+        self._label_ids: dict[Labels, int] = {}
+        self._labels: list[Labels] = []
+
+    def _label_id(self, labels: Mapping[str, str | None]) -> int:
+        pairs = tuple(labels.items())
+        got = self._label_ids.get(pairs)
+        if got is None:
+            got = self._label_ids[pairs] = len(self._labels)
+            self._labels.append(pairs)
+        return got
 
     def inc(self, spec: c.MetricSpec, labels: Mapping[str, str | None], n: int = 1) -> None:
-        key = (spec.name, tuple(labels.items()), 0)
+        key = (spec.name, self._label_id(labels), 0)
         values = self.values
         values[key] = values.get(key, 0) + n
         if n < 0:
@@ -76,12 +92,13 @@ class Deltas:
     def observe(self, spec: c.MetricSpec, labels: Mapping[str, str | None], value: int, sign: int,
                 exemplar: tuple[int, str, str] | None) -> None:  # fmt: skip
         """Add (sign +1) or retract (-1) one observation in stored units; exemplars only on adds."""
-        slot = bisect.bisect_left(_BOUNDS[spec.name], value)
-        pairs = tuple(labels.items())
-        key = (spec.name, pairs, slot)
+        name = spec.name
+        slot = bisect.bisect_left(_BOUNDS[name], value)
+        lid = self._label_id(labels)
+        key = (name, lid, slot)
         values = self.values
         values[key] = values.get(key, 0) + sign
-        skey = (spec.name, pairs, _SLOT_SUM)
+        skey = (name, lid, _SLOT_SUM)
         values[skey] = values.get(skey, 0) + sign * value
         if sign < 0:
             self.retracted = True
@@ -96,12 +113,12 @@ class Deltas:
         """``store.export_series.SERIES_COLUMNS`` tuples of every non-empty change."""
         values: dict[tuple[str, str, int], int] = {}
         exemplars: dict[tuple[str, str, int], Exemplar] = {}
-        names: dict[tuple[tuple[str, str | None], ...], str] = {}
-        for (metric, pairs, slot), delta in self.values.items():
-            key = (metric, names.get(pairs) or names.setdefault(pairs, _labels_json(pairs)), slot)
+        names = [_labels_json(pairs) for pairs in self._labels]
+        for (metric, lid, slot), delta in self.values.items():
+            key = (metric, names[lid], slot)
             values[key] = values.get(key, 0) + delta
-        for (metric, pairs, slot), got in self.exemplars.items():
-            key = (metric, names.get(pairs) or names.setdefault(pairs, _labels_json(pairs)), slot)
+        for (metric, lid, slot), got in self.exemplars.items():
+            key = (metric, names[lid], slot)
             old = exemplars.get(key)
             if old is None or (got[0], got[1], got[3]) > (old[0], old[1], old[3]):
                 exemplars[key] = got
@@ -124,7 +141,7 @@ class Deltas:
 _PROM_NAMES: dict[str, str] = {}
 
 
-def _labels_json(pairs: tuple[tuple[str, str | None], ...]) -> str:
+def _labels_json(pairs: Labels) -> str:
     """The canonical label set: Prometheus names, labels left off when None, keys sorted."""
     kept = {}
     for k, v in pairs:
