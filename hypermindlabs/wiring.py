@@ -46,9 +46,9 @@ __all__ = ["Pipeline", "build_pipeline"]
 #: The last migration that changed what the rollups hold: 0003 created them, 0008 added the per-run
 #: sums of squares, 0011 packed each cell's sketch into one column, 0013 kept the step level's
 #: ``full`` cube per hour, 0016 kept failed runs' clusters as tag-cube members, 0018 added the run
-#: ``tags`` cube, 0021 kept ``total`` and ``core`` per minute too (store/migrations/versions/). A
-#: database upgraded past it gets them recomputed.
-ROLLUPS_REVISION = "0021"
+#: ``tags`` cube, 0021 kept ``total`` per minute too, 0022 added the narrow cubes
+#: (store/migrations/versions/). A database upgraded past it gets them recomputed.
+ROLLUPS_REVISION = "0022"
 #: The migration that created the exported-series view (0009_export_series.py).
 EXPORT_REVISION = "0009"
 

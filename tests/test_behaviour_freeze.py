@@ -18,6 +18,8 @@ Intended changes since the freeze (each is a bug fix of issue #7, listed here by
 - ``/metrics`` (issue #8) renders the store's exported-series view: counters and histograms cover every
   stored run, run tokens come from the LLM steps when the run has none, ``hypermind_failures_total``
   became ``hypermind_agent_run_failures_total`` (once per failed run), exemplars carry the event's end time.
+- migration 0022 (issue #10): answers on one dimension or member name the narrow cube they read in
+  ``source`` (``tag_only``, ``tool_only``, step ``model`` and ``tool``); every number is unchanged.
 """
 
 from __future__ import annotations

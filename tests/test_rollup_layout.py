@@ -113,36 +113,51 @@ def test_migration_0013_recomputes_the_step_cells_at_their_new_tiers(backend, ma
     assert snapshot(store) == filled
 
 
-def test_minute_edges_without_tags_or_tools_read_the_small_cubes() -> None:
-    # Migration 0021: a window's minute edges (and 1-minute timeseries) were read from the run
-    # ``full`` cube, about a cell per run; without tag or tool conditions ``total`` and ``core``
-    # answer them with a cell per slice and minute.
+def test_each_tier_is_read_from_the_narrowest_cube_that_answers() -> None:
+    # Migrations 0021 and 0022: a window's minute edges without conditions read ``total`` (they
+    # read ``full``, about a cell per run); a query on one dimension or member reads that
+    # dimension's narrow cube (it read the wide one, whose slices multiply every dimension by
+    # the outcome).
     from hypermindlabs.core.filters import Filters
-    from hypermindlabs.rollups.facts import MINUTE
+    from hypermindlabs.rollups.facts import DAY, HOUR, MINUTE, QUARTER
     from hypermindlabs.rollups.query import MetricsQuery, plan
 
-    def at_minute(filters: Filters, group_by: tuple[str, ...] = ()) -> str:
-        q = MetricsQuery(filters=filters, kinds=("run",), group_by=group_by, from_ns=0, to_ns=0,
+    def cubes(filters: Filters, group_by: tuple[str, ...] = (), kinds: tuple[str, ...] = ("run",)) -> dict:
+        q = MetricsQuery(filters=filters, kinds=kinds, group_by=group_by, from_ns=0, to_ns=0,
                          requested_from_ns=0, requested_to_ns=0)  # fmt: skip
-        return plan(q)[MINUTE].name
+        return {t: c.name for t, c in plan(q).items()}
 
-    assert at_minute(Filters()) == "total"
-    assert at_minute(Filters(status=("error",)), ("error_class",)) == "total"
-    assert at_minute(Filters(project=("p",)), ("model",)) == "core"
-    assert at_minute(Filters(), ("scenario",)) == "core"
-    assert at_minute(Filters(tags=(("env", ("prod",)),))) == "full"
-    assert at_minute(Filters(), ("tool",)) == "full"
+    assert cubes(Filters()) == dict.fromkeys((MINUTE, QUARTER, HOUR, DAY), "total")
+    assert cubes(Filters(status=("error",)), ("error_class",))[MINUTE] == "total"
+    assert cubes(Filters(), ("project",)) == {MINUTE: "full", QUARTER: "project", HOUR: "project", DAY: "project"}
+    assert cubes(Filters(project=("p",)), ("model",)) == {MINUTE: "full", QUARTER: "core", HOUR: "core", DAY: "core"}
+    assert cubes(Filters(), ("tool",))[DAY] == "tool_only"
+    assert cubes(Filters(tool=("t",)))[QUARTER] == "tool_only"
+    assert cubes(Filters(project=("p",)), ("tool",))[DAY] == "tool"
+    assert cubes(Filters(tags=(("env", ("prod",)),)), ("error_class",)) == {MINUTE: "full", HOUR: "tag_only",
+                                                                            DAY: "tag_only"}  # fmt: skip
+    assert cubes(Filters(project=("p",), tags=(("env", ("prod",)),)))[HOUR] == "tag"
+    assert cubes(Filters(), ("model",), ("llm",)) == {QUARTER: "model", DAY: "model"}
+    assert cubes(Filters(), ("tool",), ("tool",)) == {QUARTER: "core", DAY: "core"}  # no step tool cube (size)
+    assert cubes(Filters(), ("tool",)) == {MINUTE: "full", QUARTER: "tool_only", DAY: "tool_only"}  # no hours
+    assert cubes(Filters(project=("p",)), ("tool",), ("tool",)) == {QUARTER: "core", DAY: "core"}
 
 
-def test_migration_0021_recomputes_the_cells_with_minutes_of_total_and_core(backend, make_store) -> None:
+def test_migration_0022_recomputes_the_cells_in_the_new_layout(backend, make_store) -> None:
     from hypermindlabs.rollups.facts import CUBES, MINUTE, part_of
 
     store = make_store(enricher=enrich)
     ingest(store, to_events(build_runs(7, 40, T0, DAY)))
     filled = snapshot(store)
-    small = {part_of(c, None) for c in CUBES if c.level == "run" and c.name in ("total", "core")}
-    assert {cell[0] for cell in filled[0] if cell[1] == MINUTE} >= small
-    downgrade_schema(store, "0020")  # the layout before: no such cells (recomputed by that release)
+    parts = {cell[0] for cell in filled[0]}
+    narrow = {c for c in CUBES if c.name in ("project", "tool_only", "tag_only", "model")}
+    assert len(narrow) == 4
+    assert all(any(part_of(c, k) in parts for k in (None, "llm", "tool", "retrieval", "policy")) for c in narrow)
+    core = next(c for c in CUBES if c.level == "run" and c.name == "core")
+    assert {cell[0] for cell in filled[0] if cell[1] == MINUTE} == {part_of(c, None) for c in CUBES
+                                                                     if c.level == "run" and MINUTE in c.tiers}
+    assert MINUTE not in core.tiers
+    downgrade_schema(store, "0021")  # the layout before (recomputed by that release)
     with store.engine.connect() as conn:
         assert conn.execute(sa.select(sa.func.count()).select_from(rollup_cells)).scalar_one() == 0
     store = make_store(enricher=enrich)

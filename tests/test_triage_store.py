@@ -276,7 +276,7 @@ def test_a_revision_numbered_lower_than_the_one_it_revises_counts_as_applied() -
     from hypermindlabs.wiring import EXPORT_REVISION, ROLLUPS_REVISION
 
     assert schema_includes("0015", "0016") and schema_includes("0015", EXPORT_REVISION)
-    assert schema_includes("0021", ROLLUPS_REVISION) and not schema_includes("0016", "0015")
-    assert schema_includes("0018", "0016") and not schema_includes("0020", ROLLUPS_REVISION)
+    assert schema_includes("0022", ROLLUPS_REVISION) and not schema_includes("0016", "0015")
+    assert schema_includes("0018", "0016") and not schema_includes("0021", ROLLUPS_REVISION)
     assert not schema_includes("0013", ROLLUPS_REVISION) and schema_includes("0013", "0013")
     assert not schema_includes(None, "0001")

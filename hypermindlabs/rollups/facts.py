@@ -77,33 +77,49 @@ class Cube:
     tiers: tuple[int, ...]
 
 
-# Which cube at which tiers trades ingest work (each fact writes one cell per cube and tier)
-# for query work (rows read per bucket). The minute tier keeps the run level's ``full``: it
-# answers every run query exactly and covers window edges, but a minute holds few facts per
-# slice there (about one cell per run), so reading it costs what the runs of those minutes
-# number. ``total`` and ``core`` (migration 0021) keep minutes too: their slices are few
-# (status × class, × project/scenario/model), so a window's minute edges (a summary's "last
-# 24 h" starts mid-quarter) and a 1-minute timeseries read a cell per slice and minute, not a
-# cell per run; at 10M events an hour of ``full`` minutes is ~3,700 cells. Step facts are 7×
-# the runs: at minutes they were 42 % of all cells at 1M events, so the step level stops at
-# quarters — step answers are widened to whole quarters (or whole hours when only the step
-# ``full`` cube answers them, see rollups.query.resolution), and their timeseries steps are
-# multiples of that. The quarter tier serves windows up to about two days at 50–200 points,
-# hours serve weeks, days serve long summaries. Tools (a dashboard variable) get quarters,
-# hours and days; tags (up to 64 per run, each a cell per tier) hours and days, so a one-tag
-# query reads ``full`` minutes only within the hour edges of its window; step ``core`` skips
-# hours (step queries read quarters where run queries read hours). ``tags`` (migration 0018)
-# keeps a run's whole tag set without its tools at hours and days: a query on two or more tags
-# read ``full`` minutes, about one cell per run (103,000 for 24 h at 10M events, 330 ms); its tag
-# combinations are few (4,000 slices at 1M against 15,000 for ``full``), so it reads ``full``
-# minutes only within the hour edges of its window, as a one-tag query does.
+# Which cube at which tiers trades ingest work (each fact adds to one cell per cube and tier; a
+# batch writes each cell it touched once) for query work (rows read per bucket). CUBES is in
+# order of cost: the planner takes the first cube that answers a query at each tier.
+#
+# - The minute tier keeps the run level's ``full``: it answers every run query exactly and covers
+#   window edges, but holds about one cell per run, so reading it costs what those minutes' runs
+#   number (an hour is ~3,700 cells at 10M demo events). ``total`` keeps minutes too (migration
+#   0021): a window's minute edges without any condition (a summary of "the last 24 h" starts
+#   mid-quarter) and a 1-minute timeseries read a cell per outcome and minute (17× fewer at 10M).
+#   ``core`` minutes were tried and dropped (0022): 2.2× fewer cells than ``full`` at 10M, none
+#   fewer at 1M, for 7 bytes an event.
+# - Narrow cubes (0022) keep one dimension or member and the outcome: ``project``, ``tool_only``
+#   (a row per tool the run used), ``tag_only`` (a row per tag), and at the step level ``model``
+#   (with the step kind). Every slice of a wider cube multiplies its dimensions by status ×
+#   failure class, and most such combinations hold one or two facts a bucket: at 10M, 24 h of
+#   ``core`` quarters are 8,614 cells where (quarter, project, outcome) are 2,462, and 7 days of
+#   ``tool`` days 7,801 where (day, tool, outcome) are 1,440. Queries grouped or filtered by
+#   that one dimension (the dashboards' by-project, by-tool and by-model panels) read the narrow
+#   cube. They cost 10 bytes an event at 1M: a step ``tool`` cube (37,000 cells at 1M) and
+#   ``tool_only`` hours (12,900) were left out to keep the store within 500 bytes an event.
+# - Step facts are 7× the runs: at minutes they were 42 % of all cells at 1M events, so the step
+#   level stops at quarters — step answers are widened to whole quarters (or whole hours when
+#   only the step ``full`` cube answers them, see rollups.query.resolution), and their timeseries
+#   steps are multiples of that; step ``core`` skips hours (step queries read quarters where run
+#   queries read hours).
+# - The quarter tier serves windows up to about two days at 50–200 points, hours serve weeks,
+#   days serve long summaries. Tools (a dashboard variable) get quarters, hours and days; tags
+#   (up to 64 per run, each a cell per tier) hours and days, so a one-tag query reads ``full``
+#   minutes only within the hour edges of its window. ``tags`` (migration 0018) keeps a run's
+#   whole tag set without its tools at hours and days: a query on two or more tags read ``full``
+#   minutes across its window (103,000 cells for 24 h at 10M events, 330 ms); its tag
+#   combinations are few (4,000 slices at 1M against 15,000 for ``full``).
 CUBES: tuple[Cube, ...] = (
     Cube(1, "total", "run", (), "none", (MINUTE, QUARTER, HOUR, DAY)),
-    Cube(2, "core", "run", ("project", "scenario", "model"), "none", (MINUTE, QUARTER, HOUR, DAY)),
+    Cube(9, "project", "run", ("project",), "none", (QUARTER, HOUR, DAY)),
+    Cube(2, "core", "run", ("project", "scenario", "model"), "none", (QUARTER, HOUR, DAY)),
+    Cube(10, "tool_only", "run", (), "tool", (QUARTER, DAY)),
     Cube(7, "tool", "run", ("project", "scenario", "model"), "tool", (QUARTER, HOUR, DAY)),
+    Cube(11, "tag_only", "run", (), "tag", (HOUR, DAY)),
     Cube(3, "tag", "run", ("project", "scenario", "model"), "tag", (HOUR, DAY)),
     Cube(8, "tags", "run", ("project", "scenario", "model"), "tags", (HOUR, DAY)),
     Cube(4, "full", "run", ("project", "scenario", "model"), "all", (MINUTE,)),
+    Cube(12, "model", "step", ("kind", "model"), "none", (QUARTER, DAY)),
     Cube(5, "core", "step", ("kind", "project", "scenario", "model", "tool"), "none", (QUARTER, DAY)),
     Cube(6, "full", "step", ("kind", "project", "scenario", "model", "tool"), "all", (HOUR,)),
 )
@@ -193,6 +209,9 @@ def _tags(run: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
 
 _RUN_CUBES = tuple(c for c in CUBES if c.level == "run")
 _STEP_CUBES = tuple(c for c in CUBES if c.level == "step")
+# Which of the dimensions each cube keeps (the others are None in its slice keys), in key order.
+_RUN_KEPT = tuple((c, tuple(d in c.dims for d in ("project", "scenario", "model"))) for c in _RUN_CUBES)
+_STEP_KEPT = tuple((c, tuple(d in c.dims for d in ("project", "scenario", "model", "tool"))) for c in _STEP_CUBES)
 
 
 def add_run(acc: Accumulator, run: Mapping[str, Any], children: Sequence[Mapping[str, Any]], sign: int = 1,
@@ -215,17 +234,17 @@ def add_run(acc: Accumulator, run: Mapping[str, Any], children: Sequence[Mapping
     dur = run["end_ns"] - start
     measures = [1, dur // 1000, *tok, tool_calls, llm_calls, sum(tok) ** 2, tool_calls**2]
     keys: list[tuple[SliceKey, tuple[int, ...]]] = []
-    for cube in _RUN_CUBES:
+    for cube, (kp, ks, km) in _RUN_KEPT:
+        cp, cs, cm = p if kp else None, s if ks else None, m if km else None
         if cube.members == "none":
-            dims = (p, s, m) if cube.dims else (None, None, None)
-            keys.append((("run", cube.name, None, *dims, None, status, fc, None, None, ()), cube.tiers))
+            keys.append((("run", cube.name, None, cp, cs, cm, None, status, fc, None, None, ()), cube.tiers))
         elif cube.members in ("tool", "tag"):
             for mk, mv in members if cube.members == "tool" else members + cluster:
                 if (mk == "tool") == (cube.members == "tool"):
-                    keys.append((("run", cube.name, None, p, s, m, None, status, fc, mk, mv, ()), cube.tiers))
+                    keys.append((("run", cube.name, None, cp, cs, cm, None, status, fc, mk, mv, ()), cube.tiers))
         else:
             kept = members if cube.members == "all" else tag_members
-            keys.append((("run", cube.name, None, p, s, m, None, status, fc, None, None, kept), cube.tiers))
+            keys.append((("run", cube.name, None, cp, cs, cm, None, status, fc, None, None, kept), cube.tiers))
     acc.add(keys, start, measures, bin_of(dur / 1e6), sign)
     for c in children if steps is None else steps:
         add_step(acc, start, tag_members, c, sign)
@@ -240,7 +259,8 @@ def add_step(acc: Accumulator, run_start_ns: int, tag_members: tuple[tuple[str, 
     tok = event_tokens(step)
     measures = [1, dur // 1000, *tok, 0, 0, sum(tok) ** 2, 0]
     keys: list[tuple[SliceKey, tuple[int, ...]]] = []
-    for cube in _STEP_CUBES:
+    for cube, (kp, ks, km, kt) in _STEP_KEPT:
         members = tag_members if cube.members == "all" else ()
-        keys.append((("step", cube.name, kind, p, s, m, tool, status, fc, None, None, members), cube.tiers))
+        dims = (p if kp else None, s if ks else None, m if km else None, tool if kt else None)
+        keys.append((("step", cube.name, kind, *dims, status, fc, None, None, members), cube.tiers))
     acc.add(keys, run_start_ns, measures, bin_of(dur / 1e6), sign)

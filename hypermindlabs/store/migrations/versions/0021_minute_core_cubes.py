@@ -6,9 +6,9 @@ from the run ``full`` cube's minute cells, about one per run, so their cost grew
 of those minutes (an hour of them is ~3,700 cells at 10M demo events). ``total`` and ``core``
 minutes hold a cell per slice (status × failure class, and project × scenario × model for
 ``core``) and minute: a query without tag or tool conditions reads those instead. Each run
-writes two more cells. The tables keep their layout; the composition root
-(hypermindlabs.wiring, ``ROLLUPS_REVISION``) recomputes every cell from the stored events when it
-applied this revision.
+writes two more cells (``core``'s minutes were dropped again by 0022). The tables keep their
+layout; the composition root (hypermindlabs.wiring, ``ROLLUPS_REVISION``) recomputes every cell
+from the stored events when it applied this revision.
 
 Revision ID: 0021
 Revises: 0020
