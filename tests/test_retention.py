@@ -320,7 +320,8 @@ def test_serve_with_hypermind_retention_prunes_periodically_in_one_process(tmp_p
         assert now - 30 * DAY <= mark.pruned_before_ns <= time.time_ns() - 30 * DAY
     finally:
         proc.terminate()
-        out = proc.communicate(timeout=30)[0]
+        # gunicorn waits up to its graceful_timeout (10 s) for the workers: ample on a loaded machine
+        out = proc.communicate(timeout=60)[0]
         p.close()
     assert "retention: prune failed" not in out, out[-2000:]
     assert out.count("retention: pruned") == 1, out[-2000:]  # one pruning thread, not one per worker

@@ -79,6 +79,10 @@ def _serve_gunicorn(
             self.cfg.set("worker_class", "gthread")
             self.cfg.set("threads", threads)
             self.cfg.set("timeout", 120)
+            # A stop (SIGTERM) lets requests in flight finish for up to 10 s, then ends the workers:
+            # an interrupted batch rolls back whole and its retry is idempotent (event IDs), so a
+            # stop stays bounded on a loaded machine (gunicorn's default wait is 30 s).
+            self.cfg.set("graceful_timeout", 10)
             self.cfg.set("proc_name", "hypermind-obs")
             if on_ready is not None:  # in the arbiter, once: never in each worker
                 self.cfg.set("when_ready", lambda _server: on_ready())
