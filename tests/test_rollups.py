@@ -97,21 +97,16 @@ class Run:
 def downgrade_schema(store: EventStore, revision: str) -> None:
     """Take ``store``'s schema back to ``revision`` with Alembic (the events stay; the tables of later
     revisions go): the layout of a database from before a migration."""
-    from alembic import command
-    from alembic.config import Config
-
-    from hypermindlabs.store.event_store import _MIGRATIONS
-
-    cfg = Config()
-    cfg.set_main_option("script_location", str(_MIGRATIONS))
-    with store.engine.begin() as conn:
-        cfg.attributes["connection"] = conn
-        command.downgrade(cfg, revision)
+    _alembic(store, "downgrade", revision)
 
 
 def upgrade_schema(store: EventStore, revision: str) -> None:
     """Apply the migrations up to ``revision`` only (what a release of that revision did at start-up,
     before the composition root's recompute of derived data)."""
+    _alembic(store, "upgrade", revision)
+
+
+def _alembic(store: EventStore, direction: str, revision: str) -> None:
     from alembic import command
     from alembic.config import Config
 
@@ -121,7 +116,7 @@ def upgrade_schema(store: EventStore, revision: str) -> None:
     cfg.set_main_option("script_location", str(_MIGRATIONS))
     with store.engine.begin() as conn:
         cfg.attributes["connection"] = conn
-        command.upgrade(cfg, revision)
+        getattr(command, direction)(cfg, revision)
 
 
 def usage_tokens(usage: dict[str, int]) -> tuple[int, int, int, int]:

@@ -121,7 +121,6 @@ def nearest_rank(values: Sequence[float], q: float) -> float:
     return ordered[_rank(q, len(ordered)) - 1]
 
 
-_PAIR = np.dtype("<i4")
 _BARE = np.dtype([("k", "<i4"), ("c", "<i4")])  # the untagged form's (int32 key, int32 count) pairs
 _INT32 = (-(2**31), 2**31 - 1)
 # The compact forms: a tag byte, then (int16 key, int8 or int32 count) pairs; the zero bin's key
@@ -189,23 +188,12 @@ def _pack(bins: Mapping[int, int]) -> bytes:
     return out + b"\0" if len(out) % 8 == 0 else out
 
 
-def _decode(blob: bytes) -> tuple[np.ndarray, np.ndarray]:
-    """(keys, counts) of one packed sketch, as int64 arrays."""
-    if len(blob) % 8 == 0:
-        pairs = np.frombuffer(blob, dtype=_PAIR).reshape(-1, 2).astype(np.int64)
-        return pairs[:, 0], pairs[:, 1]
-    dt = _PAIRS[blob[0]]
-    arr = np.frombuffer(blob, dtype=dt, count=(len(blob) - 1) // dt.itemsize, offset=1)
-    keys = arr["k"].astype(np.int64)
-    keys[keys == _SHORT_ZERO] = ZERO_BIN
-    return keys, arr["c"].astype(np.int64)
-
-
 def unpack(blob: bytes) -> dict[int, int]:
     """The bins of a packed sketch, in stored (key) order.
 
-    One ``struct`` call, not :func:`_decode`'s arrays: the ingest path unpacks one cell at a
-    time, mostly a few bins, where NumPy's per-call overhead is ~5 µs and this ~1 µs.
+    One ``struct`` call, not NumPy arrays (:func:`_decode_many` reads many at once): the ingest
+    path unpacks one cell at a time, mostly a few bins, where NumPy's per-call overhead is ~5 µs
+    and this ~1 µs.
     """
     size = len(blob)
     if size % 8 == 0:

@@ -9,7 +9,7 @@ whole buckets in SQL. Latency percentiles come from the cells' packed sketches, 
 from __future__ import annotations
 
 import operator
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
@@ -149,6 +149,8 @@ class _Scan(NamedTuple):
 # Up to this many matching slices are passed to the cells query as a list; more are filtered in
 # Python (the cells of the whole cube and window are then grouped by slice).
 _MAX_SLICE_LIST = 5000
+#: The finest tier (s): a summary's edge minutes hold few cells per group.
+_MINUTE_S = 60
 
 
 def _matching_slices(conn: Connection, q: CellQuery) -> tuple[dict[int, Any], bool]:
@@ -187,7 +189,7 @@ def _read_by_slice(scan: _Scan, aggs: dict[tuple[Any, ...], Agg], matching: tupl
     # steps against 160k for one pass). Then the cells are read once, measures and sketch
     # together; so are a summary's edge minutes (at most 14 cells a group on either side: one
     # statement instead of two). Otherwise cells are summed per group in SQL, then their sketches read.
-    one_pass = step_ns == tier * 10**9 or (step_ns is None and tier == 60)
+    one_pass = step_ns == tier * 10**9 or (step_ns is None and tier == _MINUTE_S)
     nt = len(by_slice)
     sums = [c.c[m] for m in MEASURES] if one_pass else [int_sum(c.c[m]) for m in MEASURES]
     for kind in q.kinds if q.level == "step" else (None,):
@@ -234,16 +236,20 @@ def _add_sums(aggs: dict[tuple[Any, ...], Agg], keyed: dict[int, Any], rows: lis
         agg = aggs.get(key)
         if agg is None:
             agg = aggs[key] = Agg()
-        vals = row[nt : nt + nm]
-        agg.sums = list(map(_plus, agg.sums, vals))
-        if status == "error":
-            n = int(vals[0])
-            cls = error_class_of(status, fclass)
-            agg.errors += n
-            agg.classes[cls] = agg.classes.get(cls, 0) + n
-            agg.null_class_errors |= fclass is None
-        elif fclass is not None:
-            agg.classified_ok = True
+        _count(agg, row[nt : nt + nm], status, fclass)
+
+
+def _count(agg: Agg, vals: Sequence[Any], status: str, fclass: str | None) -> None:
+    """Add one row's measures and outcome (its error class, or a classified ok run) to a group."""
+    agg.sums = list(map(_plus, agg.sums, vals))
+    if status == "error":
+        n = int(vals[0])
+        cls = error_class_of(status, fclass)
+        agg.errors += n
+        agg.classes[cls] = agg.classes.get(cls, 0) + n
+        agg.null_class_errors |= fclass is None
+    elif fclass is not None:
+        agg.classified_ok = True
 
 
 def _read_joined(scan: _Scan, aggs: dict[tuple[Any, ...], Agg]) -> None:
@@ -291,20 +297,11 @@ def _add_outcomes(aggs: dict[tuple[Any, ...], Agg], rows: list[tuple[Any, ...]],
     """Rows of (group values…, status, failure class, measures…) into the aggregates."""
     for row in rows:
         status, fclass = row[ng], row[ng + 1]
-        eclass = error_class_of(status, fclass)
-        key = row[:ng] + (eclass,) if want_class else row[:ng]
+        key = row[:ng] + (error_class_of(status, fclass),) if want_class else row[:ng]
         agg = aggs.get(key)
         if agg is None:
             agg = aggs[key] = Agg()
-        vals = row[ng + 2 :]
-        agg.sums = list(map(_plus, agg.sums, vals))
-        n = int(vals[0])
-        if status == "error":
-            agg.errors += n
-            agg.classes[eclass] = agg.classes.get(eclass, 0) + n
-            agg.null_class_errors |= fclass is None
-        elif fclass is not None:
-            agg.classified_ok = True
+        _count(agg, row[ng + 2 :], status, fclass)
 
 
 def error_class_of(status: str, failure_class: str | None) -> str | None:
