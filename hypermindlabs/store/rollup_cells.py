@@ -16,7 +16,13 @@ from sqlalchemy.engine import Connection
 from hypermindlabs.core.sketch import pack, unpack
 from hypermindlabs.core.vocabulary import ROLLUP_MEASURES as MEASURES
 from hypermindlabs.core.vocabulary import SQL_CHUNK, chunks
-from hypermindlabs.store.dialect import advisory_xact_lock, bulk_write, lock_tables_exclusive, rows_by_keys
+from hypermindlabs.store.dialect import (
+    advisory_xact_lock,
+    bulk_update,
+    bulk_write,
+    lock_tables_exclusive,
+    rows_by_keys,
+)
 from hypermindlabs.store.schema import events, rollup_cells, rollup_slice_members, rollup_slices
 from hypermindlabs.store.tag_sets import event_column
 
@@ -42,14 +48,13 @@ _EVENT_COLUMNS = [event_column(events, k) for k in EVENT_FIELDS]  # built once: 
 _PG_LOCK_KEY = 0x68_6D_72_6F_6C_6C  # "hmroll"
 _CELL_KEY = ("part", "tier", "bucket_ns", "slice_id")
 
-_TABLES = {"cells": rollup_cells, "slices": rollup_slices, "members": rollup_slice_members}
+_TABLES = {"slices": rollup_slices, "members": rollup_slice_members}
+_CELL_COLUMNS = [*_CELL_KEY, *MEASURES, "sketch"]
 _COLUMNS = {
-    "cells": [*_CELL_KEY, *MEASURES, "sketch"],
     "slices": [c.name for c in rollup_slices.columns],
     "members": ["slice_id", "key", "value"],
 }
 _UPSERTS: dict[str, dict[str, Any]] = {
-    "cells": {"conflict": "replace", "keys": _CELL_KEY},
     "slices": {"conflict": "ignore", "keys": ("slice_id",)},
     "members": {"conflict": "ignore", "keys": ("slice_id", "key", "value")},
 }
@@ -124,7 +129,11 @@ def write_cells(
     _hold_write_lock(conn)
     keys = [r[:4] for r in rows]
     stored = _stored_cells(conn, keys)
-    out: list[tuple[Any, ...]] = []
+    # New cells are plain INSERTs and stored ones keyed UPDATEs: the writers' lock (one writer on
+    # SQLite) means no other transaction adds a cell between the read above and these writes, and
+    # both skip the conflict handling of an UPSERT (PostgreSQL's speculative insertion).
+    new: list[tuple[Any, ...]] = []
+    changed: list[tuple[Any, ...]] = []
     emptied: list[tuple[Any, ...]] = []
     nm = len(MEASURES)
     for key4, r in zip(keys, rows, strict=True):
@@ -132,7 +141,7 @@ def write_cells(
         old = stored.get(key4) if stored else None
         if old is None:
             if measures[0] > 0:  # a new cell with facts (the count): nothing to merge or delete
-                out.append((*key4, *measures, pack(delta)))
+                new.append((*key4, *measures, pack(delta)))
                 continue
             sums, bins = measures, delta
         else:
@@ -144,8 +153,9 @@ def write_cells(
             if old is not None:
                 emptied.append(key4)
             continue
-        out.append((*key4, *sums, pack(bins)))
-    _write_many(conn, "cells", out)
+        (new if old is None else changed).append((*key4, *sums, pack(bins)))
+    bulk_write(conn, rollup_cells, _CELL_COLUMNS, new)
+    bulk_update(conn, rollup_cells, _CELL_KEY, _CELL_COLUMNS[4:], changed)
     if emptied:
         c = rollup_cells.c
         for p, t, b, sid in emptied:
