@@ -125,3 +125,15 @@ def test_the_same_shape_twice_in_one_transaction_and_after_a_rollback(engine) ->
             bulk_write(conn, things, COLS, _rows(5, part=4), conflict="ignore", keys=("part", "id"))
     assert sorted({r[0] for r in _stored(engine)}) == [1, 2, 4]
     assert len(_stored(engine)) == 40 + 40 + 5
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)  # SQLite has no JIT, no staging table
+def test_staged_statements_run_without_jit_on_postgresql(engine) -> None:
+    # Under keyed_reads_only (enable_seqscan = off) a staging table's scan is priced at 10^10, so
+    # every staged statement passed jit_above_cost: 85–135 ms of JIT compiling per events insert.
+    from hypermindlabs.store.dialect import keyed_reads_only
+
+    with engine.begin() as conn:
+        keyed_reads_only(conn)
+        bulk_write(conn, things, COLS, _rows(10), conflict="ignore", keys=("part", "id"))
+        assert conn.exec_driver_sql("SELECT current_setting('jit')").scalar_one() == "off"
