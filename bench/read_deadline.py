@@ -51,7 +51,7 @@ def _queries() -> list[tuple[str, Callable[[Any], Any]]]:
 
     def run_list(params: dict[str, list[str]]) -> Callable[[Any], Any]:
         f = parse_filters(params, now_ns=NOW_NS)
-        return lambda conn: runs.list_runs(conn.engine, f, limit=100)
+        return lambda conn: runs.list_runs(conn, f, limit=100)
 
     return [
         ("summary 48h by model", metrics({"from": ["now-48h"], "group_by": ["model"]}, False)),

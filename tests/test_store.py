@@ -372,6 +372,25 @@ def test_reads_keep_the_drivers_prepared_statements_between_answers(make_store, 
         assert not conn.in_transaction()
 
 
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+def test_the_run_list_and_a_trace_keep_their_prepared_statements_too(make_store, backend):
+    """The run list and a run's trace read through ``store.read()`` (they opened bare connections,
+    which end with a ROLLBACK: psycopg re-parsed and re-planned them on every request)."""
+    import sqlalchemy as sa
+
+    store = make_store()
+    store.append([parse_event({"run_id": "r1", "kind": "run", "start_time": 1_767_225_600, "duration_ms": 5})])
+    for _ in range(24):  # prepared at the fifth run on a connection, of a few pooled
+        assert [r["run_id"] for r in store.list_runs(Filters(), limit=10).runs] == ["r1"]
+        assert store.get_run("r1")["complete"]
+    with store.read() as conn:
+        kept = sa.text(
+            "SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE '%AS tool_calls%' "
+            "OR statement LIKE '%ORDER BY events.start_ns%'"
+        )
+        assert conn.execute(kept).scalar() == 2
+
+
 def test_the_slice_list_of_a_cell_read_is_written_into_postgresql_statements(make_store):
     """A prepared statement's generic plan rebuilt ``ARRAY[$5, …]`` for every row it scanned: on
     PostgreSQL the slice ids (ints the store read) are in the statement text; SQLite binds them."""

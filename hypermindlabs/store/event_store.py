@@ -468,7 +468,8 @@ class EventStore:
     # -- reads -----------------------------------------------------------------------------
     def get_run(self, run_id: str) -> dict[str, Any] | None:
         """The run (its run event, or a placeholder while it is still open) and its trace, in order."""
-        return runs.get_run(self.engine, run_id)
+        with self.read() as conn:
+            return runs.get_run(conn, run_id)
 
     def count_events(self) -> int:
         with self.engine.connect() as conn:
@@ -476,7 +477,8 @@ class EventStore:
 
     def list_runs(self, filters: Filters, *, limit: int = 50, cursor: str | None = None) -> RunPage:
         """Runs matching ``filters``, newest first, keyset-paginated."""
-        return runs.list_runs(self.engine, filters, limit=limit, cursor=cursor)
+        with self.read() as conn:
+            return runs.list_runs(conn, filters, limit=limit, cursor=cursor)
 
     def retention_watermark(self) -> retention.Watermark | None:
         """The retention watermark (raw events of runs started before it were pruned), or None."""
@@ -547,7 +549,8 @@ class EventStore:
 
     def run_ids(self, filters: Filters) -> list[str]:
         """Every run ID matching ``filters`` (for tests and exact drill-down checks)."""
-        return runs.run_ids(self.engine, filters)
+        with self.read() as conn:
+            return runs.run_ids(conn, filters)
 
     def otlp_traces(self) -> OtlpTraces:
         """The OTLP ingest's trace state (roots awaited, held spans), on this store's engine."""

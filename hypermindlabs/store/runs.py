@@ -11,7 +11,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import and_, func, literal, literal_column, or_, select, tuple_, union_all
-from sqlalchemy.engine import Engine
+from sqlalchemy.engine import Connection
 
 from hypermindlabs.core.errors import QueryError
 from hypermindlabs.core.events import MAX_TIME_NS, MIN_TIME_NS
@@ -50,16 +50,15 @@ class RunPage:
     next_cursor: str | None
 
 
-def get_run(engine: Engine, run_id: str) -> dict[str, Any] | None:
+def get_run(conn: Connection, run_id: str) -> dict[str, Any] | None:
     """The run (its run event, or a placeholder while it is still open) and its trace, in order."""
-    with engine.connect() as conn:
-        result = conn.execute(
-            select(*_TRACE_COLUMNS)
-            .where(events.c.run_id == run_id)
-            .order_by(events.c.start_ns, (events.c.kind == "run").desc(), events.c.end_ns.desc(), events.c.seq)
-        )
-        names = list(result.keys())
-        rows = result.all()
+    result = conn.execute(
+        select(*_TRACE_COLUMNS)
+        .where(events.c.run_id == run_id)
+        .order_by(events.c.start_ns, (events.c.kind == "run").desc(), events.c.end_ns.desc(), events.c.seq)
+    )
+    names = list(result.keys())
+    rows = result.all()
     if not rows:
         return None
     evs = [event_json(dict(zip(names, r, strict=True))) for r in rows]
@@ -67,7 +66,7 @@ def get_run(engine: Engine, run_id: str) -> dict[str, Any] | None:
     return {"run_id": run_id, "run": run, "complete": run is not None, "events": evs}
 
 
-def list_runs(engine: Engine, filters: Filters, *, limit: int = 50, cursor: str | None = None) -> RunPage:
+def list_runs(conn: Connection, filters: Filters, *, limit: int = 50, cursor: str | None = None) -> RunPage:
     """Runs matching ``filters``, newest first, keyset-paginated."""
     if not 1 <= limit <= PAGE_LIMIT_MAX:
         raise QueryError("limit", f"must be between 1 and {PAGE_LIMIT_MAX}")
@@ -102,13 +101,12 @@ def list_runs(engine: Engine, filters: Filters, *, limit: int = 50, cursor: str 
         .order_by(r.c.start_ns.desc(), r.c.seq.desc())
         .limit(limit + 1)
     )
-    with engine.connect() as conn:
-        result = conn.execute(q)
-        names = list(result.keys())
-        # The driver's own tuples: these columns need no result processing (strings, integers and
-        # the Boolean flag, which event_json makes a bool), and SQLAlchemy's Row per row, then its
-        # mapping view, cost as much as the query on a 1000-run page.
-        rows = result.cursor.fetchall()
+    result = conn.execute(q)
+    names = list(result.keys())
+    # The driver's own tuples: these columns need no result processing (strings, integers and
+    # the Boolean flag, which event_json makes a bool), and SQLAlchemy's Row per row, then its
+    # mapping view, cost as much as the query on a 1000-run page.
+    rows = result.cursor.fetchall()
     page = rows[:limit]
     out = []
     for row in page:
@@ -128,12 +126,11 @@ def _page_conditions(r: Any, filters: Filters, after: tuple[int, int] | None, *,
     return cond
 
 
-def run_ids(engine: Engine, filters: Filters) -> list[str]:
+def run_ids(conn: Connection, filters: Filters) -> list[str]:
     """Every run ID matching ``filters`` (for tests and exact drill-down checks)."""
     r = events.alias("r")
     q = select(r.c.run_id).where(r.c.kind == "run", *run_conditions(r, filters))
-    with engine.connect() as conn:
-        return list(conn.execute(q).scalars())
+    return list(conn.execute(q).scalars())
 
 
 def run_conditions(r: Any, f: Filters, *, per_run: bool = False) -> list[Any]:
