@@ -372,6 +372,27 @@ def test_reads_keep_the_drivers_prepared_statements_between_answers(make_store, 
         assert not conn.in_transaction()
 
 
+def test_sequence_numbers_follow_the_batch_order_on_both_databases(store):
+    """``seq`` is the store's order (run-list ties, examples, chunked rebuilds): a batch's events
+    take it in the order they came. PostgreSQL's staged insert read them back from a DELETE …
+    RETURNING in no set order: from the second batch of demo events on, 2,290 of 60,000 events got
+    other numbers than on SQLite."""
+    import itertools
+    from datetime import UTC, datetime
+
+    import sqlalchemy as sa
+
+    from hypermindlabs.demo import demo_spec, generate_events
+
+    spec = demo_spec(seed=11, end=datetime(2026, 1, 15, tzinfo=UTC), days=14)
+    objs = list(itertools.islice(generate_events(spec, runs_per_day=9_000), 12_000))
+    for i in range(0, len(objs), 5_000):
+        ingest_objects(store, objs[i : i + 5_000])
+    with store.engine.connect() as conn:
+        stored = list(conn.execute(sa.text("SELECT event_id FROM events ORDER BY seq")).scalars())
+    assert stored == [parse_event(o).event_id for o in objs]
+
+
 @pytest.mark.parametrize("backend", ["postgres"], indirect=True)
 def test_the_run_list_and_a_trace_keep_their_prepared_statements_too(make_store, backend):
     """The run list and a run's trace read through ``store.read()`` (they opened bare connections,

@@ -345,15 +345,25 @@ _COPY_TYPES = {
 }  # fmt: skip
 
 
-def _copy_in(conn: Connection, target: str, table: Table, cols: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
-    """Stream ``rows`` into ``target`` (``table`` or its staging table) with binary ``COPY``."""
+def _copy_in(conn: Connection, target: str, table: Table, cols: Sequence[str], rows: Sequence[Sequence[Any]], *,
+             numbered: bool = False) -> None:  # fmt: skip
+    """Stream ``rows`` into ``target`` (``table`` or its staging table) with binary ``COPY``;
+    ``numbered`` adds each row's position in ``rows`` as the last column (``hm_row``)."""
     types = _copy_types(conn, table, cols)
+    names = ", ".join(cols)
+    if numbered:
+        types.append("int8")
+        names += ", hm_row"
     cursor = _driver_cursor(conn)
     try:
-        with cursor.copy(f"COPY {target} ({', '.join(cols)}) FROM STDIN (FORMAT BINARY)") as copy:
+        with cursor.copy(f"COPY {target} ({names}) FROM STDIN (FORMAT BINARY)") as copy:
             copy.set_types(types)
-            for row in rows:
-                copy.write_row(row)
+            if numbered:
+                for i, row in enumerate(rows):
+                    copy.write_row((*row, i))
+            else:
+                for row in rows:
+                    copy.write_row(row)
     except psycopg.IntegrityError as exc:
         # Raised the way SQLAlchemy would, so the store's retry on a concurrent writer applies.
         raise sa_exc.IntegrityError(f"COPY {target}", None, exc) from exc
@@ -366,19 +376,22 @@ def _staged(conn: Connection, table: Table, cols: Sequence[str], rows: Sequence[
     ``DELETE … RETURNING`` of them, to use as a CTE (``WITH v AS (…)``) that also empties it.
 
     A temporary table (this session only, emptied at commit too) of just these columns, without
-    their constraints: created once per session and shape, never visible to other connections.
+    their constraints, plus ``hm_row``, each row's position in ``rows``: a DELETE returns rows in no
+    set order, and an INSERT must take them ``ORDER BY hm_row`` so that defaults drawn from a
+    sequence (``events.seq``, the store's order) follow the batch as on SQLite. Created once per
+    session and shape, never visible to other connections.
     """
-    digest = hashlib.sha256(",".join(cols).encode()).hexdigest()[:10]
+    digest = hashlib.sha256(",".join([*cols, "hm_row"]).encode()).hexdigest()[:10]
     stage = f"hm_stage_{table.name}_{digest}"
     conn.exec_driver_sql(
         f"CREATE TEMPORARY TABLE IF NOT EXISTS {stage} ON COMMIT DELETE ROWS AS "
-        f"SELECT {', '.join(cols)} FROM {table.name} WITH NO DATA"
+        f"SELECT {', '.join(cols)}, CAST(0 AS bigint) AS hm_row FROM {table.name} WITH NO DATA"
     )
-    _copy_in(conn, stage, table, cols, rows)
+    _copy_in(conn, stage, table, cols, rows, numbered=True)
     # The staging table has no statistics and, under keyed_reads_only, a sequential scan priced
     # out: the plan's cost passes jit_above_cost, and JIT compiling took 85–135 ms a statement.
     conn.exec_driver_sql("SET LOCAL jit = off")
-    return f"DELETE FROM {stage} RETURNING {', '.join(cols)}"
+    return f"DELETE FROM {stage} RETURNING {', '.join(cols)}, hm_row"
 
 
 def _copy_insert(
@@ -392,7 +405,9 @@ def _copy_insert(
     names = ", ".join(cols)
     staged = _staged(conn, table, cols, rows)
     # An IntegrityError comes wrapped the SQLAlchemy way (the store's retry on a concurrent writer).
-    conn.exec_driver_sql(f"WITH v AS ({staged}) INSERT INTO {table.name} ({names}) SELECT {names} FROM v{conflict}")
+    conn.exec_driver_sql(
+        f"WITH v AS ({staged}) INSERT INTO {table.name} ({names}) SELECT {names} FROM v ORDER BY hm_row{conflict}"
+    )
 
 
 def insert_new(conn: Connection, table: Table, cols: Sequence[str], rows: Sequence[Sequence[Any]],
@@ -411,7 +426,7 @@ def insert_new(conn: Connection, table: Table, cols: Sequence[str], rows: Sequen
     if conn.dialect.name == "postgresql":
         names = ", ".join(cols_t)
         stmt = (f"WITH v AS ({_staged(conn, table, cols_t, rows)}) INSERT INTO {table.name} ({names}) "
-                f"SELECT {names} FROM v ON CONFLICT DO NOTHING RETURNING {key}")  # fmt: skip
+                f"SELECT {names} FROM v ORDER BY hm_row ON CONFLICT DO NOTHING RETURNING {key}")  # fmt: skip
         inserted = {r[0] for r in conn.exec_driver_sql(stmt)}
         at = cols_t.index(key)
         return {r[at] for r in rows if r[at] not in inserted}
