@@ -330,15 +330,17 @@ def _driver_cursor(conn: Connection) -> Any:
 
 def _copy_types(conn: Connection, table: Table, cols: Sequence[str]) -> list[str]:
     """The PostgreSQL type names ``COPY``'s binary dumpers take for these columns (``varchar(256)``
-    goes as ``text``: the same binary form)."""
-    compile_type = conn.dialect.type_compiler_instance.process
-    out = []
-    for c in cols:
-        name = compile_type(table.c[c].type).lower().split("(")[0].strip()
-        out.append(_COPY_TYPES.get(name, name))
-    return out
+    goes as ``text``: the same binary form), once per table and column list."""
+    key = (table.name, tuple(cols))
+    hit = _COPY_TYPE_CACHE.get(key)
+    if hit is None:
+        compile_type = conn.dialect.type_compiler_instance.process
+        names = (compile_type(table.c[c].type).lower().split("(")[0].strip() for c in cols)
+        hit = _COPY_TYPE_CACHE[key] = [_COPY_TYPES.get(n, n) for n in names]
+    return list(hit)
 
 
+_COPY_TYPE_CACHE: dict[tuple[str, tuple[str, ...]], list[str]] = {}
 _COPY_TYPES = {
     "bigint": "int8", "smallint": "int2", "integer": "int4", "varchar": "text", "boolean": "bool",
     "double precision": "float8", "float": "float8",
@@ -396,16 +398,16 @@ def _staged(conn: Connection, table: Table, cols: Sequence[str], rows: Sequence[
 
 def _copy_insert(
     conn: Connection, table: Table, cols: Sequence[str], rows: Sequence[Sequence[Any]], conflict: str = ""
-) -> None:
-    """PostgreSQL's bulk INSERT: ``COPY`` straight in, or through the staging table when the
-    statement has an ``ON CONFLICT`` clause."""
+) -> Any:
+    """PostgreSQL's bulk INSERT: ``COPY`` straight in (returns None), or through the staging table
+    when ``conflict`` (``ON CONFLICT …`` and any ``RETURNING``) is given (returns its result)."""
     if not conflict:
         _copy_in(conn, table.name, table, cols, rows)
-        return
+        return None
     names = ", ".join(cols)
     staged = _staged(conn, table, cols, rows)
     # An IntegrityError comes wrapped the SQLAlchemy way (the store's retry on a concurrent writer).
-    conn.exec_driver_sql(
+    return conn.exec_driver_sql(
         f"WITH v AS ({staged}) INSERT INTO {table.name} ({names}) SELECT {names} FROM v ORDER BY hm_row{conflict}"
     )
 
@@ -424,10 +426,7 @@ def insert_new(conn: Connection, table: Table, cols: Sequence[str], rows: Sequen
         return set()
     cols_t = tuple(cols)
     if conn.dialect.name == "postgresql":
-        names = ", ".join(cols_t)
-        stmt = (f"WITH v AS ({_staged(conn, table, cols_t, rows)}) INSERT INTO {table.name} ({names}) "
-                f"SELECT {names} FROM v ORDER BY hm_row ON CONFLICT DO NOTHING RETURNING {key}")  # fmt: skip
-        inserted = {r[0] for r in conn.exec_driver_sql(stmt)}
+        inserted = {r[0] for r in _copy_insert(conn, table, cols_t, rows, f" ON CONFLICT DO NOTHING RETURNING {key}")}
         at = cols_t.index(key)
         return {r[at] for r in rows if r[at] not in inserted}
     sql = _INSERT_IGNORE.get((table.name, cols_t))
