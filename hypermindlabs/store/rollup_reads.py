@@ -151,6 +151,9 @@ class _Scan(NamedTuple):
 _MAX_SLICE_LIST = 5000
 #: The finest tier (s): a summary's edge minutes hold few cells per group.
 _MINUTE_S = 60
+#: Up to this many cells (matching slices × buckets of the window, an upper bound) a read takes
+#: every cell in one statement and sums them here instead of grouping in SQL first.
+_FEW_CELLS = 1_000
 
 
 def _matching_slices(conn: Connection, q: CellQuery) -> tuple[dict[int, Any], bool]:
@@ -189,7 +192,11 @@ def _read_by_slice(scan: _Scan, aggs: dict[tuple[Any, ...], Agg], matching: tupl
     # steps against 160k for one pass). Then the cells are read once, measures and sketch
     # together; so are a summary's edge minutes (at most 14 cells a group on either side: one
     # statement instead of two). Otherwise cells are summed per group in SQL, then their sketches read.
-    one_pass = step_ns == tier * 10**9 or (step_ns is None and tier == _MINUTE_S)
+    # So are reads of a few cells in all, as the matching slices and the window's buckets bound
+    # them: a second statement costs more than summing them here (a PostgreSQL round trip each;
+    # a 14-day summary read 9 statements, 3 of them for a few hundred day cells).
+    few = len(keyed) * max(1, (window[1] - window[0]) // (tier * 10**9)) <= _FEW_CELLS
+    one_pass = step_ns == tier * 10**9 or tier == _MINUTE_S and step_ns is None or few
     nt = len(by_slice)
     sums = [c.c[m] for m in MEASURES] if one_pass else [int_sum(c.c[m]) for m in MEASURES]
     for kind in q.kinds if q.level == "step" else (None,):
