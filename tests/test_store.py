@@ -341,7 +341,7 @@ def test_rollup_sums_are_integers_on_both_databases_and_overflow_fails_alike(mak
     q = MetricsQuery(filters=Filters(), kinds=("run",), group_by=(), from_ns=t0, to_ns=t1,
                      requested_from_ns=t0, requested_to_ns=t1)  # fmt: skip
     with store.rollup_reader() as reader:  # the slice-first path (the joined one reads no sums)
-        reader.read(cell_query(q, plan(q)[900]), 900, (t0, t1), aggs := {})
+        reader.read(cell_query(q, plan(q)[900]), 900, [(t0, t1)], aggs := {})
     assert {type(v) for agg in aggs.values() for v in agg.sums} == {int}
     assert sum(agg.sums[0] for agg in aggs.values()) == 6
     aggs, _ = grouped(store, q, [(t0, t1)])
@@ -351,6 +351,40 @@ def test_rollup_sums_are_integers_on_both_databases_and_overflow_fails_alike(mak
     )
     with store.engine.connect() as conn, pytest.raises(sa.exc.DBAPIError, match="(?i)out of range|overflow"):
         conn.execute(big).scalar()
+
+
+@pytest.mark.parametrize("cube_name", ["total", "full"])
+def test_a_read_of_several_ranges_is_one_statement_and_sums_what_each_range_holds(make_store, cube_name):
+    """A summary's edges of one tier (the minutes before and after its whole hours) are read in
+    one statement, a UNION ALL of their range scans, by the slice-first path (``total``) and the
+    joined one (``full``); the sums equal those of reading each range alone."""
+    import sqlalchemy as sa
+
+    from hypermindlabs.rollups.answers import cell_query
+    from hypermindlabs.rollups.facts import CUBES
+    from hypermindlabs.rollups.query import MetricsQuery
+
+    store = make_store()
+    assert ingest_objects(store, [_run_event(i) for i in (1, 2, 30, 45, 46, 47)]).accepted == 6
+    t0, t1 = 1_767_261_600 * 10**9, 1_767_265_200 * 10**9  # 2026-01-01 10:00 to 11:00
+    q = MetricsQuery(filters=Filters(), kinds=("run",), group_by=(), from_ns=t0, to_ns=t1,
+                     requested_from_ns=t0, requested_to_ns=t1)  # fmt: skip
+    cq = cell_query(q, next(c for c in CUBES if c.level == "run" and c.name == cube_name))
+    minute = 60 * 10**9
+    ranges = [(t0, t0 + 20 * minute), (t0 + 40 * minute, t1)]
+    statements: list[str] = []
+    sa.event.listen(store.engine, "before_cursor_execute", lambda _c, _cur, stmt, *_a: statements.append(stmt))
+    per_range = []
+    with store.rollup_reader() as reader:
+        for r in ranges:
+            reader.read(cq, 60, [r], aggs := {})
+            per_range.append(sum(a.sums[0] for a in aggs.values()))
+        statements.clear()
+        reader.read(cq, 60, ranges, both := {})
+    cell_reads = [s for s in statements if "rollup_cells" in s]
+    assert len(cell_reads) == 1 and "UNION ALL" in cell_reads[0]
+    assert sum(a.sums[0] for a in both.values()) == sum(per_range)
+    assert per_range == [2, 3]  # 10:01, 10:02 | 10:45–10:47 (10:30 is in neither range)
 
 
 # PostgreSQL only: SQLite keeps its compiled statements in the driver's own cache.

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from sqlalchemy import and_, exists, literal_column, select
+from sqlalchemy import and_, exists, literal_column, select, union_all
 from sqlalchemy.engine import Connection
 
 from hypermindlabs.core.filters import Filters
@@ -121,27 +121,33 @@ class RollupReader:
         self._slices: dict[str, tuple[dict[int, Any], bool]] = {}
 
     def read(
-        self, q: CellQuery, tier: int, window: tuple[int, int], aggs: dict[tuple[Any, ...], Agg], *,
+        self, q: CellQuery, tier: int, windows: Sequence[tuple[int, int]], aggs: dict[tuple[Any, ...], Agg], *,
         origin_ns: int | None = None, step_ns: int | None = None,
     ) -> None:  # fmt: skip
-        """Add the cells of ``q``'s cube at ``tier`` in ``window`` to ``aggs``; with ``step_ns``, per
-        point ``(bucket - origin_ns) // step_ns``."""
+        """Add the cells of ``q``'s cube at ``tier`` in ``windows`` (disjoint ranges of its buckets)
+        to ``aggs``; with ``step_ns``, per point ``(bucket - origin_ns) // step_ns``.
+
+        The ranges are read in one statement each read takes (a UNION ALL of range scans: an OR of
+        ranges would scan the tier), so a summary's two edges of a tier cost one round trip."""
+        windows = tuple(windows)
+        if not windows:
+            return
         if q.members in ("tags", "all"):
-            _read_joined(_Scan(self._conn, q, tier, window, origin_ns, step_ns), aggs)
+            _read_joined(_Scan(self._conn, q, tier, windows, origin_ns, step_ns), aggs)
             return
         key = repr(q)
         if key not in self._slices:
             self._slices[key] = _matching_slices(self._conn, q)
-        _read_by_slice(_Scan(self._conn, q, tier, window, origin_ns, step_ns), aggs, self._slices[key])
+        _read_by_slice(_Scan(self._conn, q, tier, windows, origin_ns, step_ns), aggs, self._slices[key])
 
 
 class _Scan(NamedTuple):
-    """One read: the connection, the query, the tier and window, and the time step if any."""
+    """One read: the connection, the query, the tier and its windows, and the time step if any."""
 
     conn: Connection
     q: CellQuery
     tier: int
-    window: tuple[int, int]
+    windows: tuple[tuple[int, int], ...]
     origin_ns: int | None
     step_ns: int | None
 
@@ -178,7 +184,7 @@ def _read_by_slice(scan: _Scan, aggs: dict[tuple[Any, ...], Agg], matching: tupl
     """The small cubes (hundreds to a few thousand slices): pick the matching slices first (once
     per answer, :func:`_matching_slices`), then sum the cells per slice id without a join, and group
     the slices in Python. A join would look a slice up for every cell; this looks each up once."""
-    conn, q, tier, window, origin_ns, step_ns = scan
+    conn, q, tier, windows, origin_ns, step_ns = scan
     c = rollup_cells
     keyed, listed = matching
     if not keyed:
@@ -195,23 +201,23 @@ def _read_by_slice(scan: _Scan, aggs: dict[tuple[Any, ...], Agg], matching: tupl
     # So are reads of a few cells in all, as the matching slices and the window's buckets bound
     # them: a second statement costs more than summing them here (a PostgreSQL round trip each;
     # a 14-day summary read 9 statements, 3 of them for a few hundred day cells).
-    few = len(keyed) * max(1, (window[1] - window[0]) // (tier * 10**9)) <= _FEW_CELLS
+    few = len(keyed) * max(1, sum(b - a for a, b in windows) // (tier * 10**9)) <= _FEW_CELLS
     one_pass = step_ns == tier * 10**9 or tier == _MINUTE_S and step_ns is None or few
     nt = len(by_slice)
     sums = [c.c[m] for m in MEASURES] if one_pass else [int_sum(c.c[m]) for m in MEASURES]
     for kind in q.kinds if q.level == "step" else (None,):
-        cells = [c.c.part == q.parts[kind], c.c.tier == tier, c.c.bucket_ns >= window[0],
-                 c.c.bucket_ns < window[1]]  # fmt: skip
+        cells = [c.c.part == q.parts[kind], c.c.tier == tier]
         if listed:
             cells.append(in_ids(conn, c.c.slice_id, list(keyed)))
         if one_pass:
-            rows = _rows(conn, select(*by_slice, *sums, c.c.sketch).where(*cells))
+            rows = _rows(conn, _ranges(select(*by_slice, *sums, c.c.sketch).where(*cells), windows))
             _add_sums(aggs, keyed, rows, nt, want_class)
             sketches = [(row[:nt], row[-1]) for row in rows]
         else:
-            _add_sums(aggs, keyed, _rows(conn, select(*by_slice, *sums).where(*cells).group_by(*by_slice)), nt,
-                      want_class)  # fmt: skip
-            sketches = [(row[:nt], row[-1]) for row in _rows(conn, select(*by_slice, c.c.sketch).where(*cells))]
+            grouped = _ranges(select(*by_slice, *sums).where(*cells), windows, group_by=by_slice)
+            _add_sums(aggs, keyed, _rows(conn, grouped), nt, want_class)
+            blobs = _ranges(select(*by_slice, c.c.sketch).where(*cells), windows)
+            sketches = [(row[:nt], row[-1]) for row in _rows(conn, blobs)]
         keys: list[tuple[Any, ...]] = []
         gids: list[int] = []
         blobs: list[bytes] = []
@@ -262,7 +268,7 @@ def _count(agg: Agg, vals: Sequence[Any], status: str, fclass: str | None) -> No
 def _read_joined(scan: _Scan, aggs: dict[tuple[Any, ...], Agg]) -> None:
     """The cubes of member sets (``tags``, ``full``: slices are many, cells few per slice): join
     each cell to its slice."""
-    conn, q, tier, window, origin_ns, step_ns = scan
+    conn, q, tier, windows, origin_ns, step_ns = scan
     s, c = rollup_slices, rollup_cells
     gcols, joins = _group_columns(q, s)
     if step_ns is not None:
@@ -279,13 +285,12 @@ def _read_joined(scan: _Scan, aggs: dict[tuple[Any, ...], Agg]) -> None:
     want_class = "error_class" in q.group_by
     outcome = [s.c.status, s.c.failure_class]
     for kind in q.kinds if q.level == "step" else (None,):
-        where = [c.c.part == q.parts[kind], c.c.tier == tier, c.c.bucket_ns >= window[0],
-                 c.c.bucket_ns < window[1], *conditions]  # fmt: skip
+        where = [c.c.part == q.parts[kind], c.c.tier == tier, *conditions]
         # One pass, a row per cell (``full`` cells are few per slice, so grouping in SQL would
         # save little): group values, outcome, measures and sketch, summed here.
         keys = [*gcols, *outcome]
         stmt = select(*keys, *[c.c[m] for m in MEASURES], c.c.sketch).select_from(with_slices).where(*where)
-        rows = _rows(conn, stmt)
+        rows = _rows(conn, _ranges(stmt, windows))
         _add_outcomes(aggs, [r[:-1] for r in rows], ng, want_class)
         groups: list[tuple[Any, ...]] = []
         gids: list[int] = []
@@ -309,6 +314,16 @@ def _add_outcomes(aggs: dict[tuple[Any, ...], Agg], rows: list[tuple[Any, ...]],
         if agg is None:
             agg = aggs[key] = Agg()
         _count(agg, row[ng + 2 :], status, fclass)
+
+
+def _ranges(stmt: Any, windows: Sequence[tuple[int, int]], *, group_by: Sequence[Any] = ()) -> Any:
+    """``stmt`` over the cells of each of ``windows`` (bucket ranges), one range scan each: one
+    statement, a UNION ALL of them when there are several (each grouped by ``group_by``)."""
+    b = rollup_cells.c.bucket_ns
+    parts = [stmt.where(b >= lo, b < hi) for lo, hi in windows]
+    if group_by:
+        parts = [p.group_by(*group_by) for p in parts]
+    return parts[0] if len(parts) == 1 else union_all(*parts)
 
 
 def error_class_of(status: str, failure_class: str | None) -> str | None:
