@@ -216,8 +216,8 @@ def _read_by_slice(scan: _Scan, aggs: dict[tuple[Any, ...], Agg], matching: tupl
         else:
             grouped = _ranges(select(*by_slice, *sums).where(*cells), windows, group_by=by_slice)
             _add_sums(aggs, keyed, _rows(conn, grouped), nt, want_class)
-            blobs = _ranges(select(*by_slice, c.c.sketch).where(*cells), windows)
-            sketches = [(row[:nt], row[-1]) for row in _rows(conn, blobs)]
+            sketch_reads = _ranges(select(*by_slice, c.c.sketch).where(*cells), windows)
+            sketches = [(row[:nt], row[-1]) for row in _rows(conn, sketch_reads)]
         keys: list[tuple[Any, ...]] = []
         gids: list[int] = []
         blobs: list[bytes] = []
