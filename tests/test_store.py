@@ -513,3 +513,30 @@ def test_postgresql_writers_of_stores_in_other_schemas_do_not_wait_on_each_other
             s.close()
         _drop_schema(a_name)
         _drop_schema(b_name)
+
+
+def test_joined_rollup_reads_are_planned_for_their_values_within_their_read_only(make_store, backend):
+    """PostgreSQL plans the reads that join cells to slices for their own values with cached-table
+    costs (store/dialect.planned_for_their_values): never through the driver's prepared statements,
+    ``random_page_cost`` lowered for that read transaction only, the driver's threshold restored."""
+    import sqlalchemy as sa
+
+    from hypermindlabs.store.dialect import planned_for_their_values
+
+    store = make_store()
+    assert ingest_objects(store, [_run_event(i) for i in range(3)]).accepted == 3
+    if backend == "sqlite":
+        with store.rollup_reader() as reader, planned_for_their_values(reader._conn):
+            assert reader._conn.execute(sa.text("SELECT 1")).scalar() == 1
+        return
+    server_cost = float(store.engine.connect().execute(sa.text("SHOW random_page_cost")).scalar())
+    with store.rollup_reader() as reader:
+        conn = reader._conn
+        driver = conn.connection.driver_connection
+        threshold = driver.prepare_threshold
+        with planned_for_their_values(conn):
+            assert driver.prepare_threshold is None  # psycopg runs the statement unprepared
+            assert float(conn.execute(sa.text("SHOW random_page_cost")).scalar()) == min(server_cost, 1.1)
+        assert driver.prepare_threshold == threshold
+    with store.engine.connect() as conn:
+        assert float(conn.execute(sa.text("SHOW random_page_cost")).scalar()) == server_cost

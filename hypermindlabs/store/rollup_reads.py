@@ -20,7 +20,7 @@ from hypermindlabs.core.filters import Filters
 from hypermindlabs.core.sketch import add_packed
 from hypermindlabs.core.vocabulary import INHERITED
 from hypermindlabs.core.vocabulary import ROLLUP_MEASURES as MEASURES
-from hypermindlabs.store.dialect import in_ids, int_sum
+from hypermindlabs.store.dialect import in_ids, int_sum, planned_for_their_values
 from hypermindlabs.store.schema import rollup_cells, rollup_slice_members, rollup_slices
 
 __all__ = ["Agg", "CellQuery", "RollupReader", "error_class_of"]
@@ -290,7 +290,8 @@ def _read_joined(scan: _Scan, aggs: dict[tuple[Any, ...], Agg]) -> None:
         # save little): group values, outcome, measures and sketch, summed here.
         keys = [*gcols, *outcome]
         stmt = select(*keys, *[c.c[m] for m in MEASURES], c.c.sketch).select_from(with_slices).where(*where)
-        rows = _rows(conn, _ranges(stmt, windows))
+        with planned_for_their_values(conn):
+            rows = _rows(conn, _ranges(stmt, windows))
         _add_outcomes(aggs, [r[:-1] for r in rows], ng, want_class)
         groups: list[tuple[Any, ...]] = []
         gids: list[int] = []
