@@ -540,3 +540,29 @@ def test_joined_rollup_reads_are_planned_for_their_values_within_their_read_only
         assert driver.prepare_threshold == threshold
     with store.engine.connect() as conn:
         assert float(conn.execute(sa.text("SHOW random_page_cost")).scalar()) == server_cost
+
+
+def test_an_answers_joined_reads_set_the_planner_cost_once(make_store, backend):
+    """Every joined read of one answer runs planned for its values; the transaction-scoped cost is
+    set by the first (one round trip per answer, not per read). SQLite sets nothing."""
+    import sqlalchemy as sa
+
+    from hypermindlabs.rollups.answers import cell_query
+    from hypermindlabs.rollups.facts import CUBES
+    from hypermindlabs.rollups.query import MetricsQuery
+
+    store = make_store()
+    assert ingest_objects(store, [_run_event(i) for i in (1, 2, 45)]).accepted == 3
+    t0, t1 = 1_767_261_600 * 10**9, 1_767_265_200 * 10**9  # 2026-01-01 10:00 to 11:00
+    q = MetricsQuery(filters=Filters(), kinds=("run",), group_by=(), from_ns=t0, to_ns=t1,
+                     requested_from_ns=t0, requested_to_ns=t1)  # fmt: skip
+    full = cell_query(q, next(c for c in CUBES if c.level == "run" and c.name == "full"))
+    statements: list[str] = []
+    sa.event.listen(store.engine, "before_cursor_execute", lambda _c, _cur, stmt, *_a: statements.append(stmt))
+    minute = 60 * 10**9
+    with store.rollup_reader() as reader:
+        reader.read(full, 60, [(t0, t0 + 30 * minute)], first := {})
+        reader.read(full, 60, [(t0 + 30 * minute, t1)], second := {})
+    assert [sum(a.sums[0] for a in aggs.values()) for aggs in (first, second)] == [2, 1]
+    cost_sets = [s for s in statements if "random_page_cost" in s]
+    assert len(cost_sets) == (1 if backend == "postgres" else 0)

@@ -120,9 +120,10 @@ def begin_snapshot(conn: Connection) -> Connection:
 
 
 @contextmanager
-def planned_for_their_values(conn: Connection) -> Iterator[None]:
+def planned_for_their_values(conn: Connection, *, set_cost: bool = True) -> Iterator[None]:
     """PostgreSQL: plan the statements run in this block for their own parameter values, costing
-    index lookups as for tables held in memory (the rest of the read transaction keeps the cost).
+    index lookups as for tables held in memory (the rest of the read transaction keeps the cost:
+    ``set_cost=False`` when this transaction has set it already, saving the round trip).
 
     For the rollup reads that join each cell of a window to its slice and members (the ``tags`` and
     ``full`` cubes). Prepared, such a statement runs PostgreSQL's generic plan, costed for a guessed
@@ -130,16 +131,17 @@ def planned_for_their_values(conn: Connection) -> Iterator[None]:
     1M events: 3,775 cells, ~25 ms). Planned for its values at the server default
     ``random_page_cost = 4`` it hashes all 39,196 slices instead; at 1.1 (a cached working set; a
     server tuned lower keeps its own) it looks each slice up once and memoizes the members' probes.
-    Measured in process, in turns (docs/performance.md § Sixth session): two tags 36.2 → 27.9 ms,
-    two tags by tool 171.9 → 94.6 ms, answers identical. Costs a round trip and a plan per statement.
+    Measured in process, in turns (docs/performance.md § Sixth session): two tags 38.2 → 26.1 ms,
+    two tags by tool 112.3 → 67.3 ms, answers identical. Costs a plan per statement.
     SQLite: nothing.
     """
     if conn.dialect.name != "postgresql":
         yield
         return
-    conn.exec_driver_sql(
-        "SELECT set_config('random_page_cost', least(current_setting('random_page_cost')::float8, 1.1)::text, true)"
-    )
+    if set_cost:
+        conn.exec_driver_sql(
+            "SELECT set_config('random_page_cost', least(current_setting('random_page_cost')::float8, 1.1)::text, true)"
+        )
     driver = conn.connection.driver_connection
     kept = driver.prepare_threshold  # type: ignore[union-attr]
     driver.prepare_threshold = None  # type: ignore[union-attr]  # psycopg: run unprepared, planned afresh

@@ -119,6 +119,8 @@ class RollupReader:
         self._conn = conn
         # The matching slices per planned read: the tiers of one answer share them.
         self._slices: dict[str, tuple[dict[int, Any], bool]] = {}
+        # Whether this transaction set PostgreSQL's cached-table cost (planned_for_their_values).
+        self._costed = False
 
     def read(
         self, q: CellQuery, tier: int, windows: Sequence[tuple[int, int]], aggs: dict[tuple[Any, ...], Agg], *,
@@ -133,7 +135,10 @@ class RollupReader:
         if not windows:
             return
         if q.members in ("tags", "all"):
-            _read_joined(_Scan(self._conn, q, tier, windows, origin_ns, step_ns), aggs)
+            # Planned for their values on PostgreSQL; the cost is set once per answer's transaction.
+            with planned_for_their_values(self._conn, set_cost=not self._costed):
+                _read_joined(_Scan(self._conn, q, tier, windows, origin_ns, step_ns), aggs)
+            self._costed = True
             return
         key = repr(q)
         if key not in self._slices:
@@ -290,8 +295,7 @@ def _read_joined(scan: _Scan, aggs: dict[tuple[Any, ...], Agg]) -> None:
         # save little): group values, outcome, measures and sketch, summed here.
         keys = [*gcols, *outcome]
         stmt = select(*keys, *[c.c[m] for m in MEASURES], c.c.sketch).select_from(with_slices).where(*where)
-        with planned_for_their_values(conn):
-            rows = _rows(conn, _ranges(stmt, windows))
+        rows = _rows(conn, _ranges(stmt, windows))
         _add_outcomes(aggs, [r[:-1] for r in rows], ng, want_class)
         groups: list[tuple[Any, ...]] = []
         gids: list[int] = []
