@@ -387,6 +387,60 @@ def test_a_read_of_several_ranges_is_one_statement_and_sums_what_each_range_hold
     assert per_range == [2, 3]  # 10:01, 10:02 | 10:45–10:47 (10:30 is in neither range)
 
 
+@pytest.mark.parametrize("cube_name", ["total", "full"])
+def test_a_summarys_tiers_of_one_cube_are_one_statement_and_sum_what_each_tier_holds(make_store, cube_name):
+    """A summary over 09:17–12:43 reads whole hours, edge quarters and edge minutes of one cube:
+    one statement for all three tiers (a UNION ALL of their range scans; it was one per tier), by
+    the slice-first path (``total``) and the joined one (``full``). Counts, sums and latency bins
+    equal those of reading each tier alone."""
+    import sqlalchemy as sa
+
+    from hypermindlabs.rollups.answers import cell_query
+    from hypermindlabs.rollups.facts import CUBES
+    from hypermindlabs.rollups.query import MetricsQuery, cover
+
+    def run(i: int, hh: int, mm: int, secs: int) -> dict:
+        ev = _run_event(i)
+        ev["start_time"] = f"2026-01-01T{hh:02d}:{mm:02d}:00Z"
+        ev["end_time"] = f"2026-01-01T{hh:02d}:{mm:02d}:{secs:02d}Z"
+        return ev
+
+    store = make_store()
+    times = [(9, 16, 1), (9, 20, 2), (9, 40, 3), (10, 5, 4), (11, 59, 5), (12, 10, 6), (12, 35, 7), (12, 43, 8)]
+    assert ingest_objects(store, [run(i, *t) for i, t in enumerate(times)]).accepted == len(times)
+    hour = 3600 * 10**9
+    t0, t1 = 1_767_261_600 * 10**9 - 43 * 60 * 10**9, 1_767_261_600 * 10**9 + 2 * hour + 43 * 60 * 10**9
+    q = MetricsQuery(filters=Filters(), kinds=("run",), group_by=(), from_ns=t0, to_ns=t1,
+                     requested_from_ns=t0, requested_to_ns=t1)  # fmt: skip
+    cq = cell_query(q, next(c for c in CUBES if c.level == "run" and c.name == cube_name))
+    by_tier: dict[int, list[tuple[int, int]]] = {}
+    for tier, a, b in cover(t0, t1, [3600, 900, 60]):
+        by_tier.setdefault(tier, []).append((a, b))
+    assert sorted(by_tier) == [60, 900, 3600]  # the window takes all three tiers
+    statements: list[str] = []
+    sa.event.listen(store.engine, "before_cursor_execute", lambda _c, _cur, stmt, *_a: statements.append(stmt))
+    alone: dict[tuple, list] = {}
+    with store.rollup_reader() as reader:
+        for tier, ranges in by_tier.items():
+            reader.read(cq, tier, ranges, aggs := {})
+            for agg in aggs.values():
+                alone.setdefault((), [0, {}])[0] += agg.sums[0]
+                for b, n in agg.bins.items():
+                    alone[()][1][b] = alone[()][1].get(b, 0) + n
+        statements.clear()
+        reader.read_tiers([(cq, tier, ranges) for tier, ranges in by_tier.items()], together := {})
+    cell_reads = [s for s in statements if "rollup_cells" in s]
+    assert len(cell_reads) == 1 and cell_reads[0].count("UNION ALL") == sum(map(len, by_tier.values())) - 1
+    # 09:17 to 12:43 (not 09:16, 12:43); ``full`` keeps minutes only: 09:20 and 12:35.
+    expected = {"total": 6, "full": 2}[cube_name]
+    assert sum(a.sums[0] for a in together.values()) == alone[()][0] == expected
+    bins: dict[int, int] = {}
+    for agg in together.values():
+        for b, n in agg.bins.items():
+            bins[b] = bins.get(b, 0) + n
+    assert bins == alone[()][1] and sum(bins.values()) == expected
+
+
 # PostgreSQL only: SQLite keeps its compiled statements in the driver's own cache.
 @pytest.mark.parametrize("backend", ["postgres"], indirect=True)
 def test_reads_keep_the_drivers_prepared_statements_between_answers(make_store, backend):

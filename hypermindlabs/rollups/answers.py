@@ -175,12 +175,12 @@ def grouped(
             by_tier.setdefault(tier, []).append((a, b))
     aggs: dict[tuple[Any, ...], Agg] = {}
     used = []
+    reads = [(cell_query(q, tiers[tier]), tier, ranges) for tier, ranges in sorted(by_tier.items(), reverse=True)]
     with store.rollup_reader() as reader:
-        for tier, ranges in sorted(by_tier.items(), reverse=True):
-            cube = tiers[tier]
-            reader.read(cell_query(q, cube), tier, ranges, aggs)  # one range scan each, one statement
-            used.append({"cube": cube.name, "tier_seconds": tier,
-                         "buckets": sum((b - a) // (tier * _NS) for a, b in ranges)})  # fmt: skip
+        reader.read_tiers(reads, aggs)  # the tiers of one cube in one statement, a range scan each
+    for _, tier, ranges in reads:
+        used.append({"cube": tiers[tier].name, "tier_seconds": tier,
+                     "buckets": sum((b - a) // (tier * _NS) for a, b in ranges)})  # fmt: skip
     return aggs, used
 
 
@@ -208,12 +208,12 @@ def summary(store: RollupSource, q: MetricsQuery) -> dict[str, Any]:
         by_tier.setdefault(tier, []).append((a, b))
     aggs: dict[tuple[Any, ...], Agg] = {}
     sources = []
+    reads = [(cell_query(q, tiers[tier]), tier, ranges) for tier, ranges in sorted(by_tier.items(), reverse=True)]
     with store.rollup_reader() as reader:
-        for tier, ranges in sorted(by_tier.items(), reverse=True):
-            cube = tiers[tier]
-            reader.read(cell_query(q, cube), tier, ranges, aggs)  # one range scan each, one statement
-            buckets = sum((b - a) // (tier * _NS) for a, b in ranges)
-            sources.append({"cube": cube.name, "tier_seconds": tier, "buckets": buckets})
+        reader.read_tiers(reads, aggs)  # the tiers of one cube in one statement, a range scan each
+    for _, tier, ranges in reads:
+        buckets = sum((b - a) // (tier * _NS) for a, b in ranges)
+        sources.append({"cube": tiers[tier].name, "tier_seconds": tier, "buckets": buckets})
     classified_ok = any(a.classified_ok for a in aggs.values())
     keys = _order(aggs, q)
     rows = []

@@ -131,28 +131,45 @@ class RollupReader:
 
         The ranges are read in one statement each read takes (a UNION ALL of range scans: an OR of
         ranges would scan the tier), so a summary's two edges of a tier cost one round trip."""
-        windows = tuple(windows)
-        if not windows:
+        self._read(q, tuple((tier, a, b) for a, b in windows), aggs, origin_ns, step_ns)
+
+    def read_tiers(
+        self, reads: Sequence[tuple[CellQuery, int, Sequence[tuple[int, int]]]], aggs: dict[tuple[Any, ...], Agg]
+    ) -> None:
+        """Add the cells of several ``(query, tier, windows)`` reads to ``aggs`` (no time step): a
+        summary's tiers. The reads of one cube (the same query) share their statements: the ranges
+        of all its tiers are one UNION ALL of range scans, so a 24 h summary (hours, an edge quarter,
+        edge minutes) reads its cells in one statement instead of one per tier."""
+        groups: dict[str, tuple[CellQuery, list[tuple[int, int, int]]]] = {}
+        for q, tier, windows in reads:
+            groups.setdefault(repr(q), (q, []))[1].extend((tier, a, b) for a, b in windows)
+        for q, ranges in groups.values():
+            self._read(q, tuple(ranges), aggs, None, None)
+
+    def _read(
+        self, q: CellQuery, ranges: tuple[tuple[int, int, int], ...], aggs: dict[tuple[Any, ...], Agg],
+        origin_ns: int | None, step_ns: int | None,
+    ) -> None:  # fmt: skip
+        if not ranges:
             return
         if q.members in ("tags", "all"):
             # Planned for their values on PostgreSQL; the cost is set once per answer's transaction.
             with planned_for_their_values(self._conn, set_cost=not self._costed):
-                _read_joined(_Scan(self._conn, q, tier, windows, origin_ns, step_ns), aggs)
+                _read_joined(_Scan(self._conn, q, ranges, origin_ns, step_ns), aggs)
             self._costed = True
             return
         key = repr(q)
         if key not in self._slices:
             self._slices[key] = _matching_slices(self._conn, q)
-        _read_by_slice(_Scan(self._conn, q, tier, windows, origin_ns, step_ns), aggs, self._slices[key])
+        _read_by_slice(_Scan(self._conn, q, ranges, origin_ns, step_ns), aggs, self._slices[key])
 
 
 class _Scan(NamedTuple):
-    """One read: the connection, the query, the tier and its windows, and the time step if any."""
+    """One read: the connection, the query, its ranges of buckets per tier, and the time step if any."""
 
     conn: Connection
     q: CellQuery
-    tier: int
-    windows: tuple[tuple[int, int], ...]
+    ranges: tuple[tuple[int, int, int], ...]  # (tier, first bucket, end): disjoint, whole buckets
     origin_ns: int | None
     step_ns: int | None
 
@@ -189,7 +206,7 @@ def _read_by_slice(scan: _Scan, aggs: dict[tuple[Any, ...], Agg], matching: tupl
     """The small cubes (hundreds to a few thousand slices): pick the matching slices first (once
     per answer, :func:`_matching_slices`), then sum the cells per slice id without a join, and group
     the slices in Python. A join would look a slice up for every cell; this looks each up once."""
-    conn, q, tier, windows, origin_ns, step_ns = scan
+    conn, q, ranges, origin_ns, step_ns = scan
     c = rollup_cells
     keyed, listed = matching
     if not keyed:
@@ -205,24 +222,36 @@ def _read_by_slice(scan: _Scan, aggs: dict[tuple[Any, ...], Agg], matching: tupl
     # statement instead of two). Otherwise cells are summed per group in SQL, then their sketches read.
     # So are reads of a few cells in all, as the matching slices and the window's buckets bound
     # them: a second statement costs more than summing them here (a PostgreSQL round trip each;
-    # a 14-day summary read 9 statements, 3 of them for a few hundred day cells).
-    few = len(keyed) * max(1, sum(b - a for a, b in windows) // (tier * 10**9)) <= _FEW_CELLS
-    one_pass = step_ns == tier * 10**9 or tier == _MINUTE_S and step_ns is None or few
+    # a 14-day summary read 9 statements, 3 of them for a few hundred day cells). The tiers read
+    # in one pass share one statement, those grouped in SQL two (sums, then sketches).
+    buckets: dict[int, int] = {}
+    for tier, a, b in ranges:
+        buckets[tier] = buckets.get(tier, 0) + (b - a) // (tier * 10**9)
+
+    def one_pass(tier: int) -> bool:
+        few = len(keyed) * max(1, buckets[tier]) <= _FEW_CELLS
+        return step_ns == tier * 10**9 or tier == _MINUTE_S and step_ns is None or few
+
+    passes = {tier: one_pass(tier) for tier in buckets}
+    single = tuple(r for r in ranges if passes[r[0]])
+    summed = tuple(r for r in ranges if not passes[r[0]])
     nt = len(by_slice)
-    sums = [c.c[m] for m in MEASURES] if one_pass else [int_sum(c.c[m]) for m in MEASURES]
     for kind in q.kinds if q.level == "step" else (None,):
-        cells = [c.c.part == q.parts[kind], c.c.tier == tier]
+        cells = [c.c.part == q.parts[kind]]
         if listed:
             cells.append(in_ids(conn, c.c.slice_id, list(keyed)))
-        if one_pass:
-            rows = _rows(conn, _ranges(select(*by_slice, *sums, c.c.sketch).where(*cells), windows))
+        sketches: list[tuple[tuple[Any, ...], bytes]] = []
+        if single:
+            stmt = select(*by_slice, *[c.c[m] for m in MEASURES], c.c.sketch).where(*cells)
+            rows = _rows(conn, _ranges(stmt, single))
             _add_sums(aggs, keyed, rows, nt, want_class)
-            sketches = [(row[:nt], row[-1]) for row in rows]
-        else:
-            grouped = _ranges(select(*by_slice, *sums).where(*cells), windows, group_by=by_slice)
+            sketches += [(row[:nt], row[-1]) for row in rows]
+        if summed:
+            grouped = _ranges(select(*by_slice, *[int_sum(c.c[m]) for m in MEASURES]).where(*cells), summed,
+                              group_by=by_slice)  # fmt: skip
             _add_sums(aggs, keyed, _rows(conn, grouped), nt, want_class)
-            sketch_reads = _ranges(select(*by_slice, c.c.sketch).where(*cells), windows)
-            sketches = [(row[:nt], row[-1]) for row in _rows(conn, sketch_reads)]
+            sketch_reads = _ranges(select(*by_slice, c.c.sketch).where(*cells), summed)
+            sketches += [(row[:nt], row[-1]) for row in _rows(conn, sketch_reads)]
         keys: list[tuple[Any, ...]] = []
         gids: list[int] = []
         blobs: list[bytes] = []
@@ -273,7 +302,7 @@ def _count(agg: Agg, vals: Sequence[Any], status: str, fclass: str | None) -> No
 def _read_joined(scan: _Scan, aggs: dict[tuple[Any, ...], Agg]) -> None:
     """The cubes of member sets (``tags``, ``full``: slices are many, cells few per slice): join
     each cell to its slice."""
-    conn, q, tier, windows, origin_ns, step_ns = scan
+    conn, q, ranges, origin_ns, step_ns = scan
     s, c = rollup_slices, rollup_cells
     gcols, joins = _group_columns(q, s)
     if step_ns is not None:
@@ -290,12 +319,12 @@ def _read_joined(scan: _Scan, aggs: dict[tuple[Any, ...], Agg]) -> None:
     want_class = "error_class" in q.group_by
     outcome = [s.c.status, s.c.failure_class]
     for kind in q.kinds if q.level == "step" else (None,):
-        where = [c.c.part == q.parts[kind], c.c.tier == tier, *conditions]
+        where = [c.c.part == q.parts[kind], *conditions]
         # One pass, a row per cell (``full`` cells are few per slice, so grouping in SQL would
         # save little): group values, outcome, measures and sketch, summed here.
         keys = [*gcols, *outcome]
         stmt = select(*keys, *[c.c[m] for m in MEASURES], c.c.sketch).select_from(with_slices).where(*where)
-        rows = _rows(conn, _ranges(stmt, windows))
+        rows = _rows(conn, _ranges(stmt, ranges))
         _add_outcomes(aggs, [r[:-1] for r in rows], ng, want_class)
         groups: list[tuple[Any, ...]] = []
         gids: list[int] = []
@@ -321,11 +350,11 @@ def _add_outcomes(aggs: dict[tuple[Any, ...], Agg], rows: list[tuple[Any, ...]],
         _count(agg, row[ng + 2 :], status, fclass)
 
 
-def _ranges(stmt: Any, windows: Sequence[tuple[int, int]], *, group_by: Sequence[Any] = ()) -> Any:
-    """``stmt`` over the cells of each of ``windows`` (bucket ranges), one range scan each: one
+def _ranges(stmt: Any, ranges: Sequence[tuple[int, int, int]], *, group_by: Sequence[Any] = ()) -> Any:
+    """``stmt`` over the cells of each of ``ranges`` (tier, bucket range), one range scan each: one
     statement, a UNION ALL of them when there are several (each grouped by ``group_by``)."""
-    b = rollup_cells.c.bucket_ns
-    parts = [stmt.where(b >= lo, b < hi) for lo, hi in windows]
+    c = rollup_cells.c
+    parts = [stmt.where(c.tier == tier, c.bucket_ns >= lo, c.bucket_ns < hi) for tier, lo, hi in ranges]
     if group_by:
         parts = [p.group_by(*group_by) for p in parts]
     return parts[0] if len(parts) == 1 else union_all(*parts)
