@@ -460,6 +460,61 @@ def test_reads_keep_the_drivers_prepared_statements_between_answers(make_store, 
         assert not conn.in_transaction()
 
 
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+def test_a_deadline_read_begins_its_snapshot_with_its_timeout_and_a_plain_read_keeps_the_defaults(make_store, backend):
+    """The read deadline's ``SET LOCAL statement_timeout`` goes in the round trip of the read's
+    ``BEGIN`` (psycopg's own, sent by us): the snapshot is still REPEATABLE READ READ ONLY and cut
+    at the deadline, and nothing of it leaks into the next transaction of the pooled connection."""
+    import sqlalchemy as sa
+
+    from hypermindlabs.store import dialect
+
+    store = make_store()
+    sent: list[bytes] = []
+    shows = [sa.text(f"SHOW {k}") for k in ("transaction_isolation", "transaction_read_only", "statement_timeout")]
+    real = dialect._begin_command
+    dialect._begin_command = lambda driver: sent.append(real(driver)) or real(driver)  # type: ignore[assignment]
+    try:
+        with store.read() as conn:
+            dialect.begin_snapshot(conn)
+            isolation, read_only, timeout = (conn.execute(q).scalar() for q in shows)
+        assert sent == [b"BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"]
+        assert (isolation, read_only) == ("repeatable read", "on")
+        assert timeout.endswith("ms") and 0 < int(timeout[:-2]) <= store.read_timeout_ms
+        with store.engine.connect() as conn:  # no deadline: the server's defaults, psycopg's BEGIN
+            assert [conn.execute(q).scalar() for q in shows] == ["read committed", "off", "0"]
+        assert len(sent) == 1
+    finally:
+        dialect._begin_command = real  # type: ignore[assignment]
+
+
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+def test_a_pooled_connection_idle_past_the_ping_age_is_replaced_when_its_backend_died(make_store, backend):
+    """Checkout pings only a connection idle for longer than ``_PING_AFTER_IDLE_S`` (a round trip
+    before every answer otherwise); one whose server backend was terminated meanwhile is replaced
+    at checkout, and the read succeeds, as with SQLAlchemy's pre_ping."""
+    import psycopg
+    import sqlalchemy as sa
+
+    from hypermindlabs.store import dialect
+
+    store = make_store()
+    with store.read() as conn:
+        pid = conn.execute(sa.text("SELECT pg_backend_pid()")).scalar()
+    url = store.engine.url.set(drivername="postgresql").render_as_string(hide_password=False)
+    with psycopg.connect(url, autocommit=True) as other:  # not from the pool: that holds the one to kill
+        assert other.execute("SELECT pg_terminate_backend(%s)", (pid,)).fetchone() == (True,)
+    kept = dialect._PING_AFTER_IDLE_S
+    dialect._PING_AFTER_IDLE_S = 0.0  # the pooled connection counts as idle: pinged, found dead
+    try:
+        with store.read() as conn:
+            assert conn.execute(sa.text("SELECT pg_backend_pid()")).scalar() != pid
+    finally:
+        dialect._PING_AFTER_IDLE_S = kept
+    with store.read() as conn:  # used just now: no ping, the same live backend
+        assert conn.execute(sa.text("SELECT 1")).scalar() == 1
+
+
 def test_sequence_numbers_follow_the_batch_order_on_both_databases(store):
     """``seq`` is the store's order (run-list ties, examples, chunked rebuilds): a batch's events
     take it in the order they came. PostgreSQL's staged insert read them back from a DELETE …
