@@ -515,6 +515,46 @@ def test_a_pooled_connection_idle_past_the_ping_age_is_replaced_when_its_backend
         assert conn.execute(sa.text("SELECT 1")).scalar() == 1
 
 
+@pytest.mark.parametrize("backend", ["postgres"], indirect=True)
+def test_a_joined_reads_planner_cost_goes_with_the_answers_begin_and_without_a_deadline_by_itself(make_store, backend):
+    """An answer that reads a joined cube (``full``, ``tags``) lowers ``random_page_cost`` for its
+    transaction (store/dialect.planned_for_their_values). Under a read deadline the setting goes
+    in the round trip of the answer's BEGIN, no statement of its own; without one it is sent
+    before the joined read, as before. Either way the joined read is planned at 1.1."""
+    import sqlalchemy as sa
+
+    from hypermindlabs.rollups.answers import cell_query
+    from hypermindlabs.rollups.facts import CUBES
+    from hypermindlabs.rollups.query import MetricsQuery
+    from hypermindlabs.store.dialect import begin_snapshot
+    from hypermindlabs.store.rollup_reads import RollupReader
+
+    store = make_store()
+    assert ingest_objects(store, [_run_event(i) for i in (1, 2, 30)]).accepted == 3
+    t0, t1 = 1_767_261_600 * 10**9, 1_767_265_200 * 10**9  # 2026-01-01 10:00 to 11:00
+    q = MetricsQuery(filters=Filters(), kinds=("run",), group_by=(), from_ns=t0, to_ns=t1,
+                     requested_from_ns=t0, requested_to_ns=t1)  # fmt: skip
+    cq = cell_query(q, next(c for c in CUBES if c.level == "run" and c.name == "full"))
+    with store.engine.connect() as conn:
+        server_cost = conn.execute(sa.text("SHOW random_page_cost")).scalar()
+    statements: list[str] = []
+    sa.event.listen(store.engine, "before_cursor_execute", lambda _c, _cur, stmt, *_a: statements.append(stmt))
+    with store.rollup_reader() as reader:  # the store's read deadline is open
+        reader.read_tiers([(cq, 60, [(t0, t1)])], aggs := {})
+        cost = reader._conn.execute(sa.text("SHOW random_page_cost")).scalar()
+    assert cost == "1.1" and sum(a.sums[0] for a in aggs.values()) == 3
+    assert not [s for s in statements if "set_config" in s]
+    statements.clear()
+    with store.engine.connect() as conn:  # no deadline: the setting is a statement of its own
+        reader = RollupReader(begin_snapshot(conn))
+        reader.read_tiers([(cq, 60, [(t0, t1)])], aggs := {})
+        assert conn.execute(sa.text("SHOW random_page_cost")).scalar() == "1.1"
+        conn.commit()
+    assert len([s for s in statements if "set_config" in s]) == 1 and sum(a.sums[0] for a in aggs.values()) == 3
+    with store.engine.connect() as conn:  # and it ended with its transaction
+        assert conn.execute(sa.text("SHOW random_page_cost")).scalar() == server_cost
+
+
 def test_sequence_numbers_follow_the_batch_order_on_both_databases(store):
     """``seq`` is the store's order (run-list ties, examples, chunked rebuilds): a batch's events
     take it in the order they came. PostgreSQL's staged insert read them back from a DELETE …

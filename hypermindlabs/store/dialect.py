@@ -38,6 +38,8 @@ from sqlalchemy.sql.functions import FunctionElement
 from hypermindlabs.store import deadline
 
 __all__ = [
+    "CACHED_TABLE_COST",
+    "with_begin",
     "bulk_update",
     "normalize_url",
     "open_engine",
@@ -153,6 +155,12 @@ def begin_snapshot(conn: Connection) -> Connection:
     return conn
 
 
+#: The cached-table cost of :func:`planned_for_their_values`, for this transaction only.
+CACHED_TABLE_COST = (
+    "SELECT set_config('random_page_cost', least(current_setting('random_page_cost')::float8, 1.1)::text, true)"
+)
+
+
 @contextmanager
 def planned_for_their_values(conn: Connection, *, set_cost: bool = True) -> Iterator[None]:
     """PostgreSQL: plan the statements run in this block for their own parameter values, costing
@@ -173,9 +181,7 @@ def planned_for_their_values(conn: Connection, *, set_cost: bool = True) -> Iter
         yield
         return
     if set_cost:
-        conn.exec_driver_sql(
-            "SELECT set_config('random_page_cost', least(current_setting('random_page_cost')::float8, 1.1)::text, true)"
-        )
+        conn.exec_driver_sql(CACHED_TABLE_COST)
     driver = conn.connection.driver_connection
     kept = driver.prepare_threshold  # type: ignore[union-attr]
     driver.prepare_threshold = None  # type: ignore[union-attr]  # psycopg: run unprepared, planned afresh
@@ -634,8 +640,10 @@ def in_ids(bind: Engine | Connection, column: Any, ids: Sequence[int]) -> Any:
 _INSTALLED = "_hypermind_read_deadlines"
 _CELL = "hypermind.read_deadline"
 _PG_SET = "hypermind.pg_statement_timeout"
+_PG_PENDING = "hypermind.pg_with_begin"
 # PostgreSQL: a ``SET LOCAL statement_timeout`` is a server round trip of its own, as long as a
-# small rollup read (a 24 h summary is seven statements of 0.2 ms). A timeout set for this
+# small rollup read (a 24 h summary is two statements of 0.2 ms), unless it goes with the
+# transaction's BEGIN (the first statement under a deadline sends both). A timeout set for this
 # deadline in this transaction less than this long ago is kept: it lets a statement run past
 # the deadline by at most this much (then the next statement sets it afresh).
 _PG_RESET_AFTER_S = 0.05
@@ -658,7 +666,7 @@ def install_read_deadlines(engine: Engine) -> None:
         # SET LOCAL ends with its transaction: forget it then (and when the connection returns).
         for name in ("commit", "rollback"):
             event.listen(engine, name, _pg_forget_setting)
-        event.listen(engine, "checkin", lambda dbapi_conn, record: record.info.pop(_PG_SET, None))
+        event.listen(engine, "checkin", lambda dbapi_conn, record: _forget(record.info))
     event.listen(engine, "handle_error", _translate)
 
 
@@ -666,7 +674,26 @@ def _pg_forget_setting(conn: Connection) -> None:
     # A connection invalidated by a lost server has no DBAPI connection to ask (asking raises
     # PendingRollbackError, which turned the rollback of a 503 into a 500); its setting went with it.
     if not conn.invalidated:
-        conn.connection.info.pop(_PG_SET, None)
+        _forget(conn.connection.info)
+
+
+def _forget(info: dict[str, Any]) -> None:
+    info.pop(_PG_SET, None)
+    info.pop(_PG_PENDING, None)
+
+
+def with_begin(conn: Connection, statement: str) -> bool:
+    """PostgreSQL: send ``statement`` (a ``SET LOCAL`` or ``SELECT set_config(…, true)`` for this
+    transaction) in the round trip of the transaction's ``BEGIN``, if ``conn`` has not begun it
+    and a read deadline is open (the deadline's first statement sends BEGIN and its timeout
+    itself). Returns whether it will be sent so; otherwise the caller runs it. SQLite: False."""
+    if conn.dialect.name != "postgresql" or deadline.current() is None:
+        return False
+    driver = conn.connection.driver_connection
+    if driver.autocommit or driver.info.transaction_status != psycopg.pq.TransactionStatus.IDLE:  # type: ignore[union-attr]
+        return False
+    conn.connection.info.setdefault(_PG_PENDING, []).append(statement.encode())
+    return True
 
 
 def is_read_timeout(exc: BaseException) -> bool:
@@ -699,8 +726,10 @@ def _pg_before(conn: Any, cursor: Any, statement: str, parameters: Any, context:
     if driver.info.transaction_status == psycopg.pq.TransactionStatus.IDLE and not driver.autocommit:
         # The statement starts the transaction: begin it as psycopg would, with the setting in the
         # same round trip (psycopg then sees it begun and sends no BEGIN of its own).
-        res = driver.pgconn.exec_(_begin_command(driver) + b"; " + setting)
-        if res.status != psycopg.pq.ExecStatus.COMMAND_OK:
+        # So do the statements asked for with it (with_begin).
+        extra = b"".join(b"; " + x for x in info.pop(_PG_PENDING, ()))
+        res = driver.pgconn.exec_(_begin_command(driver) + b"; " + setting + extra)
+        if res.status not in (psycopg.pq.ExecStatus.COMMAND_OK, psycopg.pq.ExecStatus.TUPLES_OK):
             raise psycopg.errors.error_from_result(res, encoding=driver.info.encoding)
     else:
         cursor.execute(setting)

@@ -20,7 +20,7 @@ from hypermindlabs.core.filters import Filters
 from hypermindlabs.core.sketch import add_packed
 from hypermindlabs.core.vocabulary import INHERITED
 from hypermindlabs.core.vocabulary import ROLLUP_MEASURES as MEASURES
-from hypermindlabs.store.dialect import in_ids, int_sum, planned_for_their_values
+from hypermindlabs.store.dialect import CACHED_TABLE_COST, in_ids, int_sum, planned_for_their_values, with_begin
 from hypermindlabs.store.schema import rollup_cells, rollup_slice_members, rollup_slices
 
 __all__ = ["Agg", "CellQuery", "RollupReader", "error_class_of"]
@@ -143,6 +143,9 @@ class RollupReader:
         groups: dict[str, tuple[CellQuery, list[tuple[int, int, int]]]] = {}
         for q, tier, windows in reads:
             groups.setdefault(repr(q), (q, []))[1].extend((tier, a, b) for a, b in windows)
+        if not self._costed and any(q.members in ("tags", "all") for q, _ in groups.values()):
+            # A joined read follows: its planner cost goes with the answer's BEGIN (no round trip).
+            self._costed = with_begin(self._conn, CACHED_TABLE_COST)
         for q, ranges in groups.values():
             self._read(q, tuple(ranges), aggs, None, None)
 
