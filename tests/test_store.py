@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import threading
+from typing import Any
 
 import pytest
 
@@ -305,6 +306,19 @@ def _run_event(i: int) -> dict:
     }
 
 
+def _hour_of_runs(store: Any, minutes: tuple[int, ...], cube_name: str) -> tuple[int, int, Any]:
+    """Runs stored at 10:``minutes`` on 2026-01-01; that hour's bounds and a cell query on a run cube."""
+    from hypermindlabs.rollups.answers import cell_query
+    from hypermindlabs.rollups.facts import CUBES
+    from hypermindlabs.rollups.query import MetricsQuery
+
+    assert ingest_objects(store, [_run_event(i) for i in minutes]).accepted == len(minutes)
+    t0, t1 = 1_767_261_600 * 10**9, 1_767_265_200 * 10**9  # 2026-01-01 10:00 to 11:00
+    q = MetricsQuery(filters=Filters(), kinds=("run",), group_by=(), from_ns=t0, to_ns=t1,
+                     requested_from_ns=t0, requested_to_ns=t1)  # fmt: skip
+    return t0, t1, cell_query(q, next(c for c in CUBES if c.level == "run" and c.name == cube_name))
+
+
 def test_a_rollup_reader_sees_one_snapshot_while_a_writer_commits(make_store):
     """An answer reads the slices, then their cells, in separate statements: a commit landing
     between them must not show (it made /api/v1/regressions answer 500 under concurrent ingest
@@ -523,18 +537,11 @@ def test_a_joined_reads_planner_cost_goes_with_the_answers_begin_and_without_a_d
     before the joined read, as before. Either way the joined read is planned at 1.1."""
     import sqlalchemy as sa
 
-    from hypermindlabs.rollups.answers import cell_query
-    from hypermindlabs.rollups.facts import CUBES
-    from hypermindlabs.rollups.query import MetricsQuery
     from hypermindlabs.store.dialect import begin_snapshot
     from hypermindlabs.store.rollup_reads import RollupReader
 
     store = make_store()
-    assert ingest_objects(store, [_run_event(i) for i in (1, 2, 30)]).accepted == 3
-    t0, t1 = 1_767_261_600 * 10**9, 1_767_265_200 * 10**9  # 2026-01-01 10:00 to 11:00
-    q = MetricsQuery(filters=Filters(), kinds=("run",), group_by=(), from_ns=t0, to_ns=t1,
-                     requested_from_ns=t0, requested_to_ns=t1)  # fmt: skip
-    cq = cell_query(q, next(c for c in CUBES if c.level == "run" and c.name == "full"))
+    t0, t1, cq = _hour_of_runs(store, (1, 2, 30), "full")
     with store.engine.connect() as conn:
         server_cost = conn.execute(sa.text("SHOW random_page_cost")).scalar()
     statements: list[str] = []
@@ -696,16 +703,9 @@ def test_an_answers_joined_reads_set_the_planner_cost_once(make_store, backend):
     set by the first (one round trip per answer, not per read). SQLite sets nothing."""
     import sqlalchemy as sa
 
-    from hypermindlabs.rollups.answers import cell_query
-    from hypermindlabs.rollups.facts import CUBES
-    from hypermindlabs.rollups.query import MetricsQuery
 
     store = make_store()
-    assert ingest_objects(store, [_run_event(i) for i in (1, 2, 45)]).accepted == 3
-    t0, t1 = 1_767_261_600 * 10**9, 1_767_265_200 * 10**9  # 2026-01-01 10:00 to 11:00
-    q = MetricsQuery(filters=Filters(), kinds=("run",), group_by=(), from_ns=t0, to_ns=t1,
-                     requested_from_ns=t0, requested_to_ns=t1)  # fmt: skip
-    full = cell_query(q, next(c for c in CUBES if c.level == "run" and c.name == "full"))
+    t0, t1, full = _hour_of_runs(store, (1, 2, 45), "full")
     statements: list[str] = []
     sa.event.listen(store.engine, "before_cursor_execute", lambda _c, _cur, stmt, *_a: statements.append(stmt))
     minute = 60 * 10**9
