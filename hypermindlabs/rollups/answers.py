@@ -165,8 +165,8 @@ def grouped(
     """Per group of ``q.group_by``: summed measures, failed runs per error class and latency bins
     over the union of ``windows`` (disjoint, minute-aligned), and the plan followed.
 
-    For callers computing their own statistics (the regressions): one read per cube and tier,
-    however many slices they derive from the groups.
+    The summary's read (one window), and for callers computing their own statistics (the
+    regressions): one read per cube, however many tiers and slices they derive from the groups.
     """
     tiers = plan(q)
     by_tier: dict[int, list[tuple[int, int]]] = {}
@@ -174,13 +174,11 @@ def grouped(
         for tier, a, b in cover(a0, b0, sorted(tiers, reverse=True)):
             by_tier.setdefault(tier, []).append((a, b))
     aggs: dict[tuple[Any, ...], Agg] = {}
-    used = []
     reads = [(cell_query(q, tiers[tier]), tier, ranges) for tier, ranges in sorted(by_tier.items(), reverse=True)]
     with store.rollup_reader() as reader:
         reader.read_tiers(reads, aggs)  # the tiers of one cube in one statement, a range scan each
-    for _, tier, ranges in reads:
-        used.append({"cube": tiers[tier].name, "tier_seconds": tier,
-                     "buckets": sum((b - a) // (tier * _NS) for a, b in ranges)})  # fmt: skip
+    used = [{"cube": tiers[tier].name, "tier_seconds": tier, "buckets": sum((b - a) // (tier * _NS) for a, b in ranges)}
+            for _, tier, ranges in reads]  # fmt: skip
     return aggs, used
 
 
@@ -201,19 +199,7 @@ def grouped_by_step(
 
 def summary(store: RollupSource, q: MetricsQuery) -> dict[str, Any]:
     """Rows per group over the effective window: counts, rates, percentiles, tokens, drill-down."""
-    tiers = plan(q)
-    segments = cover(q.from_ns, q.to_ns, sorted(tiers, reverse=True))
-    by_tier: dict[int, list[tuple[int, int]]] = {}
-    for tier, a, b in segments:
-        by_tier.setdefault(tier, []).append((a, b))
-    aggs: dict[tuple[Any, ...], Agg] = {}
-    sources = []
-    reads = [(cell_query(q, tiers[tier]), tier, ranges) for tier, ranges in sorted(by_tier.items(), reverse=True)]
-    with store.rollup_reader() as reader:
-        reader.read_tiers(reads, aggs)  # the tiers of one cube in one statement, a range scan each
-    for _, tier, ranges in reads:
-        buckets = sum((b - a) // (tier * _NS) for a, b in ranges)
-        sources.append({"cube": tiers[tier].name, "tier_seconds": tier, "buckets": buckets})
+    aggs, sources = grouped(store, q, [(q.from_ns, q.to_ns)])
     classified_ok = any(a.classified_ok for a in aggs.values())
     keys = _order(aggs, q)
     rows = []
