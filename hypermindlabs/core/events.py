@@ -29,12 +29,14 @@ from hypermindlabs.core.vocabulary import (
     DIMENSIONS,
     KINDS,
     MAX_ATTRIBUTES_BYTES,
+    MAX_CHARS,
     MAX_DIMENSION_LEN,
     MAX_ERROR_MESSAGE_LEN,
     MAX_ID_LEN,
     MAX_NAME_LEN,
     MAX_TAG_VALUE_LEN,
     MAX_TAGS,
+    MAX_TOKENS,
     STATUSES,
     TAG_KEY_RULE,
     is_tag_key,
@@ -347,14 +349,17 @@ def _count(usage: Mapping[str, Any], key: str) -> int | None:
     value = usage.get(key)
     if value is None:
         return None
-    if type(value) is int and 0 <= value <= 2**53:
+    top = MAX_CHARS if key.endswith("_chars") else MAX_TOKENS
+    if type(value) is int and 0 <= value <= top:
         return value
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise EventValidationError(f"usage.{key}", f"expected a whole number ≥ 0, got {_type(value)}")
     if isinstance(value, float) and not (math.isfinite(value) and value.is_integer()):
         raise EventValidationError(f"usage.{key}", "expected a whole number ≥ 0")
-    if value < 0 or value > 2**53:
+    if value < 0:
         raise EventValidationError(f"usage.{key}", "expected a whole number ≥ 0")
+    if value > top:
+        raise EventValidationError(f"usage.{key}", f"at most {top:,} (2^{top.bit_length() - 1})")
     return int(value)
 
 

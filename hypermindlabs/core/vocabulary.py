@@ -28,11 +28,14 @@ __all__ = [
     "MAX_TAG_VALUE_LEN",
     "MAX_ERROR_MESSAGE_LEN",
     "MAX_ATTRIBUTES_BYTES",
+    "MAX_TOKENS",
+    "MAX_CHARS",
     "MAX_FILTER_VALUE_LEN",
     "PAGE_LIMIT_DEFAULT",
     "PAGE_LIMIT_MAX",
     "SQL_CHUNK",
     "ROLLUP_MEASURES",
+    "ROLLUP_SQUARES",
     "chunks",
 ]
 
@@ -60,6 +63,13 @@ MAX_TAG_VALUE_LEN = 256
 #: The error-message cap: stored messages are cut here (and triage scans at most this much).
 MAX_ERROR_MESSAGE_LEN = 8192
 MAX_ATTRIBUTES_BYTES = 65536
+#: Bounds of the usage counts of one event: a trillion tokens (2^40), four times as many characters
+#: (their proxy, ceil(chars / 4), then stays within 2^40). Far above any model's context or a long
+#: agent run's total, and low enough that the 64-bit integer sums of the rollups and of /metrics
+#: hold at least 2^21 events at the bound in one bucket (before: 2^53, and 1,024 such events in an
+#: hour overflowed the hour's cells, which failed every later batch of that hour).
+MAX_TOKENS = 2**40
+MAX_CHARS = 2**42
 #: A filter value (query parameter) longer than a stored dimension can never match.
 MAX_FILTER_VALUE_LEN = MAX_DIMENSION_LEN
 
@@ -70,13 +80,19 @@ PAGE_LIMIT_MAX = 1000
 SQL_CHUNK = 500
 
 #: Summable measures of a rollup cell, in this order; ``n`` counts facts (runs or steps). All are
-#: integers: sums are exact and order-free, so a rebuild reproduces the incremental rows bit for bit.
-#: ``tokens_sq`` and ``tool_calls_sq`` are per-run sums of squares (tokens: real and proxy together),
-#: so a window's variance of tokens and tool calls per run is exact (the regressions' Welch test).
+#: integers but the two sums of squares: sums are exact and order-free, so a rebuild reproduces the
+#: incremental rows bit for bit. ``tokens_sq`` and ``tool_calls_sq`` are per-run sums of squares
+#: (tokens: real and proxy together) for a window's variance of tokens and tool calls per run (the
+#: regressions' Welch test); they are floating point (migration 0023), since one run of 3.04 billion
+#: tokens squares past 2^63, and 92,000 runs of 10 million tokens in a day sum past it. Exact, and
+#: as order-free as the others, while a cell's sum stays below 2^53 (9.0e15); above, rounded to
+#: 53 bits (a relative error below 1e-15, which a rebuild may round differently).
 ROLLUP_MEASURES: tuple[str, ...] = (
     "n", "duration_us", "input_tokens", "output_tokens", "input_tokens_proxy", "output_tokens_proxy",
     "tool_calls", "llm_calls", "tokens_sq", "tool_calls_sq",
 )  # fmt: skip
+#: The measures stored as floating point (the sums of squares).
+ROLLUP_SQUARES: frozenset[str] = frozenset({"tokens_sq", "tool_calls_sq"})
 
 _T = TypeVar("_T")
 

@@ -77,11 +77,11 @@ class SliceStats:
     classes: dict[str, int] = field(default_factory=dict)  # failed runs per failure class
     bins: dict[int, int] = field(default_factory=dict)  # latency sketch (ms)
     tokens: int = 0
-    tokens_sq: int = 0
+    tokens_sq: float = 0.0  # floating point in the rollups (migration 0023)
     tool_calls: int = 0
-    tool_calls_sq: int = 0
+    tool_calls_sq: float = 0.0
 
-    def scalars(self) -> list[int]:
+    def scalars(self) -> list[float]:
         return [self.n, self.errors, self.tokens, self.tokens_sq, self.tool_calls, self.tool_calls_sq]
 
 
@@ -249,8 +249,10 @@ def _build(sources: Sequence[Source], wanted: set[str]) -> _Table:
                 cell_idx.append(r)
         # One dense matrix per source: per cell, every window's scalars, classes and bins side by side
         # (window w at columns w·width …), filled in one assignment per kind ((row, column) pairs
-        # are unique), so every window's slices are one sparse product away.
-        mat = np.zeros((len(cell_values), nw * width), dtype=np.int64)
+        # are unique), so every window's slices are one sparse product away. Floating point: the
+        # sums of squares pass 2^63 (migration 0023); counts stay exact (below 2^53) and the
+        # classes and bins are integers again below.
+        mat = np.zeros((len(cell_values), nw * width), dtype=np.float64)
         ri: list[int] = []
         rj: list[int] = []
         rv: list[int] = []
@@ -275,7 +277,7 @@ def _build(sources: Sequence[Source], wanted: set[str]) -> _Table:
             mat[:, :width] = mat[:, 2 * width :].reshape(len(cell_values), n_parts, width).sum(axis=1)
         per_source.append((slice_idx, cell_idx, mat))
     n = len(keys)
-    out = np.zeros((n, nw * width), dtype=np.int64)
+    out = np.zeros((n, nw * width), dtype=np.float64)
     for slice_idx, cell_idx, mat in per_source:
         if not slice_idx:
             continue
@@ -283,8 +285,9 @@ def _build(sources: Sequence[Source], wanted: set[str]) -> _Table:
                                 shape=(n, len(mat)))  # fmt: skip
         out += ind @ mat
     out_sc = [out[:, w * width : w * width + len(SCALARS)] for w in range(nw)]
-    out_cl = [out[:, w * width + len(SCALARS) : w * width + len(SCALARS) + len(names)] for w in range(nw)]
-    out_bn = [out[:, w * width + len(SCALARS) + len(names) : (w + 1) * width] for w in range(nw)]
+    out_cl = [out[:, w * width + len(SCALARS) : w * width + len(SCALARS) + len(names)].astype(np.int64)
+              for w in range(nw)]  # fmt: skip
+    out_bn = [out[:, w * width + len(SCALARS) + len(names) : (w + 1) * width].astype(np.int64) for w in range(nw)]
     bin_values = np.array([bin_value(b) for b in bins_sorted], dtype=np.float64)
     # Slices summing the same cells (a scenario that belongs to one project, a tool used in one
     # scenario only) have the same runs: test them once, under the least specific name.

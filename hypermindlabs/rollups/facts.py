@@ -232,7 +232,8 @@ def add_run(acc: Accumulator, run: Mapping[str, Any], children: Sequence[Mapping
     tool_calls = sum(1 for c in children if c["kind"] == "tool")
     llm_calls = sum(1 for c in children if c["kind"] == "llm")
     dur = run["end_ns"] - start
-    measures = [1, dur // 1000, *tok, tool_calls, llm_calls, sum(tok) ** 2, tool_calls**2]
+    # The squares as floats (exact below 2^53; see ROLLUP_MEASURES): a run's tokens squared can pass 2^63.
+    measures = [1, dur // 1000, *tok, tool_calls, llm_calls, float(sum(tok) ** 2), float(tool_calls**2)]
     keys: list[tuple[SliceKey, tuple[int, ...]]] = []
     for cube, (kp, ks, km) in _RUN_KEPT:
         cp, cs, cm = p if kp else None, s if ks else None, m if km else None
@@ -257,7 +258,7 @@ def add_step(acc: Accumulator, run_start_ns: int, tag_members: tuple[tuple[str, 
     status, fc = step["status"], step["failure_class"]
     dur = step["end_ns"] - step["start_ns"]
     tok = event_tokens(step)
-    measures = [1, dur // 1000, *tok, 0, 0, sum(tok) ** 2, 0]
+    measures = [1, dur // 1000, *tok, 0, 0, float(sum(tok) ** 2), 0.0]
     keys: list[tuple[SliceKey, tuple[int, ...]]] = []
     for cube, (kp, ks, km, kt) in _STEP_KEPT:
         members = tag_members if cube.members == "all" else ()

@@ -13,12 +13,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from sqlalchemy import and_, exists, literal_column, select, union_all
+from sqlalchemy import and_, exists, func, literal_column, select, union_all
 from sqlalchemy.engine import Connection
 
 from hypermindlabs.core.filters import Filters
 from hypermindlabs.core.sketch import add_packed
-from hypermindlabs.core.vocabulary import INHERITED
+from hypermindlabs.core.vocabulary import INHERITED, ROLLUP_SQUARES
 from hypermindlabs.core.vocabulary import ROLLUP_MEASURES as MEASURES
 from hypermindlabs.store.dialect import CACHED_TABLE_COST, in_ids, int_sum, planned_for_their_values, with_begin
 from hypermindlabs.store.schema import rollup_cells, rollup_slice_members, rollup_slices
@@ -44,7 +44,7 @@ class CellQuery:
 
 @dataclass
 class Agg:
-    sums: list[int] = field(default_factory=lambda: [0] * len(MEASURES))
+    sums: list[Any] = field(default_factory=lambda: [0] * len(MEASURES))  # ints; the squares float
     errors: int = 0
     classes: dict[str | None, int] = field(default_factory=dict)
     bins: dict[int, int] = field(default_factory=dict)
@@ -250,7 +250,7 @@ def _read_by_slice(scan: _Scan, aggs: dict[tuple[Any, ...], Agg], matching: tupl
             _add_sums(aggs, keyed, rows, nt, want_class)
             sketches += [(row[:nt], row[-1]) for row in rows]
         if summed:
-            grouped = _ranges(select(*by_slice, *[int_sum(c.c[m]) for m in MEASURES]).where(*cells), summed,
+            grouped = _ranges(select(*by_slice, *[_sum(c.c[m]) for m in MEASURES]).where(*cells), summed,
                               group_by=by_slice)  # fmt: skip
             _add_sums(aggs, keyed, _rows(conn, grouped), nt, want_class)
             sketch_reads = _ranges(select(*by_slice, c.c.sketch).where(*cells), summed)
@@ -271,6 +271,11 @@ def _read_by_slice(scan: _Scan, aggs: dict[tuple[Any, ...], Agg], matching: tupl
             gids.append(gid)
             blobs.append(blob)
         add_packed([aggs[key].bins for key in keys], gids, blobs)
+
+
+def _sum(column: Any) -> Any:
+    """A measure's sum: exact integers (``int_sum``), floats for the sums of squares (0023)."""
+    return func.sum(column) if column.name in ROLLUP_SQUARES else int_sum(column)
 
 
 def _add_sums(aggs: dict[tuple[Any, ...], Agg], keyed: dict[int, Any], rows: list[tuple[Any, ...]], nt: int,

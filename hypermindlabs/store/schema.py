@@ -8,6 +8,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Column,
+    Double,
     Index,
     Integer,
     LargeBinary,
@@ -18,7 +19,7 @@ from sqlalchemy import (
     Text,
 )
 
-from hypermindlabs.core.vocabulary import ROLLUP_MEASURES, RUN_DIMENSIONS
+from hypermindlabs.core.vocabulary import ROLLUP_MEASURES, ROLLUP_SQUARES, RUN_DIMENSIONS
 
 metadata = MetaData()
 
@@ -198,7 +199,7 @@ rollup_cells = Table(
     Column("tier", Integer, primary_key=True, autoincrement=False),
     Column("bucket_ns", BigInteger, primary_key=True, autoincrement=False),
     Column("slice_id", BigInteger, primary_key=True, autoincrement=False),
-    *(Column(m, BigInteger, nullable=False) for m in ROLLUP_MEASURES),
+    *(Column(m, Double if m in ROLLUP_SQUARES else BigInteger, nullable=False) for m in ROLLUP_MEASURES),
     Column("sketch", LargeBinary, nullable=False),
     sqlite_with_rowid=False,
 )

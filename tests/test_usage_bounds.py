@@ -1,0 +1,120 @@
+"""Usage counts at the contract's bounds: refused past them, stored and summed up to them.
+
+Before migration 0023 the rollups' sums of squares were 64-bit integers: a run of 3.04 billion
+tokens (squared: past 2^63) failed its batch with a 500 on both databases, and so would 92,000
+runs of 10 million tokens in one day's cell, for every later batch of that day. Counts of one
+event are now bounded at 2^40 tokens (2^42 characters), far above any model, and low enough that
+the integer token sums hold; the squares are floating point.
+"""
+
+from __future__ import annotations
+
+import pytest
+import sqlalchemy as sa
+
+from hypermindlabs.core.events import EventValidationError, parse_event
+from hypermindlabs.core.vocabulary import MAX_CHARS, MAX_TOKENS, ROLLUP_MEASURES
+from hypermindlabs.rollups.facts import CUBES, DAY, part_of
+from hypermindlabs.store import rollup_reads
+from hypermindlabs.store.schema import rollup_cells
+from tests.conftest import FIXED_NOW_NS
+from tests.test_rollups import downgrade_schema, rebuild_from_scratch, snapshot, upgrade_schema
+
+DAY_NS = 86_400 * 10**9
+T0 = FIXED_NOW_NS - FIXED_NOW_NS % DAY_NS - 3 * DAY_NS  # midnight, three days back
+
+
+def _ev(**kw) -> dict:
+    return {"run_id": "r", "kind": "llm", "start_time": T0, "duration_ms": 5, **kw}
+
+
+@pytest.mark.parametrize("field, top", [("input_tokens", MAX_TOKENS), ("output_tokens", MAX_TOKENS),
+                                        ("input_chars", MAX_CHARS), ("output_chars", MAX_CHARS)])  # fmt: skip
+def test_a_usage_count_past_its_bound_is_refused_naming_the_field(field: str, top: int) -> None:
+    assert parse_event(_ev(usage={field: top})).kind == "llm"
+    assert parse_event(_ev(usage={field: float(top)})).kind == "llm"
+    for bad in (top + 1, float(2 * top), 2**53):  # 2**53 was accepted before
+        with pytest.raises(EventValidationError) as err:
+            parse_event(_ev(usage={field: bad}))
+        assert err.value.field == f"usage.{field}" and f"{top:,}" in err.value.reason
+
+
+def test_the_proxy_of_the_most_characters_stays_within_the_token_bound() -> None:
+    ev = parse_event(_ev(usage={"input_chars": MAX_CHARS}))
+    assert ev.input_tokens == MAX_TOKENS and ev.tokens_estimated
+
+
+def test_an_event_past_the_bound_is_refused_over_http_and_its_batch_keeps_the_rest(client, store) -> None:
+    ok = {"run_id": "ok", "kind": "run", "start_time": T0, "duration_ms": 5, "usage": {"input_tokens": MAX_TOKENS}}
+    bad = {**ok, "run_id": "bad", "usage": {"input_tokens": MAX_TOKENS + 1}}
+    r = client.post("/api/v1/events", json=[ok, bad])
+    assert r.status_code == 207, r.get_data(as_text=True)
+    assert r.get_json()["rejected"] == [{"index": 1, "field": "usage.input_tokens",
+                                         "error": f"at most {MAX_TOKENS:,} (2^40)"}]  # fmt: skip
+    assert store.count_events() == 1
+
+
+def _heavy_runs(days: int = 3, per_day: int = 3, steps: int = 2) -> list[dict]:
+    """Runs whose LLM steps each carry the most tokens: a run's 4 × 2^40 tokens square to 2^84."""
+    out = []
+    for d in range(days):
+        for i in range(per_day):
+            rid, start = f"heavy-{d}-{i}", T0 + d * DAY_NS + i * 3_600 * 10**9
+            out.append({"run_id": rid, "kind": "run", "start_time": start, "duration_ms": 1_000, "project": "p",
+                        "model": "m", "scenario": "s"})  # fmt: skip
+            for s in range(steps):
+                out.append({"run_id": rid, "kind": "llm", "start_time": start + s, "duration_ms": 10,
+                            "usage": {"input_tokens": MAX_TOKENS, "output_tokens": MAX_TOKENS}})  # fmt: skip
+    return out
+
+
+def test_runs_whose_token_squares_pass_64_bits_are_stored_summed_and_rebuilt(client, store, monkeypatch) -> None:
+    r = client.post("/api/v1/events", json=_heavy_runs())
+    assert r.status_code == 200, r.get_data(as_text=True)[:300]  # a 500 before 0023
+    assert r.get_json()["accepted"] == 9 * 3
+    window = f"from={T0 // 10**6}&to={(T0 + 3 * DAY_NS) // 10**6}"
+    answers = {}
+    for few in (rollup_reads._FEW_CELLS, 0):  # cells summed in Python, and by SQL sum() (grouped reads)
+        monkeypatch.setattr(rollup_reads, "_FEW_CELLS", few)
+        got = []
+        for url in (f"/api/v1/metrics/summary?{window}", f"/api/v1/metrics/summary?{window}&group_by=project",
+                    f"/api/v1/metrics/summary?{window}&kind=llm", f"/api/v1/metrics/timeseries?{window}&step=1d",
+                    f"/api/v1/regressions?{window}"):  # fmt: skip
+            resp = client.get(url)
+            assert resp.status_code == 200, (few, url, resp.get_data(as_text=True)[:300])
+            got.append(resp.get_json())
+        answers[few] = got
+    assert answers[0] == answers[rollup_reads._FEW_CELLS]
+    summary, _, steps = answers[0][:3]
+    row = summary["rows"][0]
+    assert row["runs"] == 9 and row["tokens"]["input"] == row["tokens"]["output"] == 9 * 2 * MAX_TOKENS
+    assert steps["rows"][0]["count"] == 18 and steps["rows"][0]["tokens"]["input"] == 18 * MAX_TOKENS
+    # Each day's ``total`` cell: three runs of 2^42 tokens, squared: 3 × 2^84 (exact in a float).
+    total = next(c for c in CUBES if c.level == "run" and c.name == "total")
+    c = rollup_cells.c
+    with store.engine.connect() as conn:
+        days = conn.execute(sa.select(c.tokens_sq, c.tokens_sq > 2.0**63).where(c.part == part_of(total, None),
+                                                                              c.tier == DAY)).all()  # fmt: skip
+    assert days == [(3.0 * 2**84, True)] * 3
+    before = snapshot(store)
+    rebuild_from_scratch(store)
+    assert snapshot(store) == before
+
+
+def test_the_migration_keeps_the_stored_squares_and_sqlite_cells_stay_without_rowid(backend, store) -> None:
+    downgrade_schema(store, "0022")  # the integer squares; 0022 keeps the cells
+    cell = {"part": 16, "tier": 86400, "bucket_ns": 0, "slice_id": 1, "sketch": b"",
+            **{m: i + 1 for i, m in enumerate(ROLLUP_MEASURES)}}  # fmt: skip
+    with store.engine.begin() as conn:
+        conn.execute(sa.insert(rollup_cells).values(cell))
+    upgrade_schema(store, "0023")
+    with store.engine.connect() as conn:
+        (row,) = conn.execute(sa.select(rollup_cells)).mappings().all()
+        assert dict(row) == cell
+        squares = [row[m] for m in ("tokens_sq", "tool_calls_sq")]
+        if backend == "sqlite":
+            ddl = conn.exec_driver_sql("SELECT sql FROM sqlite_master WHERE name = 'rollup_cells'").scalar()
+            assert "WITHOUT ROWID" in ddl.upper()
+            kinds = conn.exec_driver_sql("SELECT typeof(tokens_sq + 0), typeof(n) FROM rollup_cells").one()
+            assert tuple(kinds) == ("real", "integer")
+    assert all(isinstance(v, float) for v in squares)
