@@ -342,9 +342,11 @@ def test_a_rollup_reader_sees_one_snapshot_while_a_writer_commits(make_store):
 
 def test_rollup_sums_are_integers_on_both_databases_and_overflow_fails_alike(make_store):
     """PostgreSQL's sum(bigint) is numeric: Decimal rows, slow to build and add in Python. The
-    summed measures come back as ints on both; past 64 bits both refuse instead of answering."""
+    summed measures come back as ints on both, the sums of squares as floats (migration 0023);
+    past 64 bits an integer sum is refused on both instead of answering."""
     import sqlalchemy as sa
 
+    from hypermindlabs.core.vocabulary import ROLLUP_MEASURES, ROLLUP_SQUARES
     from hypermindlabs.rollups.answers import cell_query, grouped
     from hypermindlabs.rollups.query import MetricsQuery, plan
     from hypermindlabs.store.dialect import int_sum
@@ -356,7 +358,8 @@ def test_rollup_sums_are_integers_on_both_databases_and_overflow_fails_alike(mak
                      requested_from_ns=t0, requested_to_ns=t1)  # fmt: skip
     with store.rollup_reader() as reader:  # the slice-first path (the joined one reads no sums)
         reader.read(cell_query(q, plan(q)[900]), 900, [(t0, t1)], aggs := {})
-    assert {type(v) for agg in aggs.values() for v in agg.sums} == {int}
+    kinds = {(m in ROLLUP_SQUARES, type(v)) for agg in aggs.values() for m, v in zip(ROLLUP_MEASURES, agg.sums, strict=True)}
+    assert kinds == {(False, int), (True, float)}
     assert sum(agg.sums[0] for agg in aggs.values()) == 6
     aggs, _ = grouped(store, q, [(t0, t1)])
     assert aggs[()].sums[0] == 6

@@ -31,6 +31,7 @@ from hypermindlabs.core.vocabulary import (
     MAX_ATTRIBUTES_BYTES,
     MAX_CHARS,
     MAX_DIMENSION_LEN,
+    MAX_DURATION_NS,
     MAX_ERROR_MESSAGE_LEN,
     MAX_ID_LEN,
     MAX_NAME_LEN,
@@ -405,6 +406,9 @@ def parse_event(obj: Any) -> RunEvent:
             raise EventValidationError("duration_ms", "ends after the year 2100")
     else:
         raise EventValidationError("end_time", "end_time or duration_ms is required")
+    if end_ns - start_ns > MAX_DURATION_NS:
+        raise EventValidationError("end_time" if obj.get("end_time") is not None else "duration_ms",
+                                   "an event lasts at most 366 days")  # fmt: skip
 
     error = obj.get("error")
     error_type = error_message = error_class = None

@@ -29,6 +29,7 @@ __all__ = [
     "MAX_ERROR_MESSAGE_LEN",
     "MAX_ATTRIBUTES_BYTES",
     "MAX_TOKENS",
+    "MAX_DURATION_NS",
     "MAX_CHARS",
     "MAX_FILTER_VALUE_LEN",
     "PAGE_LIMIT_DEFAULT",
@@ -70,6 +71,10 @@ MAX_ATTRIBUTES_BYTES = 65536
 #: hour overflowed the hour's cells, which failed every later batch of that hour).
 MAX_TOKENS = 2**40
 MAX_CHARS = 2**42
+#: The longest event, 366 days: the rollups' 64-bit sums of durations (µs) then hold 291,000 events
+#: at the bound in one bucket (before: anything up to the year 2100, and 3,960 runs of 2026–2099, a
+#: client's "never ended" sentinel, overflowed the day's cells and failed every later batch of it).
+MAX_DURATION_NS = 366 * 86_400 * 10**9
 #: A filter value (query parameter) longer than a stored dimension can never match.
 MAX_FILTER_VALUE_LEN = MAX_DIMENSION_LEN
 

@@ -1,10 +1,12 @@
-"""Usage counts at the contract's bounds: refused past them, stored and summed up to them.
+"""Usage counts and durations at the contract's bounds: refused past them, stored and summed up to them.
 
 Before migration 0023 the rollups' sums of squares were 64-bit integers: a run of 3.04 billion
 tokens (squared: past 2^63) failed its batch with a 500 on both databases, and so would 92,000
 runs of 10 million tokens in one day's cell, for every later batch of that day. Counts of one
 event are now bounded at 2^40 tokens (2^42 characters), far above any model, and low enough that
-the integer token sums hold; the squares are floating point.
+the integer token sums hold; the squares are floating point. Durations were bounded only by the
+year 2100: 3,960 runs from 2026 to 2099 (a "never ended" sentinel) overflowed the day's duration
+sums, and every later batch of that day failed; an event now lasts at most 366 days.
 """
 
 from __future__ import annotations
@@ -12,8 +14,8 @@ from __future__ import annotations
 import pytest
 import sqlalchemy as sa
 
-from hypermindlabs.core.events import EventValidationError, parse_event
-from hypermindlabs.core.vocabulary import MAX_CHARS, MAX_TOKENS, ROLLUP_MEASURES
+from hypermindlabs.core.events import EventValidationError, format_timestamp, parse_event
+from hypermindlabs.core.vocabulary import MAX_CHARS, MAX_DURATION_NS, MAX_TOKENS, ROLLUP_MEASURES
 from hypermindlabs.rollups.facts import CUBES, DAY, part_of
 from hypermindlabs.store import rollup_reads
 from hypermindlabs.store.schema import rollup_cells
@@ -51,6 +53,30 @@ def test_an_event_past_the_bound_is_refused_over_http_and_its_batch_keeps_the_re
     assert r.status_code == 207, r.get_data(as_text=True)
     assert r.get_json()["rejected"] == [{"index": 1, "field": "usage.input_tokens",
                                          "error": f"at most {MAX_TOKENS:,} (2^40)"}]  # fmt: skip
+    assert store.count_events() == 1
+
+
+def test_an_event_longer_than_366_days_is_refused_naming_the_field() -> None:
+    days = MAX_DURATION_NS // 10**6
+    assert parse_event(_ev(duration_ms=days)).end_time_unix_nano - T0 == MAX_DURATION_NS
+    assert parse_event(_ev(end_time=T0 + MAX_DURATION_NS, duration_ms=None)).end_time_unix_nano - T0 == MAX_DURATION_NS
+    for field, extra in (("duration_ms", {"duration_ms": days + 1}),
+                         ("end_time", {"end_time": T0 + MAX_DURATION_NS + 10**6, "duration_ms": None})):  # fmt: skip
+        with pytest.raises(EventValidationError) as err:
+            parse_event({k: v for k, v in _ev(**extra).items() if v is not None})
+        assert err.value.field == field and "366 days" in err.value.reason
+
+
+def test_never_ended_sentinels_get_a_400_and_leave_the_day_writable(client, store) -> None:
+    # Each run from 2026 to 2099: before the bound, 3,960 of them overflowed the day's duration sum.
+    sentinel = format_timestamp(4_102_358_400 * 10**9)  # 2099-12-31T00:00:00Z
+    runs = [{"run_id": f"forever-{i}", "kind": "run", "start_time": T0 + i * 10**9, "end_time": sentinel}
+            for i in range(4_000)]  # fmt: skip
+    r = client.post("/api/v1/events", json=runs)
+    assert r.status_code == 400, r.get_data(as_text=True)[:300]
+    assert {(x["field"], x["error"]) for x in r.get_json()["rejected"]} == {("end_time", "an event lasts at most 366 days")}
+    ok = {"run_id": "ok", "kind": "run", "start_time": T0 + 10**9, "duration_ms": 5}
+    assert client.post("/api/v1/events", json=[ok]).status_code == 200
     assert store.count_events() == 1
 
 
