@@ -6,19 +6,23 @@ runs of 10 million tokens in one day's cell, for every later batch of that day. 
 event are now bounded at 2^40 tokens (2^42 characters), far above any model, and low enough that
 the integer token sums hold; the squares are floating point. Durations were bounded only by the
 year 2100: 3,960 runs from 2026 to 2099 (a "never ended" sentinel) overflowed the day's duration
-sums, and every later batch of that day failed; an event now lasts at most 366 days.
+sums, and every later batch of that day failed; an event now lasts at most 366 days. Before
+migration 0024 the exported series kept duration sums in nanoseconds: 292 runs of 366 days under
+one label set passed 2^63, and every later batch touching that series failed; they are now
+microseconds (a horizon of 292,000 years of summed duration per series).
 """
 
 from __future__ import annotations
 
 import pytest
 import sqlalchemy as sa
+from prometheus_client.parser import text_string_to_metric_families
 
 from hypermindlabs.core.events import EventValidationError, format_timestamp, parse_event
 from hypermindlabs.core.vocabulary import MAX_CHARS, MAX_DURATION_NS, MAX_TOKENS, ROLLUP_MEASURES
 from hypermindlabs.rollups.facts import CUBES, DAY, part_of
 from hypermindlabs.store import rollup_reads
-from hypermindlabs.store.schema import rollup_cells
+from hypermindlabs.store.schema import export_series, rollup_cells
 from tests.conftest import FIXED_NOW_NS
 from tests.test_rollups import downgrade_schema, rebuild_from_scratch, snapshot, upgrade_schema
 
@@ -144,3 +148,67 @@ def test_the_migration_keeps_the_stored_squares_and_sqlite_cells_stay_without_ro
             kinds = conn.exec_driver_sql("SELECT typeof(tokens_sq + 0), typeof(n) FROM rollup_cells").one()
             assert tuple(kinds) == ("real", "integer")
     assert all(isinstance(v, float) for v in squares)
+
+
+def _year_runs(prefix: str, n: int) -> list[dict]:
+    """``n`` runs of the longest allowed duration under one label set: 300 × 366 days in ns > 2^63."""
+    return [{"run_id": f"{prefix}-{i}", "kind": "run", "start_time": T0 + i * 10**6, "end_time": T0 + i * 10**6
+             + MAX_DURATION_NS, "project": "p", "scenario": "s", "model": "m"} for i in range(n)]  # fmt: skip
+
+
+def _duration_sums(client) -> dict[str, float]:
+    body = client.get("/metrics").get_data(as_text=True)
+    return {s.name: s.value for fam in text_string_to_metric_families(body) for s in fam.samples
+            if s.name in ("hypermind_agent_run_duration_seconds_sum", "gen_ai_client_operation_duration_seconds_sum")
+            and s.labels.get("status", "ok") == "ok"}  # fmt: skip
+
+
+def test_a_year_of_runs_under_one_label_set_stays_writable_and_its_duration_sum_is_exact(client, store) -> None:
+    for batch in ("a", "b"):  # one batch whose own delta passed 2^63 ns; then the stored sum's UPSERT
+        r = client.post("/api/v1/events", json=_year_runs(batch, 300))
+        assert r.status_code == 200, r.get_data(as_text=True)[:300]  # a 500 on both databases before 0024
+    expected = 600 * MAX_DURATION_NS / 10**9  # 18,973,440,000 s: every run is a whole number of µs
+    sums = _duration_sums(client)
+    assert sums == {"hypermind_agent_run_duration_seconds_sum": expected,
+                    "gen_ai_client_operation_duration_seconds_sum": expected}  # fmt: skip
+    window = f"from={T0 // 10**6}&to={(T0 + DAY_NS) // 10**6}"
+    assert client.get(f"/api/v1/metrics/summary?{window}").get_json()["rows"][0]["runs"] == 600
+
+
+def test_durations_are_rounded_to_the_microsecond_once_per_observation(client, store) -> None:
+    runs = [{"run_id": f"r{i}", "kind": "run", "start_time": T0, "end_time": T0 + ns, "project": "p"}
+            for i, ns in enumerate((1_499, 1_500, 2_000_000_000))]  # fmt: skip
+    assert client.post("/api/v1/events", json=runs).status_code == 200
+    # 1,499 ns → 1 µs, 1,500 ns → 2 µs (halves up), 2 s exactly: the buckets still from the ns values.
+    assert _duration_sums(client)["hypermind_agent_run_duration_seconds_sum"] == (1 + 2 + 2_000_000) / 10**6
+
+
+def _view(store) -> dict[tuple[int, int], tuple]:
+    c = export_series.c
+    with store.engine.connect() as conn:
+        rows = conn.execute(sa.select(c.series_id, c.slot, c.metric, c.value, c.ex_value)).all()
+    return {(r[0], r[1]): (r[2], r[3], r[4]) for r in rows}
+
+
+def test_migration_0024_converts_the_stored_duration_sums_and_exemplars_and_back(client, store) -> None:
+    runs = [{"run_id": f"m{i}", "kind": "run", "start_time": T0 + i * 10**9, "duration_ms": 1_000 + i,
+             "project": "p", "model": "m", "usage": {"input_tokens": 7}} for i in range(5)]  # fmt: skip
+    assert client.post("/api/v1/events", json=runs).status_code == 200
+    now = _view(store)
+    durations = {k for k, (metric, _, _) in now.items() if metric.endswith(".duration")}
+    assert durations and len(durations) < len(now)  # tokens and counters are in the view too
+    downgrade_schema(store, "0023")
+    old = _view(store)
+    for k, (metric, value, ex) in now.items():
+        if k in durations:
+            scaled = value * 1000 if k[1] == -1 else value
+            assert old[k] == (metric, scaled, None if ex is None else ex * 1000), k
+        else:
+            assert old[k] == now[k], k  # counts, token sums and their exemplars as they were
+    c = export_series.c
+    sid = next(k for k in durations if k[1] == -1)
+    with store.engine.begin() as conn:  # a sum of nanoseconds that is not a whole number of µs
+        conn.execute(sa.update(export_series).where(c.series_id == sid[0], c.slot == -1).values(value=7_499))
+    upgrade_schema(store, "0024")
+    back = _view(store)
+    assert back[sid][1] == 7 and {k: v for k, v in back.items() if k != sid} == {k: v for k, v in now.items() if k != sid}

@@ -2,7 +2,7 @@
 
 The same functions serve the append hook (sign +1 for new facts; -1 then +1 when a late step
 changes a stored run's fact) and the rebuild from raw events, so rebuilt == incremental. Values
-are integers (seconds as nanoseconds) so sums come out exactly the same in any order.
+are integers (seconds as microseconds) so sums come out exactly the same in any order.
 
 Per finished run (its run event and all its steps):
 
@@ -28,9 +28,10 @@ import orjson
 from hypermindlabs import conventions as c
 from hypermindlabs.core.record import run_tokens
 
-__all__ = ["Deltas", "Cap", "add_run", "series_id", "scale_of", "NS_PER_S"]
+__all__ = ["Deltas", "Cap", "add_run", "series_id", "scale_of", "NS_PER_S", "US_PER_S"]
 
 NS_PER_S = 1_000_000_000
+US_PER_S = 1_000_000
 #: cap(label budget, raw value, sign) → the exported label value (None: leave the label off).
 Cap = Callable[[str, str | None, int], str | None]
 Exemplar = tuple[int, str, str, int]  # (timestamp ns, run_id, trace_id, value in stored units)
@@ -38,13 +39,27 @@ _SLOT_SUM = -1
 
 
 def scale_of(spec: c.MetricSpec) -> int:
-    """Stored units per exposed unit: seconds are stored as nanoseconds, everything else as is."""
+    """Stored units per exposed unit: seconds are stored as microseconds, everything else as is.
+
+    Microseconds, not the events' nanoseconds: a series' cumulative sum is a 64-bit integer, and in
+    nanoseconds it passed 2^63 after 292 runs of the longest allowed duration (366 days) under one
+    label set, or ~150 days of a million one-minute runs a day, failing every later batch. In
+    microseconds the horizon is 2^63 µs = 292,000 years of summed duration per series.
+    """
+    return US_PER_S if spec.unit == c.UNIT_SECONDS else 1
+
+
+def _given_per_exposed(spec: c.MetricSpec) -> int:
+    """Units of the values ``observe`` is given per exposed unit: durations come in nanoseconds."""
     return NS_PER_S if spec.unit == c.UNIT_SECONDS else 1
 
 
+# Bucket bounds in the units observations are given in (ns for durations: the bucket is chosen
+# before rounding to the stored unit), and given units per stored unit.
 _BOUNDS: dict[str, list[int]] = {
-    s.name: [round(b * scale_of(s)) for b in s.buckets] for s in c.METRICS if s.buckets
+    s.name: [round(b * _given_per_exposed(s)) for b in s.buckets] for s in c.METRICS if s.buckets
 }
+_PER_STORED: dict[str, int] = {s.name: _given_per_exposed(s) // scale_of(s) for s in c.METRICS}
 
 
 def series_id(metric: str, labels_json: str) -> int:
@@ -91,9 +106,16 @@ class Deltas:
 
     def observe(self, spec: c.MetricSpec, labels: Mapping[str, str | None], value: int, sign: int,
                 exemplar: tuple[int, str, str] | None) -> None:  # fmt: skip
-        """Add (sign +1) or retract (-1) one observation in stored units; exemplars only on adds."""
+        """Add (sign +1) or retract (-1) one observation (durations in ns); exemplars only on adds.
+
+        The bucket is chosen from the value as given; the sum and the exemplar get it in stored
+        units (durations rounded to the nearest microsecond, the same for an add and its retract).
+        """
         name = spec.name
         slot = bisect.bisect_left(_BOUNDS[name], value)
+        per = _PER_STORED[name]
+        if per != 1:
+            value = (value + per // 2) // per
         lid = self._label_id(labels)
         key = (name, lid, slot)
         values = self.values

@@ -254,7 +254,7 @@ Index("ix_alerts_status_starts", alerts.c.status, alerts.c.starts_at_ns)
 # -- exported-series view (migration 0009; SQL in store/export_series.py, written by export/) ------
 # One row per (series, slot) of what /metrics exposes, cumulative since the first event: a counter
 # has slot 0; a histogram has slots 0..len(bounds) (non-cumulative bucket counts, the last is +Inf)
-# and slot -1 (its sum). Values are integers (seconds are kept as nanoseconds) so a rebuild adds up
+# and slot -1 (its sum). Values are integers (seconds are kept as microseconds, migration 0024) so a rebuild adds up
 # to exactly what the incremental writes did. Bucket slots carry their latest exemplar.
 export_series = Table(
     "export_series",
