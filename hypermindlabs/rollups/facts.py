@@ -74,7 +74,11 @@ class Cube:
     level: str
     dims: tuple[str, ...]
     members: str
-    tiers: tuple[int, ...]
+    tiers: tuple[int, ...]  # finest first (the accumulator sums the coarser ones from the finest)
+
+    def __post_init__(self) -> None:
+        if not self.tiers or list(self.tiers) != sorted(set(self.tiers)) or any(t not in TIERS for t in self.tiers):
+            raise ValueError(f"cube {self.name}: tiers must be distinct TIERS, finest first, not {self.tiers}")
 
 
 # Which cube at which tiers trades ingest work (each fact adds to one cell per cube and tier; a
@@ -149,23 +153,31 @@ class Accumulator:
 
     Signed, so a run can be retracted and re-added. Slice keys are interned to small ints
     first: cells are then keyed by int tuples, which hash fast.
+
+    A fact adds to its slice's cell at the key's **finest** tier only; the coarser tiers' cells are
+    summed from those finest cells once, in :meth:`nonzero` (the tiers nest: a minute lies in one
+    quarter, a quarter in one hour, an hour in one day). Where a batch holds many facts per cell
+    (a busy store: tens of runs a minute) that is one cell update per fact and key instead of one
+    per tier (up to four), and a sum over few cells at the end; the integer measures and sketch
+    counts come out the same in any order.
     """
 
-    __slots__ = ("keys", "_key_index", "cells", "retracted", "_start", "_buckets")
+    __slots__ = ("keys", "_key_index", "_tiers", "_cells", "retracted", "_start", "_buckets")
 
     def __init__(self) -> None:
         self.keys: list[SliceKey] = []
         self._key_index: dict[SliceKey, int] = {}
-        # (slice, tier, bucket) → [measures, sketch {bin: count}]: one lookup per cell a fact adds to.
-        self.cells: dict[tuple[int, int, int], list[Any]] = {}
+        self._tiers: list[tuple[int, ...]] = []  # per interned key: its cube's tiers, finest first
+        # (slice, finest-tier bucket) → [measures, sketch {bin: count}]: one lookup per fact and key.
+        self._cells: dict[tuple[int, int], list[Any]] = {}
         self.retracted = False
-        # The buckets of the last start time added: a run and all its steps share their run's start.
+        # The finest buckets of the last start time added: a run and all its steps share their run's start.
         self._start: int | None = None
         self._buckets: dict[int, int] = {}
 
     def add(self, keys: Sequence[tuple[SliceKey, tuple[int, ...]]], start_ns: int, measures: list[int],
             bin_: int, sign: int) -> None:  # fmt: skip
-        cells, index = self.cells, self._key_index
+        cells, index = self._cells, self._key_index
         if sign < 0:
             self.retracted = True
             measures = [-v for v in measures]
@@ -177,24 +189,54 @@ class Accumulator:
             if kid is None:
                 kid = index[key] = len(self.keys)
                 self.keys.append(key)
-            for tier in tiers:
-                ck = (kid, tier, buckets[tier])
-                cell = cells.get(ck)
-                if cell is None:
-                    cells[ck] = [measures, {bin_: sign}]
+                self._tiers.append(tiers)
+            ck = (kid, buckets[tiers[0]])
+            cell = cells.get(ck)
+            if cell is None:
+                cells[ck] = [[measures], {bin_: sign}]
+            else:
+                cell[0].append(measures)
+                sk = cell[1]
+                sk[bin_] = sk.get(bin_, 0) + sign
+
+    @property
+    def cells(self) -> dict[tuple[int, int, int], list[Any]]:
+        """Every cell at every tier of its key: (slice, tier, bucket) → [measures, sketch]."""
+        tiers_of = self._tiers
+        out: dict[tuple[int, int, int], list[Any]] = {}
+        coarse: dict[tuple[int, int, int], tuple[list[list[Any]], list[dict[int, int]]]] = {}
+        for (kid, bucket), (facts, sketch) in self._cells.items():
+            v = facts[0] if len(facts) == 1 else list(map(sum, zip(*facts, strict=True)))
+            tiers = tiers_of[kid]
+            out[(kid, tiers[0], bucket)] = [v, sketch]
+            for tier in tiers[1:]:
+                ck = (kid, tier, bucket - bucket % (tier * _NS))
+                got = coarse.get(ck)
+                if got is None:
+                    coarse[ck] = ([v], [sketch])
                 else:
-                    cell[0] = list(map(_plus, cell[0], measures))
-                    sk = cell[1]
-                    sk[bin_] = sk.get(bin_, 0) + sign
+                    got[0].append(v)
+                    got[1].append(sketch)
+        for ck, (vs, sketches) in coarse.items():
+            if len(vs) == 1:
+                out[ck] = [vs[0], dict(sketches[0])]
+                continue
+            merged: dict[int, int] = {}
+            for sk in sketches:
+                for b, n in sk.items():
+                    merged[b] = merged.get(b, 0) + n
+            out[ck] = [list(map(sum, zip(*vs, strict=True))), merged]
+        return out
 
     def nonzero(self) -> dict[tuple[int, int, int], tuple[list[int], dict[int, int]]]:
         """The cells that change something, with their sketch deltas (a retraction and a re-add
         of the same run cancel)."""
+        cells = self.cells
         if not self.retracted:
             # Only additions: every count and measure is positive, nothing cancels.
-            return {k: (v[0], v[1]) for k, v in self.cells.items()}
+            return {k: (v[0], v[1]) for k, v in cells.items()}
         out = {}
-        for k, (v, sketch) in self.cells.items():
+        for k, (v, sketch) in cells.items():
             sk = {b: c for b, c in sketch.items() if c}
             if sk or any(v):
                 out[k] = (v, sk)
