@@ -15,7 +15,6 @@ an exact answer, at the price of about one rollup row per run. See docs/api-metr
 from __future__ import annotations
 
 import hashlib
-import operator
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -48,7 +47,6 @@ __all__ = [
 MINUTE, QUARTER, HOUR, DAY = 60, 900, 3600, 86400
 TIERS: tuple[int, ...] = (MINUTE, QUARTER, HOUR, DAY)
 _NS = 1_000_000_000
-_plus = operator.add
 
 #: Summable measures of a cell (the shared vocabulary's, which the table columns use too).
 MEASURES: tuple[str, ...] = ROLLUP_MEASURES
